@@ -1,0 +1,53 @@
+# iodine-py: `make demo` serves the example, `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PORT   ?= 3000
+CC     ?= cc
+CFLAGS_TEST := -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -Iext
+
+.PHONY: all venv install demo test test-c test-py test-asan conformance bench clean fuzz
+
+all: install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+
+# The native build happens here, through setuptools' cffi_modules.
+install: $(PY)
+	$(PIP) install -q ".[test]"
+
+demo: install
+	$(VENV)/bin/iodine examples/hello.py -p $(PORT)
+
+test: install test-c test-py
+
+test-py:
+	$(PY) -m pytest -q
+
+build/%: tests/c/%.c ext/http1_parser.c ext/http1_parser.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) ext/http1_parser.c $< -o $@
+
+test-c: build/test_http1_parser
+	./build/test_http1_parser
+
+# The whole suite against a core built with ASan + UBSan.
+test-asan: $(PY)
+	IODINE_SANITIZE=address,undefined $(PIP) install -q --no-build-isolation --force-reinstall --no-deps .
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	  $(PY) -m pytest -q -p no:cacheprovider
+	$(PIP) install -q --force-reinstall --no-deps .
+
+conformance: install
+	$(PY) tests/conformance/run_corpus.py
+
+bench: install
+	bash bench/http.sh
+
+clean:
+	rm -rf build dist *.egg-info iodine_py/_native.* .pytest_cache

@@ -1,0 +1,66 @@
+/* dispatch: where events leave the C core for application (Python) code.
+ *
+ * Owns: the run queue of events, the per-connection ordering guarantee, and
+ * the choice between running application code on the loop thread (threads
+ * <= 1: no hand-off, one GIL acquisition per batch) or on a pool of N
+ * application threads that block here, outside the GIL, for work.
+ *
+ * Ordering. Every event belongs to an actor (one per connection). An actor's
+ * events run one at a time, in the order posted, never two at once, even
+ * with many threads: the actor sits in the run queue at most once and goes
+ * back to its tail only after its current event is done.
+ *
+ * Must never: touch a socket or take the reactor's big lock (so it may be
+ * called with that lock held, or not). */
+#ifndef IODINE_DISPATCH_H
+#define IODINE_DISPATCH_H
+
+#include <stdint.h>
+
+typedef struct dsp_actor dsp_actor;
+
+/* Event kinds. Values are part of the Python binding (api.h). */
+enum {
+  DSP_HTTP_REQUEST = 1, /* ptr: http_req*, owned by the handler */
+  DSP_HTTP_DRAIN = 2,   /* a suspended response may write again (or died) */
+  DSP_TASK = 3,         /* arg: a Python-side task id */
+};
+
+typedef struct dsp_event {
+  struct dsp_event *next;
+  dsp_actor *actor;
+  int kind;
+  uint64_t conn; /* connection id, 0 for none */
+  void *ptr;
+  uint64_t arg;
+} dsp_event;
+
+dsp_actor *dsp_actor_new(void);        /* one reference, the caller's */
+void dsp_actor_release(dsp_actor *a);  /* drop the caller's reference */
+
+/* Post an event. `a` may be NULL for an event with no ordering peer.
+ * Returns 0, or -1 when out of memory. Any thread. */
+int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg);
+
+/* Consumers. dsp_next(0) returns NULL at once when nothing is runnable;
+ * dsp_next(1) blocks until something is, or returns NULL once dsp_stop() has
+ * been called and nothing is left. Every event returned must be passed to
+ * dsp_done() when handled (that is what lets its actor run again). */
+dsp_event *dsp_next(int block);
+void dsp_done(dsp_event *ev);
+int dsp_pending(void); /* nonzero when events are runnable */
+
+/* Release blocked consumers once the queue is empty; dsp_restart() undoes it
+ * for the next run. */
+void dsp_stop(void);
+void dsp_restart(void);
+
+/* Inline mode: `runner` is called on the loop thread, with the big lock
+ * released, whenever events are waiting at the end of a loop turn; it is
+ * expected to call dsp_next(0) until NULL or its own budget. NULL selects
+ * pool mode (application threads call dsp_next(1)). */
+void dsp_set_inline(void (*runner)(void));
+/* The reactor's end-of-turn hook. */
+void dsp_turn(void);
+
+#endif

@@ -1,0 +1,890 @@
+/* http: see http.h for what this file owns.
+ *
+ * A connection moves through an explicit state machine:
+ *
+ *   H_HEAD --head parsed, body expected--> H_BODY --body complete--> H_APP
+ *   H_HEAD --head parsed, no body-------------------------------->  H_APP
+ *   H_APP  --response complete, keep-alive--> H_HEAD
+ *   any    --error answer, or close after response--> H_DONE (closing)
+ *
+ * In H_APP the application owns the request. Bytes that arrive meanwhile
+ * (pipelined requests) are buffered, up to the head limit, and parsed only
+ * after the response is complete: that is what keeps responses in order. */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "http1_parser.h"
+#include "reactor.h"
+
+#define RBUF_START 4096
+#define SERVER_LINE "Server: iodine-py\r\n"
+
+typedef enum { H_HEAD, H_BODY, H_APP, H_DONE } http_state;
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} sbuf;
+
+typedef struct http_conn {
+  rx_conn *c;
+  const http_settings *set;
+  dsp_actor *actor;
+  http_state state;
+  /* input */
+  char *rbuf;
+  size_t rpos, rlen, rcap, scanned;
+  http1_framing fr;
+  http1_chunked ck;
+  uint64_t body_left;
+  sbuf body;
+  int body_fd;
+  uint64_t body_size;
+  sbuf env;
+  /* the response in progress */
+  uint64_t resp_left; /* bytes still owed against the app's Content-Length */
+  unsigned read_paused : 1, keep_alive : 1, is_head : 1, http10 : 1;
+  unsigned head_sent : 1, chunked_out : 1, has_cl : 1, no_body : 1;
+  unsigned close_after : 1, drain_armed : 1, peer_gone : 1;
+} http_conn;
+
+static const rx_proto http_proto;
+
+/* --- small helpers --------------------------------------------------------- */
+
+static int sb_grow(sbuf *b, size_t need) {
+  if (b->len + need <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + need) cap *= 2;
+  char *p = realloc(b->p, cap);
+  if (!p) return -1;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+static int sb_put(sbuf *b, const void *d, size_t n) {
+  if (sb_grow(b, n)) return -1;
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+  return 0;
+}
+
+static int sb_str(sbuf *b, const char *s) { return sb_put(b, s, strlen(s)); }
+
+static void sb_free(sbuf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+static int lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
+
+static int same_name(const char *a, size_t al, const char *b, size_t bl) {
+  if (al != bl) return 0;
+  for (size_t i = 0; i < al; i++)
+    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
+  return 1;
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  ch = lower(ch);
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  return -1;
+}
+
+static const char *reason(int code) {
+  switch (code) {
+  case 400: return "Bad Request";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Content Too Large";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Error";
+  }
+}
+
+/* "Date: ...\r\n", rebuilt at most once a second. Callers hold the lock. */
+static const char *date_line(size_t *len) {
+  static char line[64];
+  static size_t line_len;
+  static time_t last;
+  time_t now = time(NULL);
+  if (now != last) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    line_len = strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    last = now;
+  }
+  *len = line_len;
+  return line;
+}
+
+/* --- error answers ------------------------------------------------------------ */
+
+/* Answer a request we will not serve, then close. The stream can no longer
+ * be trusted after most of these, so we never read another request from
+ * it; lingering lets the answer reach a peer that is still sending. */
+static void fail(http_conn *h, int code) {
+  char buf[512];
+  size_t dl;
+  const char *date = date_line(&dl);
+  const char *why = reason(code);
+  int n = snprintf(buf, sizeof buf,
+                   "HTTP/1.1 %d %s\r\n" SERVER_LINE "%.*s"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                   code, why, (int)dl, date, strlen(why) + 1, why);
+  h->state = H_DONE;
+  h->c->flags |= RX_F_LINGER;
+  rx_write(h->c, buf, (size_t)n);
+  rx_close(h->c);
+}
+
+/* --- the environ blob ------------------------------------------------------- */
+
+static int env_key(sbuf *e, const char *k, size_t kl) {
+  if (e->len && sb_put(e, "", 1)) return -1; /* the NUL separator */
+  if (sb_put(e, k, kl) || sb_put(e, "", 1)) return -1;
+  return 0;
+}
+
+static int env_kv(sbuf *e, const char *k, const char *v, size_t vl) {
+  if (env_key(e, k, strlen(k))) return -1;
+  return sb_put(e, v, vl);
+}
+
+/* Percent-decode a path (PEP 3333: PATH_INFO is the decoded path, each byte
+ * one latin-1 character). A decoded NUL is refused: it would end the key in
+ * our blob and means nothing in a path. Bad escapes pass through as they
+ * are, as most servers do. */
+static int put_path(sbuf *e, const char *p, size_t n) {
+  if (sb_grow(e, n)) return -1;
+  char *o = e->p + e->len;
+  for (size_t i = 0; i < n; i++) {
+    int hi, lo;
+    if (p[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
+        (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+      char ch = (char)(hi * 16 + lo);
+      if (!ch) return -1;
+      *o++ = ch;
+      i += 2;
+    } else {
+      *o++ = p[i];
+    }
+  }
+  e->len = (size_t)(o - e->p);
+  return 0;
+}
+
+static int header_skipped(const http1_header *hd, const http_conn *h) {
+  /* A name with '_' would alias a dashed one once mangled (X_Forwarded_For
+   * vs X-Forwarded-For): dropping them closes that spoofing hole. */
+  if (memchr(hd->name, '_', hd->name_len)) return 1;
+  if (http1_name_is(hd, "content-length", 14)) return 1; /* added at dispatch */
+  if (h->fr.body == HTTP1_BODY_CHUNKED && http1_name_is(hd, "transfer-encoding", 17))
+    return 1; /* the body reaches the app decoded */
+  return 0;
+}
+
+static int build_env(http_conn *h, const http1_request *q) {
+  sbuf *e = &h->env;
+  e->len = 0;
+  if (env_kv(e, "REQUEST_METHOD", q->method, q->method_len)) return -1;
+  if (env_kv(e, "REQUEST_URI", q->target, q->target_len)) return -1;
+  const char *t = q->target, *end = t + q->target_len;
+  /* absolute-form: keep only the path and query */
+  if (t < end && *t != '/' && *t != '*') {
+    const char *s = memchr(t, ':', (size_t)(end - t));
+    if (s && end - s > 2 && s[1] == '/' && s[2] == '/') {
+      const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
+      const char *qm = memchr(s + 3, '?', (size_t)(end - s - 3));
+      if (qm && (!slash || qm < slash)) slash = NULL;
+      t = slash ? slash : (qm ? qm : end);
+    }
+  }
+  const char *qm = memchr(t, '?', (size_t)(end - t));
+  const char *pend = qm ? qm : end;
+  if (env_key(e, "PATH_INFO", 9)) return -1;
+  if (t == pend && (!qm || t != q->target)) {
+    if (sb_put(e, "/", 1)) return -1;
+  } else if (put_path(e, t, (size_t)(pend - t))) {
+    return -2;
+  }
+  if (env_kv(e, "QUERY_STRING", qm ? qm + 1 : "", qm ? (size_t)(end - qm - 1) : 0))
+    return -1;
+  if (env_kv(e, "SERVER_PROTOCOL", q->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8))
+    return -1;
+  if (env_kv(e, "REMOTE_ADDR", h->c->peer, strlen(h->c->peer))) return -1;
+  char port[8];
+  int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
+  if (env_kv(e, "REMOTE_PORT", port, (size_t)pl)) return -1;
+  for (size_t i = 0; i < q->num_headers; i++) {
+    const http1_header *hd = &q->headers[i];
+    if (header_skipped(hd, h)) continue;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = same_name(hd->name, hd->name_len, q->headers[j].name, q->headers[j].name_len);
+    if (seen) continue; /* merged into the first occurrence below */
+    if (http1_name_is(hd, "content-type", 12)) {
+      if (env_key(e, "CONTENT_TYPE", 12)) return -1;
+    } else {
+      if (e->len && sb_put(e, "", 1)) return -1;
+      if (sb_grow(e, hd->name_len + 6)) return -1;
+      memcpy(e->p + e->len, "HTTP_", 5);
+      e->len += 5;
+      for (size_t k = 0; k < hd->name_len; k++) {
+        int ch = (unsigned char)hd->name[k];
+        e->p[e->len++] = ch == '-' ? '_' : (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+      }
+      e->p[e->len++] = 0;
+    }
+    if (sb_put(e, hd->value, hd->value_len)) return -1;
+    /* RFC 9110 5.3: repeated fields join with commas; cookies with "; "
+     * (RFC 6265 5.4), which is what cookie parsers expect. */
+    const char *sep = http1_name_is(hd, "cookie", 6) ? "; " : ", ";
+    for (size_t j = i + 1; j < q->num_headers; j++) {
+      const http1_header *o = &q->headers[j];
+      if (!same_name(hd->name, hd->name_len, o->name, o->name_len)) continue;
+      if (sb_put(e, sep, 2) || sb_put(e, o->value, o->value_len)) return -1;
+    }
+  }
+  return 0;
+}
+
+/* --- bodies -------------------------------------------------------------------- */
+
+static int temp_file(void) {
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir) dir = "/tmp";
+#ifdef O_TMPFILE
+  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+#endif
+  char path[4096];
+  snprintf(path, sizeof path, "%s/iodine-body-XXXXXX", dir);
+  fd = mkostemp(path, O_CLOEXEC);
+  if (fd >= 0) unlink(path);
+  return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int body_put(http_conn *h, const char *p, size_t n) {
+  if (!n) return 0;
+  h->body_size += n;
+  if (h->body_fd < 0 && h->body.len + n > h->set->spill) {
+    h->body_fd = temp_file();
+    if (h->body_fd < 0) return -1;
+    if (write_all(h->body_fd, h->body.p, h->body.len)) return -1;
+    sb_free(&h->body);
+  }
+  if (h->body_fd >= 0) return write_all(h->body_fd, p, n);
+  return sb_put(&h->body, p, n);
+}
+
+static void body_reset(http_conn *h) {
+  sb_free(&h->body);
+  if (h->body_fd >= 0) close(h->body_fd);
+  h->body_fd = -1;
+  h->body_size = 0;
+}
+
+/* --- requests in ------------------------------------------------------------- */
+
+static void dispatch(http_conn *h) {
+  if (h->fr.body != HTTP1_BODY_NONE) {
+    char n[24];
+    int l = snprintf(n, sizeof n, "%llu", (unsigned long long)h->body_size);
+    if (env_kv(&h->env, "CONTENT_LENGTH", n, (size_t)l)) goto oom;
+  }
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) goto oom;
+  r->conn = h->c->id;
+  r->tag = h->set->tag;
+  r->is_head = h->is_head;
+  r->env = h->env.p;
+  r->env_len = h->env.len;
+  h->env.p = NULL;
+  h->env.len = h->env.cap = 0;
+  r->body = h->body.p;
+  r->body_len = h->body.len;
+  r->body_fd = h->body_fd;
+  r->body_size = h->body_size;
+  if (r->body_fd >= 0) lseek(r->body_fd, 0, SEEK_SET);
+  h->body.p = NULL;
+  h->body.len = h->body.cap = 0;
+  h->body_fd = -1;
+  h->body_size = 0;
+  h->state = H_APP;
+  h->head_sent = h->chunked_out = h->has_cl = h->no_body = 0;
+  h->close_after = h->drain_armed = 0;
+  if (dsp_post(h->actor, DSP_HTTP_REQUEST, r->conn, r, 0) == 0) return;
+  h->env.p = r->env; /* give the memory back to be freed with the conn */
+  free(r);
+oom:
+  h->state = H_HEAD;
+  fail(h, 503);
+}
+
+static http1_header *hdr_array(size_t n) {
+  static http1_header *arr;
+  static size_t cap;
+  if (n > cap) {
+    http1_header *a = realloc(arr, n * sizeof *a);
+    if (!a) return NULL;
+    arr = a;
+    cap = n;
+  }
+  return arr;
+}
+
+/* Returns 1 when a request head was taken (go on), 0 to wait or stop. */
+static int parse_head(http_conn *h) {
+  const http_settings *s = h->set;
+  http1_request q = {0};
+  http1_limits lim = {s->max_line, s->max_headers};
+  q.headers = hdr_array(s->max_headers);
+  if (!q.headers) {
+    fail(h, 503);
+    return 0;
+  }
+  size_t avail = h->rlen - h->rpos;
+  int r = http1_parse_request(h->rbuf + h->rpos, avail, &h->scanned, &lim, &q);
+  if (r == HTTP1_INCOMPLETE) {
+    if (avail >= s->max_head) fail(h, 431);
+    return 0;
+  }
+  h->scanned = 0;
+  if (r < 0) {
+    fail(h, -r);
+    return 0;
+  }
+  if ((size_t)r > s->max_head) {
+    fail(h, 431);
+    return 0;
+  }
+  int e = http1_request_framing(&q, &h->fr);
+  if (e < 0) {
+    fail(h, -e);
+    return 0;
+  }
+  if (q.method_len == 7 && !memcmp(q.method, "CONNECT", 7)) {
+    fail(h, 405); /* we are not a tunnel */
+    return 0;
+  }
+  if (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length > s->max_body) {
+    fail(h, 413); /* answered before the body is read */
+    return 0;
+  }
+  e = build_env(h, &q);
+  if (e) {
+    fail(h, e == -2 ? 400 : 503);
+    return 0;
+  }
+  h->is_head = q.method_len == 4 && !memcmp(q.method, "HEAD", 4);
+  h->http10 = q.version_minor == 0;
+  h->keep_alive = h->fr.keep_alive;
+  h->rpos += (size_t)r;
+  body_reset(h);
+  int has_body = h->fr.body == HTTP1_BODY_CHUNKED ||
+                 (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length);
+  if (!has_body) {
+    dispatch(h);
+    return 1;
+  }
+  h->body_left = h->fr.content_length;
+  memset(&h->ck, 0, sizeof h->ck);
+  if (h->fr.expect_continue && !h->http10) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (rx_write(h->c, cont, sizeof cont - 1)) return 0;
+  }
+  h->state = H_BODY;
+  return 1;
+}
+
+static int read_body(http_conn *h) {
+  size_t avail = h->rlen - h->rpos;
+  if (!avail) return 0;
+  char *p = h->rbuf + h->rpos;
+  if (h->fr.body == HTTP1_BODY_LENGTH) {
+    size_t take = avail < h->body_left ? avail : (size_t)h->body_left;
+    if (body_put(h, p, take)) {
+      fail(h, 503);
+      return 0;
+    }
+    h->rpos += take;
+    h->body_left -= take;
+    if (h->body_left) return 0;
+    dispatch(h);
+    return 1;
+  }
+  size_t n = avail;
+  ssize_t r = http1_decode_chunked(&h->ck, p, &n);
+  if (r < 0 && r != HTTP1_INCOMPLETE) {
+    fail(h, (int)-r);
+    return 0;
+  }
+  if (h->ck.total > h->set->max_body) {
+    fail(h, 413);
+    return 0;
+  }
+  if (body_put(h, p, n)) {
+    fail(h, 503);
+    return 0;
+  }
+  if (r == HTTP1_INCOMPLETE) {
+    h->rpos = h->rlen;
+    return 0;
+  }
+  h->rpos = h->rlen - (size_t)r;
+  dispatch(h);
+  return 1;
+}
+
+static void process(http_conn *h) {
+  while (!rx_closed(h->c)) {
+    if (h->state == H_HEAD) {
+      if (h->rpos == h->rlen || !parse_head(h)) return;
+    } else if (h->state == H_BODY) {
+      if (!read_body(h)) return;
+    } else {
+      return;
+    }
+  }
+}
+
+/* Room to read into: compact, then grow up to the head limit. */
+static int make_room(http_conn *h) {
+  if (h->rpos == h->rlen) h->rpos = h->rlen = 0;
+  if (h->rlen < h->rcap) return 1;
+  if (h->rpos) {
+    memmove(h->rbuf, h->rbuf + h->rpos, h->rlen - h->rpos);
+    h->rlen -= h->rpos;
+    h->rpos = 0;
+    return 1;
+  }
+  size_t limit = h->set->max_head < RBUF_START ? RBUF_START : h->set->max_head;
+  if (h->rcap >= limit) return 0;
+  size_t cap = h->rcap * 2 > limit ? limit : h->rcap * 2;
+  char *p = realloc(h->rbuf, cap);
+  if (!p) return 0;
+  h->rbuf = p;
+  h->rcap = cap;
+  return 1;
+}
+
+static void on_eof(http_conn *h) {
+  switch (h->state) {
+  case H_HEAD:
+    if (h->rpos == h->rlen) rx_close(h->c); /* a quiet end between requests */
+    else fail(h, 400);                      /* cut off inside a head */
+    break;
+  case H_BODY:
+    fail(h, 400);
+    break;
+  case H_APP:
+    h->peer_gone = 1; /* finish this response, then close */
+    break;
+  case H_DONE:
+    rx_close(h->c);
+    break;
+  }
+}
+
+static void on_data(rx_conn *c) {
+  http_conn *h = c->udata;
+  for (;;) {
+    if (h->state == H_HEAD || h->state == H_BODY) {
+      process(h);
+      if (rx_closed(c)) return;
+    }
+    if (h->state == H_DONE) return;
+    if (!make_room(h)) {
+      h->read_paused = 1; /* rx_resume() when the response completes */
+      return;
+    }
+    long n = rx_read(c, h->rbuf + h->rlen, h->rcap - h->rlen);
+    if (n == 0) return;
+    if (n < 0) {
+      if (h->state == H_HEAD || h->state == H_BODY) process(h);
+      if (!rx_closed(c)) on_eof(h);
+      return;
+    }
+    h->rlen += (size_t)n;
+  }
+}
+
+static void on_timeout(rx_conn *c) {
+  http_conn *h = c->udata;
+  if (h->state == H_APP && !c->out_bytes) return; /* the application works */
+  if (h->state == H_HEAD && h->rpos == h->rlen) rx_close_now(c);
+  else if (h->state == H_HEAD || h->state == H_BODY) fail(h, 408);
+  else rx_close_now(c); /* a peer that stopped reading our response */
+}
+
+static void on_shutdown(rx_conn *c) {
+  http_conn *h = c->udata;
+  if (h->state == H_HEAD && h->rpos == h->rlen) rx_close(c);
+  else h->close_after = 1;
+}
+
+static void on_drained(rx_conn *c) {
+  http_conn *h = c->udata;
+  if (h->state == H_APP && h->drain_armed) {
+    h->drain_armed = 0;
+    dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
+  }
+}
+
+static void on_close(rx_conn *c) {
+  http_conn *h = c->udata;
+  if (h->state == H_APP && h->drain_armed) /* wake the suspended response */
+    dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
+  dsp_actor_release(h->actor);
+  body_reset(h);
+  sb_free(&h->env);
+  free(h->rbuf);
+  free(h);
+}
+
+static const rx_proto http_proto = {
+    .on_data = on_data,
+    .on_drained = on_drained,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+rx_conn *http_attach(int fd, const http_settings *s, const char *peer,
+                     uint16_t peer_port) {
+  http_conn *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->set = s;
+  h->body_fd = -1;
+  h->rbuf = malloc(RBUF_START);
+  h->rcap = RBUF_START;
+  h->actor = dsp_actor_new();
+  if (!h->rbuf || !h->actor) goto fail;
+  h->c = rx_attach(fd, &http_proto, h);
+  if (!h->c) goto fail;
+  snprintf(h->c->peer, sizeof h->c->peer, "%s", peer);
+  h->c->peer_port = peer_port;
+  h->c->timeout_ms = s->keepalive_ms;
+  /* The peer may have written before we registered: edge-triggered epoll
+   * would not report that data, so look for it now. */
+  rx_resume(h->c);
+  return h->c;
+fail:
+  dsp_actor_release(h->actor);
+  free(h->rbuf);
+  free(h);
+  return NULL;
+}
+
+void http_req_free(http_req *r) {
+  if (!r) return;
+  free(r->env);
+  free(r->body);
+  if (r->body_fd >= 0) close(r->body_fd);
+  free(r);
+}
+
+/* --- responses out ---------------------------------------------------------- */
+
+static http_conn *app_conn(uint64_t id) {
+  rx_conn *c = rx_find(id);
+  if (!c || c->proto != &http_proto) return NULL;
+  http_conn *h = c->udata;
+  return h->state == H_APP ? h : NULL;
+}
+
+static int is_tchar(int ch) {
+  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+    return 1;
+  return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static int bad_value(const char *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)v[i];
+    if (ch == '\r' || ch == '\n' || ch == 0) return 1;
+  }
+  return 0;
+}
+
+static int value_has_token(const char *v, size_t n, const char *tok) {
+  size_t tl = strlen(tok);
+  for (size_t i = 0; i + tl <= n; i++) {
+    if ((i == 0 || v[i - 1] == ',' || v[i - 1] == ' ' || v[i - 1] == '\t') &&
+        same_name(v + i, tl, tok, tl) &&
+        (i + tl == n || v[i + tl] == ',' || v[i + tl] == ' ' || v[i + tl] == '\t'))
+      return 1;
+  }
+  return 0;
+}
+
+/* Build the status line and headers into `o`. Returns 0 or -2 (malformed). */
+static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
+                      const char *hd, size_t hlen, size_t count, size_t blen,
+                      int finish) {
+  if (slen < 3 || slen > 512 || (slen > 3 && status[3] != ' ')) return -2;
+  for (int i = 0; i < 3; i++)
+    if (status[i] < '0' || status[i] > '9') return -2;
+  if (bad_value(status, slen)) return -2;
+  int code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+  if (code < 100) return -2;
+  o->len = 0;
+  if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, status, slen) || sb_put(o, "\r\n", 2))
+    return -1;
+  int has_date = 0, has_server = 0;
+  h->has_cl = 0;
+  h->resp_left = 0;
+  /* walk "name\0value\0..." checking the pair count against the NULs */
+  size_t seps = 0;
+  for (size_t i = 0; i < hlen; i++) seps += hd[i] == 0;
+  if (hlen ? seps != 2 * count - 1 : count != 0) return -2;
+  const char *p = hd, *end = hd + hlen;
+  for (size_t k = 0; k < count; k++) {
+    const char *name = p;
+    size_t nl = strnlen(p, (size_t)(end - p));
+    const char *val = name + nl + 1;
+    size_t vl = strnlen(val, (size_t)(end - val));
+    p = val + vl + 1;
+    if (!nl) return -2;
+    for (size_t i = 0; i < nl; i++)
+      if (!is_tchar((unsigned char)name[i])) return -2;
+    if (bad_value(val, vl)) return -2;
+    if (same_name(name, nl, "content-length", 14)) {
+      uint64_t v = 0;
+      if (!vl || vl > 19) return -2;
+      for (size_t i = 0; i < vl; i++) {
+        if (val[i] < '0' || val[i] > '9') return -2;
+        v = v * 10 + (uint64_t)(val[i] - '0');
+      }
+      if (h->has_cl) continue; /* one is enough */
+      h->has_cl = 1;
+      h->resp_left = v;
+    } else if (same_name(name, nl, "transfer-encoding", 17) ||
+               same_name(name, nl, "keep-alive", 10)) {
+      continue; /* hop-by-hop: framing is ours (PEP 3333 forbids them) */
+    } else if (same_name(name, nl, "connection", 10)) {
+      if (value_has_token(val, vl, "close")) h->close_after = 1;
+      continue;
+    } else if (same_name(name, nl, "date", 4)) {
+      has_date = 1;
+    } else if (same_name(name, nl, "server", 6)) {
+      has_server = 1;
+    }
+    if (sb_put(o, name, nl) || sb_put(o, ": ", 2) || sb_put(o, val, vl) ||
+        sb_put(o, "\r\n", 2))
+      return -1;
+  }
+  h->no_body = h->is_head || code < 200 || code == 204 || code == 304;
+  h->chunked_out = 0;
+  char num[64];
+  if (!h->has_cl && code >= 200 && code != 204 && code != 304) {
+    if (finish && (blen || !h->is_head)) {
+      int l = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
+      if (sb_put(o, num, (size_t)l)) return -1;
+      h->has_cl = 1;
+      h->resp_left = blen;
+    } else if (!finish && !h->is_head) {
+      if (h->http10) h->close_after = 1; /* the end of the body is the close */
+      else if (sb_str(o, "Transfer-Encoding: chunked\r\n")) return -1;
+      else h->chunked_out = 1;
+    }
+  }
+  int keep = h->keep_alive && !h->close_after && !h->peer_gone && !rx_stopping();
+  if (!keep) {
+    h->close_after = 1;
+    if (sb_str(o, "Connection: close\r\n")) return -1;
+  } else if (h->http10 && sb_str(o, "Connection: keep-alive\r\n")) {
+    return -1;
+  }
+  if (!has_server && sb_str(o, SERVER_LINE)) return -1;
+  if (!has_date) {
+    size_t dl;
+    const char *d = date_line(&dl);
+    if (sb_put(o, d, dl)) return -1;
+  }
+  return sb_put(o, "\r\n", 2);
+}
+
+/* Body bytes, framed as the head promised. `head` (may be empty) goes
+ * first in the same system call. */
+static int emit(http_conn *h, const char *head, size_t hl, const char *d, size_t n) {
+  if (h->no_body) n = 0;
+  if (h->has_cl && !h->no_body && n > h->resp_left) {
+    n = (size_t)h->resp_left; /* more than the app promised: cut and close */
+    h->close_after = 1;
+  }
+  if (h->has_cl) h->resp_left -= n;
+  struct iovec iov[4];
+  int cnt = 0;
+  char size[24];
+  if (hl) iov[cnt++] = (struct iovec){(void *)head, hl};
+  if (n && h->chunked_out) {
+    int l = snprintf(size, sizeof size, "%zx\r\n", n);
+    iov[cnt++] = (struct iovec){size, (size_t)l};
+    iov[cnt++] = (struct iovec){(void *)d, n};
+    iov[cnt++] = (struct iovec){"\r\n", 2};
+  } else if (n) {
+    iov[cnt++] = (struct iovec){(void *)d, n};
+  }
+  return cnt ? rx_writev(h->c, iov, cnt) : 0;
+}
+
+static int complete(http_conn *h) {
+  rx_conn *c = h->c;
+  if (h->chunked_out && rx_write(c, "0\r\n\r\n", 5)) return -1;
+  if (h->has_cl && h->resp_left && !h->no_body) h->close_after = 1;
+  int keep = h->keep_alive && !h->close_after && !h->peer_gone &&
+             !rx_stopping() && !(c->flags & RX_F_HUP);
+  h->head_sent = h->chunked_out = h->has_cl = h->no_body = 0;
+  h->drain_armed = 0;
+  if (!keep) {
+    h->state = H_DONE;
+    if (h->rpos < h->rlen || !h->peer_gone) c->flags |= RX_F_LINGER;
+    rx_close(c);
+    return 0;
+  }
+  h->state = H_HEAD;
+  h->close_after = 0;
+  rx_touch(c);
+  if (h->rpos < h->rlen || h->read_paused) {
+    h->read_paused = 0;
+    rx_resume(c);
+  }
+  return 0;
+}
+
+int http_respond(uint64_t conn, const char *status, size_t slen,
+                 const char *headers, size_t hlen, size_t count,
+                 const char *body, size_t blen, int finish) {
+  static sbuf head; /* reused: every caller holds the big lock */
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  int r = -1;
+  if (h && !h->head_sent) {
+    r = build_head(h, &head, status, slen, headers, hlen, count, blen, finish);
+    if (r == 0) {
+      h->head_sent = 1;
+      r = emit(h, head.p, head.len, body, blen);
+      if (r == 0 && finish) r = complete(h);
+    } else if (r == -1) {
+      rx_close_now(h->c);
+    }
+    if (head.cap > 65536) sb_free(&head);
+  }
+  rx_unlock();
+  return r;
+}
+
+long http_write(uint64_t conn, const char *data, size_t len) {
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  long r = -1;
+  if (h && h->head_sent && emit(h, NULL, 0, data, len) == 0) r = (long)h->c->out_bytes;
+  rx_unlock();
+  return r;
+}
+
+long http_sendfile(uint64_t conn, int fd, uint64_t offset, uint64_t len) {
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  long r = -1;
+  if (h && h->head_sent) {
+    if (h->has_cl && len > h->resp_left) {
+      len = h->resp_left;
+      h->close_after = 1;
+    }
+    if (h->no_body || !len) {
+      close(fd);
+      r = (long)h->c->out_bytes;
+    } else {
+      char size[24];
+      int ok = 0;
+      if (h->chunked_out) {
+        int l = snprintf(size, sizeof size, "%llx\r\n", (unsigned long long)len);
+        ok = rx_write(h->c, size, (size_t)l) == 0;
+      } else {
+        ok = 1;
+      }
+      if (h->has_cl) h->resp_left -= len;
+      if (ok && rx_write_file(h->c, fd, offset, len) == 0 &&
+          (!h->chunked_out || rx_write(h->c, "\r\n", 2) == 0))
+        r = (long)h->c->out_bytes;
+      else if (!ok)
+        close(fd);
+    }
+  } else {
+    close(fd);
+  }
+  rx_unlock();
+  return r;
+}
+
+int http_finish(uint64_t conn) {
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  int r = (h && h->head_sent) ? complete(h) : -1;
+  rx_unlock();
+  return r;
+}
+
+int http_abort(uint64_t conn) {
+  rx_lock();
+  rx_conn *c = rx_find(conn);
+  if (c && c->proto == &http_proto) rx_close_now(c);
+  rx_unlock();
+  return 0;
+}
+
+int http_await_drain(uint64_t conn) {
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  int r = -1;
+  if (h) {
+    if (!h->c->out_bytes) {
+      r = 1;
+    } else {
+      h->drain_armed = 1;
+      r = 0;
+    }
+  }
+  rx_unlock();
+  return r;
+}
+
+long http_queued(uint64_t conn) {
+  rx_lock();
+  rx_conn *c = rx_find(conn);
+  long r = c ? (long)c->out_bytes : -1;
+  rx_unlock();
+  return r;
+}

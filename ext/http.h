@@ -1,0 +1,86 @@
+/* http: the HTTP/1.1 connection protocol on top of the reactor.
+ *
+ * Owns: reading requests off a connection (through http1_parser), limits,
+ * bodies (in memory up to a threshold, then in an unlinked temp file),
+ * `Expect: 100-continue`, keep-alive, pipelining (one request at a time:
+ * the next is parsed only when the current response is complete, so
+ * responses leave in request order), the WSGI environ as a flat blob, and
+ * writing responses: status line, Date/Server, framing (Content-Length,
+ * chunked, or close-delimited for HTTP/1.0), HEAD, error answers.
+ *
+ * Must never: call into Python directly (requests leave through dispatch),
+ * or let a peer make it buffer without bound: the read buffer is capped by
+ * the head limit, bodies by the body limit (and spilled to disk), and
+ * output by the caller pausing on http_write's return value.
+ *
+ * Response functions take a connection id and the big lock themselves, so
+ * they may be called from any thread. */
+#ifndef IODINE_HTTP_H
+#define IODINE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+
+typedef struct http_settings {
+  size_t max_head;      /* bytes of request line + headers (431 over) */
+  size_t max_line;      /* one header line (431 over) */
+  size_t max_headers;   /* header count (431 over) */
+  uint64_t max_body;    /* bytes (413 over) */
+  size_t spill;         /* bodies over this go to a temp file */
+  uint32_t keepalive_ms;/* idle limit between requests and while stalled */
+  int tag;              /* which application (one per listen call) */
+} http_settings;
+
+/* A request handed to the application. It owns its memory; free it with
+ * http_req_free once done (the connection does not wait for that). */
+typedef struct http_req {
+  uint64_t conn;
+  int tag;
+  int is_head;
+  char *env;        /* "KEY\0value\0KEY\0value" (no trailing NUL pair) */
+  size_t env_len;
+  char *body;       /* in-memory body, or NULL */
+  size_t body_len;
+  int body_fd;      /* spilled body (read from offset 0), or -1 */
+  uint64_t body_size;
+} http_req;
+
+/* Take over an accepted socket. `peer` is the text address. */
+rx_conn *http_attach(int fd, const http_settings *s, const char *peer,
+                     uint16_t peer_port);
+
+void http_req_free(http_req *r);
+
+/* Response API. Each returns >= 0 on success or -1 when the connection is
+ * gone (the application should stop producing the response).
+ *
+ * http_respond sends the status line and headers, then `body` (may be
+ * empty), and completes the response when `finish` is set (then, absent a
+ * Content-Length from the application, one is added). `headers` is
+ * "Name\0value\0Name\0value" holding `count` pairs (hlen 0 for none): the
+ * count is checked against the separators, so a NUL smuggled inside a value
+ * cannot shift the pairing and inject a header. Returns -2, sending
+ * nothing, when the status or a header is malformed (a name that is not a
+ * token, a value with CR, LF or NUL). */
+int http_respond(uint64_t conn, const char *status, size_t slen,
+                 const char *headers, size_t hlen, size_t count,
+                 const char *body, size_t blen, int finish);
+/* Body bytes after http_respond. Returns bytes now queued, not yet taken
+ * by the peer: a caller above its high-water mark should stop and wait for
+ * DSP_HTTP_DRAIN through http_await_drain. */
+long http_write(uint64_t conn, const char *data, size_t len);
+/* Send len bytes of fd from offset (sendfile). Takes ownership of fd. */
+long http_sendfile(uint64_t conn, int fd, uint64_t offset, uint64_t len);
+int http_finish(uint64_t conn);
+/* Drop the connection (an application error after the head was sent). */
+int http_abort(uint64_t conn);
+/* 1: the output queue is empty, go on; 0: armed, a DSP_HTTP_DRAIN event
+ * will follow (also if the connection dies); -1: gone. */
+int http_await_drain(uint64_t conn);
+
+/* Bytes queued on a connection, or -1 when it is gone. */
+long http_queued(uint64_t conn);
+
+#endif

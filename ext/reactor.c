@@ -1,0 +1,768 @@
+/* reactor: see reactor.h for what this file owns.
+ *
+ * Edge-triggered epoll: every socket is registered once for IN|OUT|RDHUP and
+ * never modified again, so a write that would block costs no epoll_ctl. The
+ * price of edge triggering is that a protocol which stops reading before
+ * EAGAIN (to apply backpressure) must ask for rx_resume() when it is ready
+ * again: the kernel will not tell us twice. */
+#define _GNU_SOURCE
+#include "reactor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { SEG_MEM, SEG_BUF, SEG_FILE };
+
+struct rx_seg {
+  rx_seg *next;
+  uint8_t kind;
+  int fd;          /* SEG_FILE */
+  uint64_t off;    /* SEG_MEM/SEG_BUF: offset in data; SEG_FILE: file offset */
+  uint64_t len;    /* bytes left to send */
+  rx_buf *buf;     /* SEG_BUF */
+  char data[];     /* SEG_MEM */
+};
+
+typedef struct rx_timer_node {
+  uint64_t id, due, interval, reps_left; /* reps_left 0 = forever */
+  rx_task_fn fn, done;
+  void *arg;
+  int cancelled;
+} rx_timer_node;
+
+typedef struct rx_task {
+  struct rx_task *next;
+  rx_task_fn fn;
+  void *arg;
+} rx_task;
+
+#define LINGER_MS 2000
+#define LINGER_BYTES (256 * 1024)
+#define SWEEP_MS 250
+
+static struct {
+  int epfd, wakefd;
+  rx_conn **table;
+  uint32_t *gens;
+  size_t cap, top; /* table size; highest fd + 1 ever used */
+  size_t open;     /* open non-listener connections */
+  pthread_mutex_t lock;
+  pthread_mutex_t qlock; /* defer queue and timers */
+  rx_task *tasks, *tasks_tail;
+  rx_timer_node **heap;
+  size_t nheap, heapcap;
+  uint64_t next_timer_id;
+  rx_timer_node *running_timer;
+  rx_conn *resume_head, *resume_tail;
+  rx_conn *dead;
+  atomic_int stop_requested;
+  atomic_int sleeping;
+  int stopping;
+  uint32_t grace_ms;
+  uint64_t deadline, now, next_sweep;
+  void (*turn_hook)(void);
+  int (*busy_probe)(void);
+  int ready;
+} rx;
+
+static _Thread_local int in_loop;
+
+static const rx_proto linger_proto;
+
+/* --- time and locking ---------------------------------------------------- */
+
+static uint64_t clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t rx_now_ms(void) { return in_loop ? rx.now : clock_ms(); }
+void rx_lock(void) { pthread_mutex_lock(&rx.lock); }
+void rx_unlock(void) { pthread_mutex_unlock(&rx.lock); }
+int rx_in_loop_thread(void) { return in_loop; }
+int rx_stopping(void) { return rx.stopping || atomic_load(&rx.stop_requested); }
+void rx_set_grace_ms(uint32_t ms) { rx.grace_ms = ms; }
+void rx_set_turn_hook(void (*fn)(void)) { rx.turn_hook = fn; }
+void rx_set_busy_probe(int (*fn)(void)) { rx.busy_probe = fn; }
+size_t rx_conn_count(void) { return rx.open; }
+
+static void wake(void) {
+  uint64_t one = 1;
+  ssize_t r = write(rx.wakefd, &one, sizeof one);
+  (void)r; /* EAGAIN means a wake-up is already pending: good enough */
+}
+
+/* --- shared buffers -------------------------------------------------------- */
+
+rx_buf *rx_buf_new(const void *data, size_t len) {
+  rx_buf *b = malloc(sizeof *b + len);
+  if (!b) return NULL;
+  atomic_init(&b->refs, 1);
+  b->len = len;
+  if (data && len) memcpy(b->data, data, len);
+  return b;
+}
+void rx_buf_retain(rx_buf *b) { atomic_fetch_add(&b->refs, 1); }
+void rx_buf_release(rx_buf *b) {
+  if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
+
+/* --- init ------------------------------------------------------------------ */
+
+int rx_init(void) {
+  if (rx.ready) return 0;
+  struct rlimit rl;
+  size_t cap = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    cap = rl.rlim_cur < 16 ? 16 : (size_t)rl.rlim_cur;
+  if (cap > (1u << 22)) cap = 1u << 22;
+  rx.table = calloc(cap, sizeof *rx.table);
+  rx.gens = calloc(cap, sizeof *rx.gens);
+  if (!rx.table || !rx.gens) return -ENOMEM;
+  rx.cap = cap;
+  rx.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (rx.epfd < 0) return -errno;
+  rx.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (rx.wakefd < 0) return -errno;
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx.wakefd};
+  if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, rx.wakefd, &ev) < 0) return -errno;
+  pthread_mutex_init(&rx.lock, NULL);
+  pthread_mutex_init(&rx.qlock, NULL);
+  rx.grace_ms = 10000;
+  rx.next_timer_id = 1;
+  rx.now = clock_ms();
+  rx.ready = 1;
+  return 0;
+}
+
+/* --- connections ----------------------------------------------------------- */
+
+rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
+  if (fd < 0 || (size_t)fd >= rx.cap || rx.table[fd]) return NULL;
+  rx_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->fd = fd;
+  c->gen = ++rx.gens[fd];
+  c->id = ((uint64_t)c->gen << 32) | (uint32_t)fd;
+  c->proto = proto;
+  c->udata = udata;
+  c->active_ms = rx_now_ms();
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                           .data.fd = fd};
+  if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    free(c);
+    return NULL;
+  }
+  rx.table[fd] = c;
+  if ((size_t)fd + 1 > rx.top) rx.top = (size_t)fd + 1;
+  rx.open++;
+  return c;
+}
+
+rx_conn *rx_find(uint64_t id) {
+  uint32_t fd = (uint32_t)id;
+  if (fd >= rx.cap) return NULL;
+  rx_conn *c = rx.table[fd];
+  if (!c || c->id != id || (c->flags & RX_F_CLOSED)) return NULL;
+  return c;
+}
+
+void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata) {
+  c->proto = proto;
+  c->udata = udata;
+}
+
+void rx_touch(rx_conn *c) { c->active_ms = rx_now_ms(); }
+
+void rx_resume(rx_conn *c) {
+  if (c->flags & (RX_F_RESUME | RX_F_CLOSED)) return;
+  c->flags |= RX_F_RESUME;
+  c->resume_next = NULL;
+  if (rx.resume_tail) rx.resume_tail->resume_next = c;
+  else rx.resume_head = c;
+  rx.resume_tail = c;
+  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+}
+
+static void drop_queue(rx_conn *c) {
+  rx_seg *s = c->out_head;
+  while (s) {
+    rx_seg *next = s->next;
+    if (s->kind == SEG_BUF) rx_buf_release(s->buf);
+    else if (s->kind == SEG_FILE) close(s->fd);
+    free(s);
+    s = next;
+  }
+  c->out_head = c->out_tail = NULL;
+  c->out_bytes = 0;
+  c->out_count = 0;
+}
+
+/* Mark closed and queue for the end of the turn, where on_close runs and the
+ * memory is freed. The fd is closed now unless the connection lingers. */
+static void doom(rx_conn *c, int linger) {
+  c->flags |= RX_F_CLOSED;
+  c->flags &= ~RX_F_CLOSING;
+  drop_queue(c);
+  if (linger) {
+    c->flags |= RX_F_LINGER;
+    shutdown(c->fd, SHUT_WR);
+  } else {
+    rx.table[c->fd] = NULL;
+    close(c->fd); /* also removes it from the epoll set */
+    c->flags &= ~RX_F_LINGER;
+  }
+  c->dead_next = rx.dead;
+  rx.dead = c;
+}
+
+void rx_close_now(rx_conn *c) {
+  if (c->flags & RX_F_CLOSED) return;
+  doom(c, 0);
+}
+
+void rx_close(rx_conn *c) {
+  if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
+  c->flags |= RX_F_CLOSING;
+  if (!c->out_head) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
+  else if (!in_loop && atomic_load(&rx.sleeping)) wake();
+}
+
+long rx_read(rx_conn *c, void *dst, size_t len) {
+  if (c->flags & RX_F_CLOSED) return -1;
+  for (;;) {
+    ssize_t n = read(c->fd, dst, len);
+    if (n > 0) {
+      c->active_ms = rx_now_ms();
+      return (long)n;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    c->flags |= RX_F_HUP;
+    return -1;
+  }
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+/* Write as much of the queue as the socket takes. Returns 0, or -1 when the
+ * socket failed (the connection is then killed). */
+static int flush(rx_conn *c) {
+  while (c->out_head) {
+    rx_seg *s = c->out_head;
+    ssize_t n;
+    if (s->kind == SEG_FILE) {
+      off_t off = (off_t)s->off;
+      size_t want = s->len > (1u << 20) ? (1u << 20) : (size_t)s->len;
+      n = sendfile(c->fd, s->fd, &off, want);
+      if (n == 0) { /* the file shrank under us: the response is broken */
+        doom(c, 0);
+        return -1;
+      }
+      if (n > 0) s->off = (uint64_t)off;
+    } else {
+      struct iovec iov[32];
+      int cnt = 0;
+      for (rx_seg *t = s; t && cnt < 32 && t->kind != SEG_FILE; t = t->next) {
+        const char *base = t->kind == SEG_MEM ? t->data : t->buf->data;
+        iov[cnt].iov_base = (void *)(base + t->off);
+        iov[cnt].iov_len = (size_t)t->len;
+        cnt++;
+      }
+      struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+      n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      c->flags |= RX_F_HUP;
+      doom(c, 0);
+      return -1;
+    }
+    c->active_ms = rx_now_ms();
+    c->out_bytes -= (size_t)n;
+    /* retire what was fully written */
+    size_t left = (size_t)n;
+    while (c->out_head && left) {
+      rx_seg *t = c->out_head;
+      size_t take = t->len < left ? (size_t)t->len : left;
+      if (t->kind != SEG_FILE) t->off += take;
+      t->len -= take;
+      left -= take;
+      if (t->len) break;
+      c->out_head = t->next;
+      if (!c->out_head) c->out_tail = NULL;
+      c->out_count--;
+      if (t->kind == SEG_BUF) rx_buf_release(t->buf);
+      else if (t->kind == SEG_FILE) close(t->fd);
+      free(t);
+    }
+  }
+  return 0;
+}
+
+/* After progress: a drained queue either completes a close or tells the
+ * protocol it may write more. */
+static void after_flush(rx_conn *c) {
+  if (c->out_head || (c->flags & RX_F_CLOSED)) return;
+  if (c->flags & RX_F_CLOSING)
+    doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
+  else if (c->proto && c->proto->on_drained)
+    c->proto->on_drained(c);
+}
+
+static void enqueue(rx_conn *c, rx_seg *s) {
+  s->next = NULL;
+  if (c->out_tail) c->out_tail->next = s;
+  else c->out_head = s;
+  c->out_tail = s;
+  c->out_bytes += (size_t)s->len;
+  c->out_count++;
+}
+
+static int can_write(rx_conn *c) {
+  return !(c->flags & (RX_F_CLOSED | RX_F_CLOSING));
+}
+
+/* Try the socket first when nothing is queued ahead of us: most small
+ * replies then cost one syscall and no allocation. What the socket does not
+ * take is copied into one queued segment. */
+int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
+  if (!can_write(c)) return -1;
+  size_t total = 0, done = 0;
+  for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
+  if (!total) return 0;
+  if (!c->out_head) {
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+    ssize_t n;
+    do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      c->flags |= RX_F_HUP;
+      doom(c, 0);
+      return -1;
+    }
+    if (n > 0) {
+      done = (size_t)n;
+      c->active_ms = rx_now_ms();
+    }
+    if (done == total) return 0;
+  }
+  size_t left = total - done;
+  rx_seg *s = malloc(sizeof *s + left);
+  if (!s) {
+    doom(c, 0);
+    return -1;
+  }
+  s->kind = SEG_MEM;
+  s->off = 0;
+  s->len = left;
+  s->buf = NULL;
+  s->fd = -1;
+  char *dst = s->data;
+  for (int i = 0; i < cnt; i++) {
+    size_t l = iov[i].iov_len;
+    if (done >= l) {
+      done -= l;
+      continue;
+    }
+    memcpy(dst, (const char *)iov[i].iov_base + done, l - done);
+    dst += l - done;
+    done = 0;
+  }
+  enqueue(c, s);
+  return 0;
+}
+
+int rx_write(rx_conn *c, const void *data, size_t len) {
+  struct iovec iov = {(void *)data, len};
+  return rx_writev(c, &iov, 1);
+}
+
+int rx_write_buf(rx_conn *c, rx_buf *b) {
+  if (!can_write(c)) return -1;
+  rx_seg *s = malloc(sizeof *s);
+  if (!s) return -1;
+  rx_buf_retain(b);
+  s->kind = SEG_BUF;
+  s->buf = b;
+  s->off = 0;
+  s->len = b->len;
+  s->fd = -1;
+  int was_empty = c->out_head == NULL;
+  enqueue(c, s);
+  if (was_empty) flush(c); /* on_drained is for queues that had to wait */
+  return (c->flags & RX_F_CLOSED) ? -1 : 0;
+}
+
+int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
+  if (!can_write(c) || !len) {
+    close(fd);
+    return can_write(c) ? 0 : -1;
+  }
+  rx_seg *s = malloc(sizeof *s);
+  if (!s) {
+    close(fd);
+    return -1;
+  }
+  s->kind = SEG_FILE;
+  s->fd = fd;
+  s->off = offset;
+  s->len = len;
+  s->buf = NULL;
+  int was_empty = c->out_head == NULL;
+  enqueue(c, s);
+  if (was_empty) flush(c); /* on_drained is for queues that had to wait */
+  return (c->flags & RX_F_CLOSED) ? -1 : 0;
+}
+
+/* --- lingering close --------------------------------------------------------
+ * After an error answer the peer may still be sending. Closing a socket with
+ * unread input makes the kernel send RST, which can destroy our answer before
+ * the peer reads it; so we half-close and discard input for a short while. */
+
+static void linger_data(rx_conn *c) {
+  char sink[16384];
+  for (;;) {
+    ssize_t n = read(c->fd, sink, sizeof sink);
+    if (n > 0) {
+      /* out_bytes is idle while lingering: it counts what we discarded */
+      if ((c->out_bytes += (size_t)n) > LINGER_BYTES) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    break;
+  }
+  c->flags &= ~RX_F_LINGER;
+  rx.table[c->fd] = NULL;
+  close(c->fd);
+  c->dead_next = rx.dead;
+  rx.dead = c;
+}
+
+static void linger_timeout(rx_conn *c) {
+  c->out_bytes = LINGER_BYTES + 1;
+  linger_data(c);
+}
+
+static const rx_proto linger_proto = {.on_data = linger_data,
+                                      .on_timeout = linger_timeout};
+
+/* --- deferred tasks and timers --------------------------------------------- */
+
+int rx_defer(rx_task_fn fn, void *arg) {
+  rx_task *t = malloc(sizeof *t);
+  if (!t) return -1;
+  t->fn = fn;
+  t->arg = arg;
+  t->next = NULL;
+  pthread_mutex_lock(&rx.qlock);
+  if (rx.tasks_tail) rx.tasks_tail->next = t;
+  else rx.tasks = t;
+  rx.tasks_tail = t;
+  pthread_mutex_unlock(&rx.qlock);
+  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+  return 0;
+}
+
+static void heap_swap(size_t a, size_t b) {
+  rx_timer_node *t = rx.heap[a];
+  rx.heap[a] = rx.heap[b];
+  rx.heap[b] = t;
+}
+
+static void heap_up(size_t i) {
+  while (i && rx.heap[(i - 1) / 2]->due > rx.heap[i]->due) {
+    heap_swap(i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+}
+
+static void heap_down(size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < rx.nheap && rx.heap[l]->due < rx.heap[m]->due) m = l;
+    if (r < rx.nheap && rx.heap[r]->due < rx.heap[m]->due) m = r;
+    if (m == i) return;
+    heap_swap(i, m);
+    i = m;
+  }
+}
+
+static int heap_push(rx_timer_node *t) {
+  if (rx.nheap == rx.heapcap) {
+    size_t cap = rx.heapcap ? rx.heapcap * 2 : 64;
+    rx_timer_node **h = realloc(rx.heap, cap * sizeof *h);
+    if (!h) return -1;
+    rx.heap = h;
+    rx.heapcap = cap;
+  }
+  rx.heap[rx.nheap++] = t;
+  heap_up(rx.nheap - 1);
+  return 0;
+}
+
+static rx_timer_node *heap_pop(void) {
+  rx_timer_node *t = rx.heap[0];
+  rx.heap[0] = rx.heap[--rx.nheap];
+  if (rx.nheap) heap_down(0);
+  return t;
+}
+
+uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
+                  rx_task_fn fn, rx_task_fn done, void *arg) {
+  rx_timer_node *t = calloc(1, sizeof *t);
+  if (!t) return 0;
+  t->fn = fn;
+  t->done = done;
+  t->arg = arg;
+  t->interval = interval_ms;
+  t->reps_left = reps;
+  t->due = rx_now_ms() + ms;
+  pthread_mutex_lock(&rx.qlock);
+  t->id = rx.next_timer_id++;
+  uint64_t id = t->id;
+  if (heap_push(t) < 0) {
+    pthread_mutex_unlock(&rx.qlock);
+    free(t);
+    return 0;
+  }
+  pthread_mutex_unlock(&rx.qlock);
+  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+  return id;
+}
+
+void rx_timer_cancel(uint64_t id) {
+  pthread_mutex_lock(&rx.qlock);
+  if (rx.running_timer && rx.running_timer->id == id)
+    rx.running_timer->cancelled = 1;
+  for (size_t i = 0; i < rx.nheap; i++)
+    if (rx.heap[i]->id == id) {
+      rx.heap[i]->cancelled = 1;
+      rx.heap[i]->due = 0; /* surface it now so `done` runs promptly */
+      heap_up(i);
+      break;
+    }
+  pthread_mutex_unlock(&rx.qlock);
+  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+}
+
+static void run_timers(void) {
+  for (;;) {
+    pthread_mutex_lock(&rx.qlock);
+    if (!rx.nheap || rx.heap[0]->due > rx.now) {
+      pthread_mutex_unlock(&rx.qlock);
+      return;
+    }
+    rx_timer_node *t = heap_pop();
+    rx.running_timer = t;
+    pthread_mutex_unlock(&rx.qlock);
+    if (!t->cancelled) t->fn(t->arg);
+    pthread_mutex_lock(&rx.qlock);
+    rx.running_timer = NULL;
+    int again = !t->cancelled && t->interval &&
+                (t->reps_left == 0 || --t->reps_left > 0);
+    if (again) {
+      t->due = rx.now + t->interval;
+      again = heap_push(t) == 0;
+    }
+    pthread_mutex_unlock(&rx.qlock);
+    if (!again) {
+      if (t->done) t->done(t->arg);
+      free(t);
+    }
+  }
+}
+
+static void run_tasks(void) {
+  pthread_mutex_lock(&rx.qlock);
+  rx_task *t = rx.tasks;
+  rx.tasks = rx.tasks_tail = NULL;
+  pthread_mutex_unlock(&rx.qlock);
+  while (t) {
+    rx_task *next = t->next;
+    t->fn(t->arg);
+    free(t);
+    t = next;
+  }
+}
+
+static int tasks_waiting(void) {
+  pthread_mutex_lock(&rx.qlock);
+  int any = rx.tasks != NULL;
+  pthread_mutex_unlock(&rx.qlock);
+  return any;
+}
+
+/* --- the loop -------------------------------------------------------------- */
+
+static void run_resumes(void) {
+  /* A snapshot: connections resumed while we run wait for the next turn,
+   * so one busy connection cannot starve epoll. */
+  rx_conn *c = rx.resume_head;
+  rx.resume_head = rx.resume_tail = NULL;
+  while (c) {
+    rx_conn *next = c->resume_next;
+    c->flags &= ~RX_F_RESUME;
+    if (!(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
+      c->proto->on_data(c);
+    c = next;
+  }
+}
+
+static void sweep(void) {
+  for (size_t fd = 0; fd < rx.top; fd++) {
+    rx_conn *c = rx.table[fd];
+    if (!c || !c->timeout_ms) continue;
+    if ((c->flags & RX_F_CLOSED) && !(c->flags & RX_F_LINGER)) continue;
+    if (rx.now - c->active_ms < c->timeout_ms) continue;
+    c->active_ms = rx.now; /* one call per period, even if it declines */
+    if (c->proto && c->proto->on_timeout) c->proto->on_timeout(c);
+    else rx_close_now(c);
+  }
+}
+
+/* End of turn: on_close, then free (or start lingering). */
+static void bury(void) {
+  while (rx.dead) {
+    rx_conn *list = rx.dead;
+    rx.dead = NULL;
+    while (list) {
+      rx_conn *c = list;
+      list = c->dead_next;
+      if (c->proto != &linger_proto) {
+        if (!(c->flags & RX_F_LISTENER)) rx.open--;
+        if (c->proto && c->proto->on_close) c->proto->on_close(c);
+        c->proto = NULL;
+        c->udata = NULL;
+      }
+      if (c->flags & RX_F_LINGER) {
+        c->proto = &linger_proto;
+        c->timeout_ms = LINGER_MS;
+        c->active_ms = rx.now;
+        c->out_bytes = 0;
+        linger_data(c); /* input may already be waiting: edge-triggered */
+        continue;
+      }
+      free(c);
+    }
+  }
+}
+
+static int lingering(rx_conn *c) { return c->proto == &linger_proto; }
+
+static void begin_shutdown(void) {
+  rx.stopping = 1;
+  rx.deadline = rx.now + rx.grace_ms;
+  for (size_t fd = 0; fd < rx.top; fd++) {
+    rx_conn *c = rx.table[fd];
+    if (!c || (c->flags & RX_F_CLOSED)) continue;
+    if (c->proto && c->proto->on_shutdown) c->proto->on_shutdown(c);
+    else if (c->flags & RX_F_LISTENER) rx_close_now(c);
+  }
+}
+
+static void close_everything(void) {
+  for (size_t fd = 0; fd < rx.top; fd++) {
+    rx_conn *c = rx.table[fd];
+    if (!c) continue;
+    if (lingering(c)) linger_timeout(c);
+    else rx_close_now(c);
+  }
+}
+
+void rx_stop(void) {
+  atomic_store(&rx.stop_requested, 1);
+  wake();
+}
+
+int rx_run(void) {
+  struct epoll_event evs[256];
+  in_loop = 1;
+  rx_lock();
+  rx.now = clock_ms();
+  rx.next_sweep = rx.now + SWEEP_MS;
+  for (;;) {
+    if (atomic_load(&rx.stop_requested) && !rx.stopping) begin_shutdown();
+    if (rx.stopping) {
+      size_t live = 0;
+      for (size_t fd = 0; fd < rx.top; fd++)
+        if (rx.table[fd]) live++;
+      if (!live && !rx.dead) break;
+      if (rx.now >= rx.deadline) {
+        close_everything();
+        bury();
+        if (rx.turn_hook) rx.turn_hook();
+        bury();
+        break;
+      }
+    }
+    int timeout = (int)(rx.next_sweep > rx.now ? rx.next_sweep - rx.now : 0);
+    pthread_mutex_lock(&rx.qlock);
+    if (rx.nheap) {
+      uint64_t due = rx.heap[0]->due;
+      uint64_t wait = due > rx.now ? due - rx.now : 0;
+      if (wait < (uint64_t)timeout) timeout = (int)wait;
+    }
+    pthread_mutex_unlock(&rx.qlock);
+    if (rx.stopping && timeout > 50) timeout = 50;
+    atomic_store(&rx.sleeping, 1);
+    if (rx.resume_head || tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
+      timeout = 0;
+    rx_unlock();
+    int n = epoll_wait(rx.epfd, evs, 256, timeout);
+    rx_lock();
+    atomic_store(&rx.sleeping, 0);
+    rx.now = clock_ms();
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      uint32_t e = evs[i].events;
+      if (fd == rx.wakefd) {
+        uint64_t v;
+        ssize_t r = read(rx.wakefd, &v, sizeof v);
+        (void)r;
+        continue;
+      }
+      rx_conn *c = rx.table[fd];
+      if (!c) continue;
+      if (lingering(c)) {
+        linger_data(c);
+        continue;
+      }
+      if (c->flags & RX_F_CLOSED) continue;
+      if (e & (EPOLLHUP | EPOLLERR)) c->flags |= RX_F_HUP;
+      if ((e & EPOLLOUT) && c->out_head) {
+        if (flush(c) == 0) after_flush(c);
+      }
+      if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+          !(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
+        c->proto->on_data(c);
+    }
+    run_resumes();
+    run_timers();
+    run_tasks();
+    if (rx.now >= rx.next_sweep) {
+      sweep();
+      rx.next_sweep = rx.now + SWEEP_MS;
+    }
+    if (rx.turn_hook) rx.turn_hook();
+    bury();
+  }
+  rx.stopping = 0;
+  atomic_store(&rx.stop_requested, 0);
+  rx_unlock();
+  in_loop = 0;
+  return 0;
+}

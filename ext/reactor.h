@@ -1,0 +1,146 @@
+/* reactor: the event loop. One epoll instance owns every socket.
+ *
+ * Owns: the connection table (fd -> rx_conn), connection ids, each
+ * connection's output queue, idle timeouts, timers, cross-thread hand-off
+ * (rx_defer + an eventfd wake-up), the big lock, and shutdown.
+ *
+ * Must never: parse a protocol (that is the rx_proto's job), call into
+ * Python, or free a connection anywhere but at the end of a loop turn (so a
+ * pointer held during a callback stays valid for the rest of that turn).
+ *
+ * Threads. The loop thread holds the big lock (rx_lock) at all times except
+ * while it waits in epoll_wait and while it runs application code through
+ * the dispatcher. Any other thread takes the lock before touching a
+ * connection. Connections are named across threads by their 64-bit id
+ * (generation << 32 | fd), never by pointer, so a stale id simply finds
+ * nothing. */
+#ifndef IODINE_REACTOR_H
+#define IODINE_REACTOR_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+
+/* What a protocol (HTTP, WebSocket, a listener...) does with its
+ * connection's events. Every member may be NULL. */
+typedef struct rx_proto {
+  void (*on_data)(rx_conn *c);     /* readable (or EOF/error to discover) */
+  void (*on_drained)(rx_conn *c);  /* output queue fell to empty */
+  void (*on_timeout)(rx_conn *c);  /* idle past c->timeout_ms; default: close */
+  void (*on_shutdown)(rx_conn *c); /* the server is stopping */
+  void (*on_close)(rx_conn *c);    /* last call: free the protocol's state */
+} rx_proto;
+
+/* A shared, immutable, reference-counted byte buffer: framed once, queued on
+ * many connections (pub/sub fan-out, static replies). */
+typedef struct rx_buf {
+  atomic_uint refs;
+  size_t len;
+  char data[];
+} rx_buf;
+
+rx_buf *rx_buf_new(const void *data, size_t len); /* data may be NULL */
+void rx_buf_retain(rx_buf *b);
+void rx_buf_release(rx_buf *b);
+
+typedef struct rx_seg rx_seg; /* one queued write (private) */
+
+enum {
+  RX_F_CLOSING = 1u << 0, /* close once the output queue is flushed */
+  RX_F_CLOSED = 1u << 1,  /* gone: waiting for the end of the turn */
+  RX_F_LINGER = 1u << 2,  /* on close: half-close, discard input briefly */
+  RX_F_RESUME = 1u << 3,  /* on the resume list (on_data will be re-run) */
+  RX_F_LISTENER = 1u << 4,
+  RX_F_HUP = 1u << 5,     /* peer hung up or errored */
+};
+
+struct rx_conn {
+  int fd;
+  uint32_t gen;
+  uint64_t id;
+  const rx_proto *proto;
+  void *udata;             /* the protocol's state */
+  rx_seg *out_head, *out_tail;
+  size_t out_bytes;        /* bytes queued, not yet written */
+  uint32_t out_count;      /* writes queued: what `pending` reports */
+  uint32_t flags;
+  uint32_t timeout_ms;     /* idle limit, 0 = none */
+  uint64_t active_ms;      /* last read or write progress */
+  rx_conn *resume_next;    /* resume list link */
+  rx_conn *dead_next;      /* end-of-turn free list link */
+  char peer[48];           /* peer address, text */
+  uint16_t peer_port;
+};
+
+/* --- lifecycle --------------------------------------------------------- */
+int rx_init(void);           /* 0 or -errno; call once before anything */
+/* Run the loop in this thread until rx_stop() and every connection is gone
+ * (or the grace period has passed). Returns 0. */
+int rx_run(void);
+/* Ask the loop to stop (any thread, async-signal-safe). Connections get
+ * on_shutdown, then have `grace_ms` to finish before they are closed. */
+void rx_stop(void);
+void rx_set_grace_ms(uint32_t ms);
+int rx_stopping(void);
+int rx_in_loop_thread(void);
+uint64_t rx_now_ms(void);    /* monotonic milliseconds, cached per turn */
+
+void rx_lock(void);
+void rx_unlock(void);
+
+/* Hooks the layers above install (one each). */
+void rx_set_turn_hook(void (*fn)(void)); /* end of every loop turn */
+/* Returns nonzero when the turn hook has work queued, so epoll must not
+ * sleep. */
+void rx_set_busy_probe(int (*fn)(void));
+
+/* --- connections ------------------------------------------------------- */
+/* Adopt a non-blocking fd. The fd is closed when the connection is. */
+rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata);
+rx_conn *rx_find(uint64_t id); /* caller holds the lock; NULL when stale */
+void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata);
+/* Close after the output queue is flushed. */
+void rx_close(rx_conn *c);
+/* Close at once, dropping queued output. */
+void rx_close_now(rx_conn *c);
+static inline int rx_closed(const rx_conn *c) {
+  return (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) != 0;
+}
+/* Run c->proto->on_data again soon, without waiting for epoll (data may be
+ * waiting in a buffer the protocol paused on). */
+void rx_resume(rx_conn *c);
+void rx_touch(rx_conn *c);   /* reset the idle clock */
+size_t rx_conn_count(void);  /* open connections, listeners excluded */
+
+/* Read up to len bytes. Returns >0 bytes, 0 when nothing is available now,
+ * -1 when the peer closed its side or the socket failed. On -1 the flag
+ * RX_F_HUP is set and the connection is left open: the protocol decides
+ * whether a response still in flight is flushed first (rx_close) or not. */
+long rx_read(rx_conn *c, void *dst, size_t len);
+
+/* --- output ------------------------------------------------------------ */
+/* Each returns 0, or -1 when the connection is closing or closed (nothing
+ * queued). Writing is attempted at once; what the socket does not take is
+ * queued and flushed as the peer reads. */
+struct iovec;
+int rx_write(rx_conn *c, const void *data, size_t len);       /* copies */
+int rx_writev(rx_conn *c, const struct iovec *iov, int cnt);  /* copies */
+int rx_write_buf(rx_conn *c, rx_buf *b);   /* shares: takes a new ref */
+/* Queue len bytes of fd from offset, sent with sendfile(). The reactor owns
+ * the fd from here on (it is closed when sent or dropped). */
+int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len);
+
+/* --- timers and deferred work ------------------------------------------ */
+typedef void (*rx_task_fn)(void *arg);
+/* Run fn(arg) on the loop thread at the next turn. Any thread. */
+int rx_defer(rx_task_fn fn, void *arg);
+/* Run fn(arg) after `ms`, then every `interval_ms` (0: once) for `reps`
+ * repetitions (0: forever). Returns a timer id > 0. Any thread.
+ * `done(arg)` (may be NULL) runs once when the timer ends or is cancelled. */
+uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
+                  rx_task_fn fn, rx_task_fn done, void *arg);
+void rx_timer_cancel(uint64_t timer_id);
+
+#endif

@@ -1,0 +1,205 @@
+/* server: see server.h for what this file owns. */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "http.h"
+#include "reactor.h"
+
+#define MAX_LISTENERS 64
+#define ACCEPT_RETRY_MS 100
+
+typedef struct listener {
+  http_settings set;
+  int fd, is_unix;
+  uint64_t conn;
+} listener;
+
+static listener *listeners[MAX_LISTENERS];
+static int nlisteners;
+
+static void on_accept(rx_conn *lc);
+
+static void retry_accept(void *arg) {
+  listener *l = arg;
+  rx_conn *c = rx_find(l->conn);
+  if (c) rx_resume(c);
+}
+
+static void on_accept(rx_conn *lc) {
+  listener *l = lc->udata;
+  for (;;) {
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    int fd = accept4(lc->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        /* Out of descriptors: edge-triggered epoll will not remind us of
+         * the waiting connections, so try again shortly. */
+        rx_timer(ACCEPT_RETRY_MS, 0, 0, retry_accept, NULL, l);
+      return;
+    }
+    char peer[48] = "";
+    uint16_t port = 0;
+    if (sa.ss_family == AF_INET) {
+      struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+      inet_ntop(AF_INET, &in->sin_addr, peer, sizeof peer);
+      port = ntohs(in->sin_port);
+    } else if (sa.ss_family == AF_INET6) {
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+      inet_ntop(AF_INET6, &in6->sin6_addr, peer, sizeof peer);
+      port = ntohs(in6->sin6_port);
+    }
+    if (!l->is_unix) {
+      int one = 1; /* responses are written whole: no reason to wait */
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (!http_attach(fd, &l->set, peer, port)) close(fd);
+  }
+}
+
+static void listener_shutdown(rx_conn *c) { rx_close_now(c); }
+
+static const rx_proto listener_proto = {.on_data = on_accept,
+                                        .on_shutdown = listener_shutdown};
+
+int srv_init(void) { return rx_init(); }
+
+static int open_unix(const char *path, int *out) {
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof un.sun_path) return -ENAMETOOLONG;
+  strcpy(un.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  unlink(path); /* a stale socket file from an earlier run */
+  if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 || listen(fd, SOMAXCONN) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  *out = fd;
+  return 0;
+}
+
+static int open_tcp(const char *addr, int port, int *out, int *bound) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo *res = NULL;
+  char ps[8];
+  snprintf(ps, sizeof ps, "%d", port);
+  int rc = getaddrinfo(addr && *addr ? addr : NULL, ps, &hints, &res);
+  if (rc) return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+  int err = -EADDRNOTAVAIL;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+      err = -errno;
+      close(fd);
+      continue;
+    }
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *bound = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                            : ((struct sockaddr_in *)&sa)->sin_port);
+    *out = fd;
+    freeaddrinfo(res);
+    return 0;
+  }
+  freeaddrinfo(res);
+  return err;
+}
+
+int srv_listen(const char *addr, int port, size_t max_head, size_t max_line,
+               size_t max_headers, uint64_t max_body, size_t spill,
+               uint32_t keepalive_ms, int tag) {
+  int rc = srv_init();
+  if (rc) return rc;
+  if (nlisteners == MAX_LISTENERS) return -EMFILE;
+  listener *l = calloc(1, sizeof *l);
+  if (!l) return -ENOMEM;
+  l->set = (http_settings){max_head, max_line, max_headers, max_body,
+                           spill, keepalive_ms, tag};
+  int bound = 0;
+  if (addr && !strncmp(addr, "unix:", 5)) {
+    l->is_unix = 1;
+    rc = open_unix(addr + 5, &l->fd);
+  } else {
+    rc = open_tcp(addr, port, &l->fd, &bound);
+  }
+  if (rc) {
+    free(l);
+    return rc;
+  }
+  rx_lock();
+  rx_conn *c = rx_attach(l->fd, &listener_proto, l);
+  if (c) {
+    c->flags |= RX_F_LISTENER;
+    l->conn = c->id;
+  }
+  rx_unlock();
+  if (!c) {
+    close(l->fd);
+    free(l);
+    return -ENOMEM;
+  }
+  listeners[nlisteners++] = l;
+  return bound;
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  rx_stop();
+}
+
+int srv_run(void (*runner)(void), uint32_t grace_ms) {
+  struct sigaction sa = {0}, old_int, old_term, old_pipe, ign = {0};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  dsp_restart();
+  dsp_set_inline(runner);
+  rx_set_turn_hook(dsp_turn);
+  rx_set_busy_probe(runner ? dsp_pending : NULL);
+  rx_set_grace_ms(grace_ms);
+  rx_run();
+  dsp_stop();
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGPIPE, &old_pipe, NULL);
+  return 0;
+}
+
+void srv_stop(void) { rx_stop(); }
+
+void srv_close_listeners(void) {
+  rx_lock();
+  for (int i = 0; i < nlisteners; i++) {
+    rx_conn *c = rx_find(listeners[i]->conn);
+    if (c) rx_close_now(c);
+  }
+  rx_unlock();
+}

@@ -1,0 +1,154 @@
+"""The ``iodine`` command: flags map one-to-one onto Config fields.
+
+Flag names follow Ruby iodine's (``-p``, ``-t``, ``-w``, ``-maxbd``,
+``-maxhd``, ``-k``...), each with a long form. Every error is one line on
+stderr and exit status 2; a bad flag never shows a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from . import __version__
+from .config import KIB, MIB, Config, ConfigError
+from .importer import ImportFromStringError, load_app
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]
+        sys.stderr.write(f"iodine: error: {message} (see iodine --help)\n")
+        raise SystemExit(2)
+
+
+def _int(lo: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}")
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {lo}, not {value}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be positive, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _int(0, "port")(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
+    return value
+
+
+def build_parser() -> _Parser:
+    d = Config.__dataclass_fields__  # defaults, shown in --help
+    p = _Parser(
+        prog="iodine",
+        description="Serve a WSGI application with iodine-py's C core.",
+        allow_abbrev=False,
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="APP is a file (app.py, app.py:attr) or a module (pkg.module:attr); "
+               "the attribute defaults to 'app'.",
+    )
+    p.add_argument("app", nargs="?", metavar="APP", help="the WSGI application to serve")
+    g = p.add_argument_group("listening")
+    g.add_argument("-p", "--port", type=_port, default=None,
+                   help="TCP port (default: $PORT or 3000; 0 picks a free port)")
+    g.add_argument("-b", "--bind", "--address", dest="address", default=None,
+                   help="address to bind, or unix:/path (default: 0.0.0.0)")
+    g = p.add_argument_group("concurrency")
+    g.add_argument("-t", "--threads", type=_int(1, "threads"), default=None,
+                   help="Python threads running the app (default: 1, on the event loop)")
+    g.add_argument("-w", "--workers", type=_int(1, "workers"), default=None,
+                   help="worker processes (default: $WEB_CONCURRENCY or 1)")
+    g = p.add_argument_group("limits")
+    g.add_argument("-maxbd", "--max-body", dest="max_body", type=_int(1, "max body (MiB)"),
+                   default=None, help="largest request body, MiB (default: 50)")
+    g.add_argument("-maxhd", "--max-head", dest="max_head", type=_int(1, "max head (KiB)"),
+                   default=None, help="largest request line + headers, KiB (default: 32)")
+    g.add_argument("--max-header-line", dest="max_header_line",
+                   type=_int(1, "max header line (KiB)"), default=None,
+                   help="longest single header line, KiB (default: 8)")
+    g.add_argument("--max-headers", dest="max_headers", type=_int(1, "max headers"),
+                   default=None, help="most header fields in a request (default: 128)")
+    g.add_argument("-k", "--keep-alive", dest="keepalive", type=_seconds, default=None,
+                   help="idle keep-alive timeout, seconds (default: 40)")
+    g.add_argument("--body-spill", dest="body_spill", type=_int(1, "body spill (KiB)"),
+                   default=None, help="bodies over this many KiB go to a temp file (default: 1024)")
+    g.add_argument("--grace", type=float, default=None,
+                   help="seconds in-flight requests get to finish on shutdown (default: 10)")
+    g = p.add_argument_group("logging")
+    g.add_argument("-v", "--verbose", dest="log", action="store_true",
+                   help="access log to stderr")
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    g = p.add_argument_group("help")
+    g.add_argument("-h", "--help", action="help", help="show this help and exit")
+    g.add_argument("-V", "--version", action="version", version=f"iodine-py {__version__}")
+    del d
+    return p
+
+
+def config_from_args(ns: argparse.Namespace) -> Config:
+    cfg = Config()
+    if ns.port is not None:
+        cfg.port = ns.port
+    if ns.address is not None:
+        cfg.address = ns.address
+    if ns.threads is not None:
+        cfg.threads = ns.threads
+    if ns.workers is not None:
+        cfg.workers = ns.workers
+    if ns.max_body is not None:
+        cfg.max_body = ns.max_body * MIB
+    if ns.max_head is not None:
+        cfg.max_head = ns.max_head * KIB
+    if ns.max_header_line is not None:
+        cfg.max_header_line = ns.max_header_line * KIB
+    if ns.max_headers is not None:
+        cfg.max_headers = ns.max_headers
+    if ns.keepalive is not None:
+        cfg.keepalive = ns.keepalive
+    if ns.body_spill is not None:
+        cfg.body_spill = ns.body_spill * KIB
+    if ns.grace is not None:
+        cfg.grace = ns.grace
+    cfg.log = ns.log
+    cfg.quiet = ns.quiet
+    return cfg.validate()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(ns)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if not ns.app:
+        parser.error("no application given: iodine APP (a file like app.py or module:attr)")
+    try:
+        app = load_app(ns.app)
+    except ImportFromStringError as exc:
+        parser.error(str(exc))
+    from .server import Iodine
+
+    Iodine.config = cfg
+    Iodine.listen(app)
+    try:
+        Iodine.start()
+    except OSError as exc:
+        sys.stderr.write(f"iodine: error: {exc.strerror or exc}\n")
+        return 2
+    return 0

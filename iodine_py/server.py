@@ -1,0 +1,231 @@
+"""The ``Iodine`` facade and the runtime that turns C events into app calls.
+
+Threads. With ``threads == 1`` the C loop calls ``iodine_py_run_events`` at
+the end of each turn (one GIL acquisition per batch) and the app runs on the
+loop thread: no hand-off at all. With ``threads > 1`` that many Python
+threads wait in ``dsp_next(1)`` (outside the GIL) and the loop thread never
+runs Python. Either way the core guarantees one event at a time per
+connection.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from . import __version__
+from ._native import ffi, lib
+from .config import Config, ConfigError, Listener
+from .wsgi import Response, _log_exception, base_environ, make_input
+
+BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
+
+_runtime: Optional["Runtime"] = None
+
+
+@ffi.def_extern()
+def iodine_py_run_events() -> None:
+    rt = _runtime
+    if rt is None:
+        return
+    handle = rt.handle
+    next_event = lib.dsp_next
+    for _ in range(BATCH):
+        ev = next_event(0)
+        if ev == ffi.NULL:
+            return
+        handle(ev)
+
+
+class Runtime:
+    def __init__(self, config: Config, listeners: List[Listener]) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.apps: List[Any] = []
+        self.suspended: Dict[int, Response] = {}
+        self.access_log = config.log and not config.quiet
+        multithread = config.threads > 1
+        multiprocess = config.workers > 1
+        for lst in listeners:
+            self.apps.append((lst.app, base_environ(lst, multithread, multiprocess)))
+
+    # -- events ----------------------------------------------------------------
+    def handle(self, ev: Any) -> None:
+        kind = ev.kind
+        try:
+            if kind == 1:  # DSP_HTTP_REQUEST
+                self.on_request(ffi.cast("http_req *", ev.ptr))
+            elif kind == 2:  # DSP_HTTP_DRAIN
+                resp = self.suspended.pop(ev.conn, None)
+                if resp is not None:
+                    resp.pump()
+        except BaseException:
+            _log_exception("the server's event handler")
+        finally:
+            # Only now may this connection's next event run (ordering).
+            lib.dsp_done(ev)
+
+    def on_request(self, req: Any) -> None:
+        try:
+            app, base = self.apps[req.tag]
+            env = base.copy()
+            parts = ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0")
+            env.update(zip(parts[::2], parts[1::2]))
+            env["wsgi.input"] = make_input(req)
+            conn = req.conn
+        finally:
+            lib.http_req_free(req)
+        resp = Response(self, conn, env)
+        if self.access_log:
+            resp.started = time.perf_counter()
+        resp.run(app)
+
+    def log_access(self, resp: Response) -> None:
+        env = resp.env
+        took = (time.perf_counter() - resp.started) * 1000.0
+        status = (resp.status or "-").split(" ", 1)[0]
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+        sys.stderr.write(
+            f'{env.get("REMOTE_ADDR", "-")} - - [{stamp}] "{env.get("REQUEST_METHOD")} '
+            f'{env.get("REQUEST_URI")} {env.get("SERVER_PROTOCOL")}" {status} '
+            f'{resp.bytes_out} {took:.3f}ms\n')
+
+    # -- running -----------------------------------------------------------------
+    def serve(self) -> None:
+        global _runtime
+        _runtime = self
+        grace_ms = int(self.config.grace * 1000)
+        threads = self.config.threads
+        try:
+            if threads <= 1:
+                lib.srv_run(lib.iodine_py_run_events, grace_ms)
+            else:
+                pool = [threading.Thread(target=self._worker, name=f"iodine-app-{i}",
+                                         daemon=True) for i in range(threads)]
+                for t in pool:
+                    t.start()
+                lib.srv_run(ffi.NULL, grace_ms)  # returns after dsp_stop()
+                for t in pool:
+                    t.join(timeout=self.config.grace + 5)
+        finally:
+            _runtime = None
+
+    def _worker(self) -> None:
+        next_event = lib.dsp_next
+        handle = self.handle
+        while True:
+            ev = next_event(1)
+            if ev == ffi.NULL:
+                return
+            handle(ev)
+
+
+class _Iodine:
+    """``from iodine_py import Iodine``: listen, configure, start.
+
+    >>> Iodine.listen(app, port=3000, address="127.0.0.1")
+    >>> Iodine.threads = 4
+    >>> Iodine.start()   # blocks until SIGINT/SIGTERM
+    """
+
+    def __init__(self) -> None:
+        self.config = Config()
+        self._listeners: List[Listener] = []
+
+    # settings as attributes, all stored on the one Config
+    @property
+    def threads(self) -> int:
+        return self.config.threads
+
+    @threads.setter
+    def threads(self, n: int) -> None:
+        self.config.threads = int(n)
+
+    @property
+    def workers(self) -> int:
+        return self.config.workers
+
+    @workers.setter
+    def workers(self, n: int) -> None:
+        self.config.workers = int(n)
+
+    @property
+    def verbose(self) -> bool:
+        return self.config.log
+
+    @verbose.setter
+    def verbose(self, on: bool) -> None:
+        self.config.log = bool(on)
+
+    def listen(self, app: Callable, port: Optional[int] = None,
+               address: Optional[str] = None, **limits: Any) -> Listener:
+        """Serve ``app`` (a WSGI callable) on ``address:port`` once started.
+
+        ``limits`` override the defaults for this listener: max_body,
+        max_head, max_header_line, max_headers (bytes or counts), keepalive
+        and body_spill (seconds, bytes)."""
+        if not callable(app):
+            raise TypeError("app must be a WSGI callable")
+        lst = self.config.listener(app, port, address, **limits)
+        self._listeners.append(lst)
+        return lst
+
+    def start(self) -> None:
+        """Bind every listener, print where, and serve until stopped."""
+        self.config.validate()
+        if not self._listeners:
+            raise RuntimeError("nothing to serve: call Iodine.listen(app, ...) first")
+        rc = lib.srv_init()
+        if rc < 0:
+            raise OSError(-rc, os.strerror(-rc))
+        for tag, lst in enumerate(self._listeners):
+            addr = lst.address.encode()
+            rc = lib.srv_listen(addr, lst.port, lst.max_head, lst.max_header_line,
+                                lst.max_headers, lst.max_body, lst.body_spill,
+                                int(lst.keepalive * 1000), tag)
+            if rc < 0:
+                where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
+                raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")
+            lst.bound_port = rc
+        self._banner()
+        runtime = Runtime(self.config, self._listeners)
+        try:
+            runtime.serve()
+        finally:
+            self._listeners = []
+        if not self.config.quiet:
+            sys.stderr.write("iodine: stopped\n")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        """Ask a running server to stop gracefully (any thread)."""
+        lib.srv_stop()
+
+    def _banner(self) -> None:
+        if self.config.quiet:
+            for lst in self._listeners:
+                sys.stderr.write(f"Listening on {self._url(lst)}\n")
+            sys.stderr.flush()
+            return
+        lines = [f"iodine-py {__version__} (C core, epoll) pid {os.getpid()}"]
+        for lst in self._listeners:
+            lines.append(f"Listening on {self._url(lst)}")
+        lines.append(f"threads: {self.config.threads}, workers: {self.config.workers}")
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+
+    @staticmethod
+    def _url(lst: Listener) -> str:
+        if lst.address.startswith("unix:"):
+            return lst.address
+        host = lst.address or "0.0.0.0"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{lst.bound_port}"
+
+
+Iodine = _Iodine()
+
+__all__ = ["Iodine", "ConfigError"]

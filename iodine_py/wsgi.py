@@ -1,0 +1,308 @@
+"""WSGI (PEP 3333) on top of the C core: environ in, response out.
+
+The C core has already parsed and validated the request and flattened the
+per-request environ into one ``KEY\\0value`` blob; here we only split it,
+call the application, and hand its status, headers and body chunks back to C.
+Nothing here touches a socket.
+
+A response is a small resumable machine: ``pump`` iterates the app's body
+and stops when the connection's output queue passes the high-water mark; the
+core posts a drain event when the peer has caught up, and ``pump`` resumes.
+That is how a slow reader pauses a streaming app without any thread
+blocking and without unbounded buffering.
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import time
+import traceback
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from ._native import ffi, lib
+
+# Stop iterating the app's body past this many queued bytes (per connection).
+HIGH_WATER = 256 * 1024
+# The legacy write() callable cannot pause; past this it gives up.
+WRITE_CAP = 64 * 1024 * 1024
+
+_ERROR_BODY = b"Internal Server Error\n"
+_ERROR_HEADERS = b"Content-Type\0text/plain; charset=utf-8"
+_STATUS_500 = b"500 Internal Server Error"
+
+
+class _EmptyInput:
+    """wsgi.input for requests without a body: stateless, so shared."""
+
+    __slots__ = ()
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> List[bytes]:
+        return []
+
+    def __iter__(self):
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY_INPUT = _EmptyInput()
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: a regular file is sent by the core with sendfile();
+    anything else is read in blocks like a normal iterable."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def _sendfile_span(self) -> Optional[Tuple[int, int, int]]:
+        """(fd, offset, length) when the core can send this file itself."""
+        try:
+            fd = self.filelike.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        try:
+            offset = self.filelike.tell()
+        except (AttributeError, OSError):
+            offset = 0
+        return fd, offset, max(0, st.st_size - offset)
+
+
+def make_input(req: Any) -> Any:
+    if req.body_fd >= 0:
+        fd = req.body_fd
+        req.body_fd = -1  # ours now: closed with the file object
+        return open(fd, "rb", closefd=True)
+    if req.body_len:
+        return io.BytesIO(ffi.unpack(req.body, req.body_len))
+    return EMPTY_INPUT
+
+
+def base_environ(listener: Any, multithread: bool, multiprocess: bool) -> Dict[str, Any]:
+    """What every request of one listener shares; copied per request."""
+    address = listener.address
+    if address.startswith("unix:"):
+        name, port = "localhost", ""
+    else:
+        name = address if address not in ("", "0.0.0.0", "::") else "localhost"
+        port = str(listener.bound_port)
+    return {
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": name,
+        "SERVER_PORT": port,
+        "SERVER_SOFTWARE": "iodine-py",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+        "rack.upgrade?": None,
+    }
+
+
+def _log_exception(where: str) -> None:
+    try:
+        sys.stderr.write(f"iodine: error in {where}:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+class Response:
+    """One request's response, from app call to the last byte."""
+
+    __slots__ = ("conn", "env", "status", "headers", "sent", "it", "result",
+                 "runtime", "done", "started", "bytes_out")
+
+    def __init__(self, runtime: Any, conn: int, env: Dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.conn = conn
+        self.env = env
+        self.status: Optional[str] = None
+        self.headers: Optional[List[Tuple[str, str]]] = None
+        self.sent = False
+        self.it: Any = None
+        self.result: Any = None
+        self.done = False
+        self.started = 0.0
+        self.bytes_out = 0
+
+    # -- the WSGI callables --------------------------------------------------
+    def start_response(self, status: str, headers: List[Tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called again without exc_info")
+        if type(status) is not str:
+            raise TypeError(f"status must be str, not {type(status).__name__}")
+        if type(headers) is not list:
+            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's legacy write(): sends at once, cannot pause."""
+        if self.status is None:
+            raise AssertionError("write() before start_response()")
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not self.sent:
+            self._head(data, False)
+            return
+        if data:
+            self.bytes_out += len(data)
+            queued = lib.http_write(self.conn, data, len(data))
+            if queued < 0:
+                raise OSError("client disconnected")
+            if queued > WRITE_CAP:
+                lib.http_abort(self.conn)
+                raise OSError("client is not reading; response dropped")
+
+    # -- driving ---------------------------------------------------------------
+    def _head(self, body: bytes, finish: bool) -> None:
+        status = self.status
+        if status is None:
+            raise AssertionError("the application returned without calling start_response()")
+        headers = self.headers
+        flat = "\0".join([x for pair in headers for x in pair]).encode("latin-1")
+        s = status.encode("latin-1")
+        self.bytes_out += len(body)
+        r = lib.http_respond(self.conn, s, len(s), flat, len(flat), len(headers),
+                             body, len(body), finish)
+        if r == -2:
+            raise ValueError(f"malformed status or header in response: {status!r} {headers!r}")
+        self.sent = True
+        if finish:
+            self.done = True
+
+    def run(self, app: Callable) -> None:
+        try:
+            result = app(self.env, self.start_response)
+        except BaseException:
+            self.fail("the application")
+            return
+        self.result = result
+        try:
+            if type(result) is list and len(result) == 1 and self.status is not None:
+                body = result[0]
+                if type(body) is not bytes:
+                    raise TypeError(f"body chunks must be bytes, not {type(body).__name__}")
+                if not self.sent:
+                    self._head(body, True)
+                    self.finish()
+                    return
+            if isinstance(result, FileWrapper):
+                span = result._sendfile_span()
+                if span is not None:
+                    self.sendfile(*span)
+                    return
+            self.it = iter(result)
+        except BaseException:
+            self.fail("the application's response")
+            return
+        self.pump()
+
+    def pump(self) -> None:
+        """Send body chunks until the app is done or the peer falls behind."""
+        conn = self.conn
+        try:
+            for chunk in self.it:
+                if type(chunk) is not bytes:
+                    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                        raise TypeError(f"body chunks must be bytes, not {type(chunk).__name__}")
+                    chunk = bytes(chunk)
+                if not chunk:
+                    continue
+                if not self.sent:
+                    self._head(chunk, False)
+                    queued = lib.http_queued(conn)
+                else:
+                    self.bytes_out += len(chunk)
+                    queued = lib.http_write(conn, chunk, len(chunk))
+                if queued < 0:
+                    self.finish(aborted=True)  # the client went away
+                    return
+                if queued > HIGH_WATER:
+                    state = lib.http_await_drain(conn)
+                    if state == 0:
+                        self.runtime.suspended[conn] = self
+                        return
+                    if state < 0:
+                        self.finish(aborted=True)
+                        return
+            if not self.sent:
+                self._head(b"", True)
+            else:
+                lib.http_finish(conn)
+            self.finish()
+        except BaseException:
+            self.fail("the application's response")
+
+    def sendfile(self, fd: int, offset: int, length: int) -> None:
+        if not any(k.lower() == "content-length" for k, _ in self.headers or ()):
+            self.headers = list(self.headers or ()) + [("Content-Length", str(length))]
+        self._head(b"", False)
+        self.bytes_out += length
+        lib.http_sendfile(self.conn, os.dup(fd), offset, length)
+        lib.http_finish(self.conn)
+        self.finish()
+
+    def fail(self, where: str) -> None:
+        _log_exception(where)
+        if not self.sent:
+            self.status = "500 Internal Server Error"
+            self.sent = True
+            lib.http_respond(self.conn, _STATUS_500, len(_STATUS_500), _ERROR_HEADERS,
+                             len(_ERROR_HEADERS), 1, _ERROR_BODY, len(_ERROR_BODY), 1)
+            self.finish()
+        else:
+            self.finish(aborted=True)  # mid-body: dropping it is the only honest signal
+
+    def finish(self, aborted: bool = False) -> None:
+        """Always runs once: close() the iterable (PEP 3333), log the line."""
+        if self.done and self.result is None:
+            return
+        self.done = True
+        result, self.result, self.it = self.result, None, None
+        if aborted:
+            lib.http_abort(self.conn)
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except BaseException:
+                _log_exception("the iterable's close()")
+        if self.runtime.access_log:
+            self.runtime.log_access(self)
