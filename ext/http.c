@@ -341,6 +341,8 @@ static void dispatch(http_conn *h) {
   h->body_fd = -1;
   h->body_size = 0;
   h->state = H_APP;
+  /* More pipelined requests behind this one: batch their answers. */
+  if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(h->c);
   h->head_sent = h->chunked_out = h->has_cl = h->no_body = 0;
   h->close_after = h->drain_armed = 0;
   if (dsp_post(h->actor, DSP_HTTP_REQUEST, r->conn, r, 0) == 0) return;
@@ -776,7 +778,13 @@ static int complete(http_conn *h) {
   h->state = H_HEAD;
   h->close_after = 0;
   rx_touch(c);
-  if (h->rpos < h->rlen || h->read_paused) {
+  if (h->rpos < h->rlen && rx_in_loop_thread()) {
+    /* Application code on the loop thread (inline mode): take the next
+     * pipelined request now, so it joins the same batch of events. */
+    process(h);
+    if (rx_closed(c)) return 0;
+  }
+  if (h->read_paused || (h->state == H_HEAD && h->rpos < h->rlen)) {
     h->read_paused = 0;
     rx_resume(c);
   }

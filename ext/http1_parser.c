@@ -67,6 +67,8 @@ static unsigned char lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
 /* `s` (n bytes) equals the lowercase literal `lit` ignoring ASCII case. */
 static int ci_eq(const char *s, size_t n, const char *lit, size_t lit_len) {
   size_t i;
@@ -184,8 +186,8 @@ static int parse_request_line(const unsigned char *p, const unsigned char *eol,
   /* Exactly "HTTP/" DIGIT "." DIGIT; HTTP-name is case-sensitive. A
    * well-formed version we do not speak is 505, anything else is junk. */
   p++;
-  if (eol - p != 8 || memcmp(p, "HTTP/", 5) != 0 || !IS(p[5], C_HEX) ||
-      p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9')
+  if (eol - p != 8 || memcmp(p, "HTTP/", 5) != 0 || !is_digit(p[5]) ||
+      p[6] != '.' || !is_digit(p[7]))
     return -400;
   if (p[5] != '1' || p[7] > '1')
     return -505;
@@ -377,7 +379,7 @@ static int valid_hostport(const unsigned char *p, const unsigned char *e,
   if ((need & NEED_PORT) && p == e)
     return 0;
   for (; p < e; p++)
-    if (*p < '0' || *p > '9')
+    if (!is_digit(*p))
       return 0;
   return 1;
 }
@@ -415,7 +417,7 @@ static int check_target(const http1_request *req) {
   if ((unsigned)(lower(*p) - 'a') >= 26)
     return -400; /* a scheme starts with a letter */
   while (p < e && ((unsigned)(lower(*p) - 'a') < 26 ||
-                   (unsigned)(*p - '0') < 10 || *p == '+' || *p == '-' ||
+                   is_digit(*p) || *p == '+' || *p == '-' ||
                    *p == '.'))
     p++;
   if (e - p < 3 || p[0] != ':' || p[1] != '/' || p[2] != '/')
@@ -453,16 +455,17 @@ int http1_request_framing(const http1_request *req, http1_framing *out) {
   memset(out, 0, sizeof *out);
   for (i = 0; i < req->num_headers; i++) {
     const http1_header *h = &req->headers[i];
-    const char *ve = h->value + h->value_len;
-    p = h->value;
+    const char *v = h->value ? h->value : "";
+    const char *ve = v + h->value_len;
+    p = v;
     switch (h->name_len) {
     case 4:
       if (!http1_name_is(h, "host", 4))
         break;
       /* RFC 9112 3.2: one Host, and a valid one. */
       if (hosts++ ||
-          !valid_hostport((const unsigned char *)h->value,
-                          (const unsigned char *)ve, 0))
+          !valid_hostport((const unsigned char *)v, (const unsigned char *)ve,
+                          0))
         return -400;
       break;
     case 6:
@@ -507,7 +510,7 @@ int http1_request_framing(const http1_request *req, http1_framing *out) {
         break;
       /* RFC 9110 8.6 allows either rejecting or collapsing "5, 5" and
        * repeats; rejecting leaves no room for two readings. */
-      if (lengths++ || parse_length(h->value, h->value_len, &length))
+      if (lengths++ || parse_length(v, h->value_len, &length))
         return -400;
       break;
     case 17:

@@ -65,6 +65,7 @@ static struct {
   rx_timer_node *running_timer;
   rx_conn *resume_head, *resume_tail;
   rx_conn *dead;
+  rx_conn *corked;
   atomic_int stop_requested;
   atomic_int sleeping;
   int stopping;
@@ -235,7 +236,7 @@ void rx_close_now(rx_conn *c) {
 void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
   c->flags |= RX_F_CLOSING;
-  if (!c->out_head) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
+  if (!c->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (!in_loop && atomic_load(&rx.sleeping)) wake();
 }
 
@@ -343,7 +344,7 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
-  if (!c->out_head) {
+  if (!c->out_head && !(c->flags & RX_F_CORK)) {
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
     ssize_t n;
     do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -400,7 +401,7 @@ int rx_write_buf(rx_conn *c, rx_buf *b) {
   s->off = 0;
   s->len = b->len;
   s->fd = -1;
-  int was_empty = c->out_head == NULL;
+  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
   if (was_empty) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
@@ -421,10 +422,31 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
   s->off = offset;
   s->len = len;
   s->buf = NULL;
-  int was_empty = c->out_head == NULL;
+  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
   if (was_empty) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
+}
+
+void rx_cork(rx_conn *c) {
+  if (c->flags & (RX_F_CORK | RX_F_CLOSED)) return;
+  c->flags |= RX_F_CORK;
+  c->cork_next = rx.corked;
+  rx.corked = c;
+}
+
+static void uncork_all(void) {
+  while (rx.corked) {
+    rx_conn *c = rx.corked;
+    rx.corked = c->cork_next;
+    c->flags &= ~RX_F_CORK;
+    if (c->flags & RX_F_CLOSED) continue;
+    if (c->out_head) {
+      if (flush(c) == 0) after_flush(c);
+    } else if (c->flags & RX_F_CLOSING) {
+      after_flush(c);
+    }
+  }
 }
 
 /* --- lingering close --------------------------------------------------------
@@ -705,6 +727,7 @@ int rx_run(void) {
         close_everything();
         bury();
         if (rx.turn_hook) rx.turn_hook();
+        uncork_all();
         bury();
         break;
       }
@@ -758,6 +781,7 @@ int rx_run(void) {
       rx.next_sweep = rx.now + SWEEP_MS;
     }
     if (rx.turn_hook) rx.turn_hook();
+    uncork_all();
     bury();
   }
   rx.stopping = 0;

@@ -54,6 +54,7 @@ enum {
   RX_F_RESUME = 1u << 3,  /* on the resume list (on_data will be re-run) */
   RX_F_LISTENER = 1u << 4,
   RX_F_HUP = 1u << 5,     /* peer hung up or errored */
+  RX_F_CORK = 1u << 6,    /* hold output until the end of the turn */
 };
 
 struct rx_conn {
@@ -70,6 +71,7 @@ struct rx_conn {
   uint64_t active_ms;      /* last read or write progress */
   rx_conn *resume_next;    /* resume list link */
   rx_conn *dead_next;      /* end-of-turn free list link */
+  rx_conn *cork_next;      /* corked list link */
   char peer[48];           /* peer address, text */
   uint16_t peer_port;
 };
@@ -121,6 +123,10 @@ size_t rx_conn_count(void);  /* open connections, listeners excluded */
 long rx_read(rx_conn *c, void *dst, size_t len);
 
 /* --- output ------------------------------------------------------------ */
+/* Hold this connection's output until the end of the loop turn, then send
+ * it in one go: answers to pipelined requests share a system call and a
+ * TCP segment instead of one each. Loop thread only. */
+void rx_cork(rx_conn *c);
 /* Each returns 0, or -1 when the connection is closing or closed (nothing
  * queued). Writing is attempted at once; what the socket does not take is
  * queued and flushed as the peer reads. */
