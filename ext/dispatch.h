@@ -23,7 +23,8 @@ typedef struct dsp_actor dsp_actor;
 enum {
   DSP_HTTP_REQUEST = 1, /* ptr: http_req*, owned by the handler */
   DSP_HTTP_DRAIN = 2,   /* a suspended response may write again (or died) */
-  DSP_TASK = 3,         /* arg: a Python-side task id */
+  DSP_TASK = 3,         /* arg: a Python-side task id (a timer fired) */
+  DSP_TASK_END = 9,     /* arg: that task id will not fire again */
 };
 
 typedef struct dsp_event {

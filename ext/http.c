@@ -25,6 +25,10 @@
 #include "dispatch.h"
 #include "http1_parser.h"
 #include "reactor.h"
+#include "sse.h"
+#include "upgrade.h"
+#include "websocket.h"
+#include "ws_frame.h"
 
 #define RBUF_START 4096
 #define SERVER_LINE "Server: iodine-py\r\n"
@@ -51,6 +55,8 @@ typedef struct http_conn {
   int body_fd;
   uint64_t body_size;
   sbuf env;
+  int upgrade;        /* what the request may upgrade to (UP_*) */
+  char ws_accept[29]; /* Sec-WebSocket-Accept, computed at parse time */
   /* the response in progress */
   uint64_t resp_left; /* bytes still owed against the app's Content-Length */
   unsigned read_paused : 1, keep_alive : 1, is_head : 1, http10 : 1;
@@ -110,6 +116,7 @@ static const char *reason(int code) {
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 413: return "Content Too Large";
+  case 426: return "Upgrade Required";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
@@ -140,21 +147,23 @@ static const char *date_line(size_t *len) {
 /* Answer a request we will not serve, then close. The stream can no longer
  * be trusted after most of these, so we never read another request from
  * it; lingering lets the answer reach a peer that is still sending. */
-static void fail(http_conn *h, int code) {
+static void fail_with(http_conn *h, int code, const char *extra) {
   char buf[512];
   size_t dl;
   const char *date = date_line(&dl);
   const char *why = reason(code);
   int n = snprintf(buf, sizeof buf,
-                   "HTTP/1.1 %d %s\r\n" SERVER_LINE "%.*s"
+                   "HTTP/1.1 %d %s\r\n" SERVER_LINE "%.*s%s"
                    "Content-Type: text/plain; charset=utf-8\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-                   code, why, (int)dl, date, strlen(why) + 1, why);
+                   code, why, (int)dl, date, extra, strlen(why) + 1, why);
   h->state = H_DONE;
   h->c->flags |= RX_F_LINGER;
   rx_write(h->c, buf, (size_t)n);
   rx_close(h->c);
 }
+
+static void fail(http_conn *h, int code) { fail_with(h, code, ""); }
 
 /* --- the environ blob ------------------------------------------------------- */
 
@@ -327,6 +336,7 @@ static void dispatch(http_conn *h) {
   r->conn = h->c->id;
   r->tag = h->set->tag;
   r->is_head = h->is_head;
+  r->upgrade = h->upgrade;
   r->env = h->env.p;
   r->env_len = h->env.len;
   h->env.p = NULL;
@@ -363,6 +373,42 @@ static http1_header *hdr_array(size_t n) {
     cap = n;
   }
   return arr;
+}
+
+static const http1_header *find_header(const http1_request *q, const char *name,
+                                       size_t len) {
+  for (size_t i = 0; i < q->num_headers; i++)
+    if (http1_name_is(&q->headers[i], name, len)) return &q->headers[i];
+  return NULL;
+}
+
+/* Decide what this request may upgrade to. A WebSocket handshake is
+ * checked here, before the application sees it (RFC 6455 4.2.1): a wrong
+ * version gets 426 naming the one we speak, anything else malformed 400.
+ * Returns nonzero when the request was answered. */
+static int check_upgrade(http_conn *h, const http1_request *q) {
+  int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
+  h->upgrade = UP_NONE;
+  if (h->fr.upgrade_websocket) {
+    const http1_header *v = find_header(q, "sec-websocket-version", 21);
+    const http1_header *k = find_header(q, "sec-websocket-key", 17);
+    if (!get || q->version_minor != 1 || !h->fr.has_host) {
+      fail(h, 400);
+      return 1;
+    }
+    if (!v || v->value_len != 2 || memcmp(v->value, "13", 2)) {
+      fail_with(h, 426, "Sec-WebSocket-Version: 13\r\n");
+      return 1;
+    }
+    if (!k || ws_accept_key(k->value, k->value_len, h->ws_accept)) {
+      fail(h, 400);
+      return 1;
+    }
+    h->upgrade = UP_WEBSOCKET;
+  } else if (h->fr.accept_event_stream && get) {
+    h->upgrade = UP_SSE;
+  }
+  return 0;
 }
 
 /* Returns 1 when a request head was taken (go on), 0 to wait or stop. */
@@ -403,6 +449,7 @@ static int parse_head(http_conn *h) {
     fail(h, 413); /* answered before the body is read */
     return 0;
   }
+  if (check_upgrade(h, &q)) return 0;
   e = build_env(h, &q);
   if (e) {
     fail(h, e == -2 ? 400 : 503);
@@ -650,23 +697,21 @@ static int value_has_token(const char *v, size_t n, const char *tok) {
   return 0;
 }
 
-/* Build the status line and headers into `o`. Returns 0 or -2 (malformed). */
-static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
-                      const char *hd, size_t hlen, size_t count, size_t blen,
-                      int finish) {
-  if (slen < 3 || slen > 512 || (slen > 3 && status[3] != ' ')) return -2;
-  for (int i = 0; i < 3; i++)
-    if (status[i] < '0' || status[i] > '9') return -2;
-  if (bad_value(status, slen)) return -2;
-  int code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
-  if (code < 100) return -2;
-  o->len = 0;
-  if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, status, slen) || sb_put(o, "\r\n", 2))
-    return -1;
-  int has_date = 0, has_server = 0;
-  h->has_cl = 0;
-  h->resp_left = 0;
-  /* walk "name\0value\0..." checking the pair count against the NULs */
+/* What the application's headers said about framing and defaults. */
+typedef struct {
+  int has_date, has_server, has_cl, close;
+  uint64_t cl;
+} app_meta;
+
+/* Copy the application's "name\0value\0..." headers into `o` as header
+ * lines, checking each. Framing and hop-by-hop headers are noted in `m`,
+ * not copied: framing is ours (and PEP 3333 forbids hop-by-hop headers). An
+ * upgrade also drops the ones its own head sets. Returns 0, -1 out of
+ * memory, -2 malformed. */
+static int put_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
+                           app_meta *m, int upgrade) {
+  memset(m, 0, sizeof *m);
+  /* the pair count must match the separators: see http_respond */
   size_t seps = 0;
   for (size_t i = 0; i < hlen; i++) seps += hd[i] == 0;
   if (hlen ? seps != 2 * count - 1 : count != 0) return -2;
@@ -688,24 +733,58 @@ static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
         if (val[i] < '0' || val[i] > '9') return -2;
         v = v * 10 + (uint64_t)(val[i] - '0');
       }
-      if (h->has_cl) continue; /* one is enough */
-      h->has_cl = 1;
-      h->resp_left = v;
+      if (m->has_cl || upgrade) continue; /* one is enough */
+      m->has_cl = 1;
+      m->cl = v;
     } else if (same_name(name, nl, "transfer-encoding", 17) ||
-               same_name(name, nl, "keep-alive", 10)) {
-      continue; /* hop-by-hop: framing is ours (PEP 3333 forbids them) */
+               same_name(name, nl, "keep-alive", 10) ||
+               (upgrade && (same_name(name, nl, "upgrade", 7) ||
+                            same_name(name, nl, "content-type", 12)))) {
+      continue;
     } else if (same_name(name, nl, "connection", 10)) {
-      if (value_has_token(val, vl, "close")) h->close_after = 1;
+      if (value_has_token(val, vl, "close")) m->close = 1;
       continue;
     } else if (same_name(name, nl, "date", 4)) {
-      has_date = 1;
+      m->has_date = 1;
     } else if (same_name(name, nl, "server", 6)) {
-      has_server = 1;
+      m->has_server = 1;
     }
     if (sb_put(o, name, nl) || sb_put(o, ": ", 2) || sb_put(o, val, vl) ||
         sb_put(o, "\r\n", 2))
       return -1;
   }
+  return 0;
+}
+
+static int put_defaults(sbuf *o, const app_meta *m) {
+  if (!m->has_server && sb_str(o, SERVER_LINE)) return -1;
+  if (!m->has_date) {
+    size_t dl;
+    const char *d = date_line(&dl);
+    if (sb_put(o, d, dl)) return -1;
+  }
+  return sb_put(o, "\r\n", 2);
+}
+
+/* Build the status line and headers into `o`. Returns 0 or -2 (malformed). */
+static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
+                      const char *hd, size_t hlen, size_t count, size_t blen,
+                      int finish) {
+  if (slen < 3 || slen > 512 || (slen > 3 && status[3] != ' ')) return -2;
+  for (int i = 0; i < 3; i++)
+    if (status[i] < '0' || status[i] > '9') return -2;
+  if (bad_value(status, slen)) return -2;
+  int code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+  if (code < 100) return -2;
+  o->len = 0;
+  if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, status, slen) || sb_put(o, "\r\n", 2))
+    return -1;
+  app_meta m;
+  int r = put_app_headers(o, hd, hlen, count, &m, 0);
+  if (r) return r;
+  h->has_cl = m.has_cl != 0;
+  h->resp_left = m.cl;
+  if (m.close) h->close_after = 1;
   h->no_body = h->is_head || code < 200 || code == 204 || code == 304;
   h->chunked_out = 0;
   char num[64];
@@ -728,13 +807,7 @@ static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
   } else if (h->http10 && sb_str(o, "Connection: keep-alive\r\n")) {
     return -1;
   }
-  if (!has_server && sb_str(o, SERVER_LINE)) return -1;
-  if (!has_date) {
-    size_t dl;
-    const char *d = date_line(&dl);
-    if (sb_put(o, d, dl)) return -1;
-  }
-  return sb_put(o, "\r\n", 2);
+  return put_defaults(o, &m);
 }
 
 /* Body bytes, framed as the head promised. `head` (may be empty) goes
@@ -885,6 +958,49 @@ int http_await_drain(uint64_t conn) {
       r = 0;
     }
   }
+  rx_unlock();
+  return r;
+}
+
+int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) {
+  static sbuf head; /* reused: every caller holds the big lock */
+  rx_lock();
+  http_conn *h = app_conn(conn);
+  int r = -1;
+  if (!h || h->head_sent || h->upgrade == UP_NONE) goto out;
+  head.len = 0;
+  if (h->upgrade == UP_WEBSOCKET) {
+    if (sb_str(&head, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: ") ||
+        sb_put(&head, h->ws_accept, 28) || sb_put(&head, "\r\n", 2))
+      goto out;
+  } else if (sb_str(&head, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")) {
+    goto out;
+  }
+  app_meta m;
+  r = put_app_headers(&head, headers, hlen, count, &m, 1);
+  if (r == 0) r = put_defaults(&head, &m);
+  if (r) goto out;
+  rx_conn *c = h->c;
+  if (rx_write(c, head.p, head.len)) {
+    r = -1;
+    goto out;
+  }
+  /* Hand over: the actor and any bytes the peer sent after the handshake
+   * go to the new protocol; the HTTP state ends here, without on_close. */
+  dsp_actor *actor = h->actor;
+  h->actor = NULL;
+  if (h->upgrade == UP_WEBSOCKET)
+    r = ws_take_over(c, h->set, actor, h->rbuf + h->rpos, h->rlen - h->rpos);
+  else
+    r = sse_take_over(c, h->set, actor);
+  body_reset(h);
+  sb_free(&h->env);
+  free(h->rbuf);
+  free(h);
+out:
+  if (head.cap > 65536) sb_free(&head);
   rx_unlock();
   return r;
 }

@@ -31,6 +31,10 @@ typedef struct http_settings {
   size_t spill;         /* bodies over this go to a temp file */
   uint32_t keepalive_ms;/* idle limit between requests and while stalled */
   int tag;              /* which application (one per listen call) */
+  /* for connections that upgrade (upgrade.h) */
+  uint64_t ws_max_msg;  /* largest WebSocket message, bytes (1009 over) */
+  uint32_t ping_ms;     /* WebSocket ping / SSE keep-alive interval */
+  size_t max_pending;   /* output a peer may leave unread before it is cut */
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with
@@ -39,6 +43,7 @@ typedef struct http_req {
   uint64_t conn;
   int tag;
   int is_head;
+  int upgrade;      /* UP_NONE, UP_WEBSOCKET or UP_SSE (rack.upgrade?) */
   char *env;        /* "KEY\0value\0KEY\0value" (no trailing NUL pair) */
   size_t env_len;
   char *body;       /* in-memory body, or NULL */
@@ -79,6 +84,13 @@ int http_abort(uint64_t conn);
 /* 1: the output queue is empty, go on; 0: armed, a DSP_HTTP_DRAIN event
  * will follow (also if the connection dies); -1: gone. */
 int http_await_drain(uint64_t conn);
+
+/* Answer an upgradeable request by switching protocols: a 101 with
+ * Sec-WebSocket-Accept, or a 200 text/event-stream head, carrying the
+ * application's extra headers (same form as http_respond). The connection
+ * then belongs to websocket.c or sse.c, which posts DSP_OPEN. Returns 0, -1
+ * when gone or not upgradeable, -2 for malformed headers. */
+int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
 
 /* Bytes queued on a connection, or -1 when it is gone. */
 long http_queued(uint64_t conn);

@@ -659,7 +659,8 @@ ssize_t http1_decode_chunked(http1_chunked *d, char *buf, size_t *len) {
     }
 
     c = (unsigned char)buf[r++];
-    if (d->state < CH_SIZE_LF && ++d->line_len > HTTP1_CHUNK_LINE_MAX)
+    if (d->state < CH_SIZE_LF && c != '\r' &&
+        ++d->line_len > HTTP1_CHUNK_LINE_MAX)
       goto bad;
     if (d->state >= CH_TR_LINE && ++d->trailer_bytes > max_trailer) {
       d->state = CH_FAIL_431;

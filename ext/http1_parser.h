@@ -64,7 +64,7 @@ typedef struct {
  * HTTP/2.0, HTTP/1.2, HTTP/0.9; junk like HTTP/1.1.1 or http/1.1 is 400),
  * -501 (reserved: the parser itself does not return it). Leading empty lines
  * (CRLF only) before the request line are skipped (RFC 9112 2.2); they count
- * in the returned length.
+ * in the returned length, and more than max_line bytes of them is a 400.
  *
  * Strictness the caller should know: a bare LF or bare CR anywhere in the
  * head is 400 (RFC 9112 2.2 allows accepting bare LF; we do not, it is a
@@ -121,13 +121,17 @@ typedef struct {
  * a "close" token; HTTP/1.0 only with "keep-alive" and no "close" (tokens of
  * every Connection line, case-insensitive). expect_continue and
  * upgrade_websocket are set for HTTP/1.1 only (RFC 9110 10.1.1, 7.8); the
- * method (GET) and Sec-WebSocket-* checks are the caller's. */
+ * method (GET) and Sec-WebSocket-* checks are the caller's. For an
+ * absolute-form target the authority in the target, not Host, names the
+ * resource (RFC 9112 3.2.2); a CONNECT that passes here is still the
+ * caller's to refuse (405/501) unless it tunnels. */
 int http1_request_framing(const http1_request *req, http1_framing *out);
 
 /* Chunked body decoder: an explicit state machine in a small struct that the
  * caller zeroes before the first call. Decodes in place.
  *
- * A size line (hex digits plus extensions) longer than this is a 400. */
+ * A size line (hex digits plus extensions, CRLF not counted) longer than
+ * this is a 400. */
 #define HTTP1_CHUNK_LINE_MAX 4096
 
 typedef struct {

@@ -291,7 +291,7 @@ static int flush(rx_conn *c) {
       doom(c, 0);
       return -1;
     }
-    c->active_ms = rx_now_ms();
+    if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
     c->out_bytes -= (size_t)n;
     /* retire what was fully written */
     size_t left = (size_t)n;
@@ -356,7 +356,7 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
     }
     if (n > 0) {
       done = (size_t)n;
-      c->active_ms = rx_now_ms();
+      if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
     }
     if (done == total) return 0;
   }

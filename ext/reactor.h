@@ -55,6 +55,8 @@ enum {
   RX_F_LISTENER = 1u << 4,
   RX_F_HUP = 1u << 5,     /* peer hung up or errored */
   RX_F_CORK = 1u << 6,    /* hold output until the end of the turn */
+  RX_F_IDLE_READ = 1u << 7, /* only input resets the idle clock */
+  RX_F_UPGRADED = 1u << 8,  /* udata begins with an up_conn (upgrade.h) */
 };
 
 struct rx_conn {

@@ -130,16 +130,13 @@ static int open_tcp(const char *addr, int port, int *out, int *bound) {
   return err;
 }
 
-int srv_listen(const char *addr, int port, size_t max_head, size_t max_line,
-               size_t max_headers, uint64_t max_body, size_t spill,
-               uint32_t keepalive_ms, int tag) {
+int srv_listen(const char *addr, int port, const http_settings *settings) {
   int rc = srv_init();
   if (rc) return rc;
   if (nlisteners == MAX_LISTENERS) return -EMFILE;
   listener *l = calloc(1, sizeof *l);
   if (!l) return -ENOMEM;
-  l->set = (http_settings){max_head, max_line, max_headers, max_body,
-                           spill, keepalive_ms, tag};
+  l->set = *settings;
   int bound = 0;
   if (addr && !strncmp(addr, "unix:", 5)) {
     l->is_unix = 1;
@@ -194,6 +191,39 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
 }
 
 void srv_stop(void) { rx_stop(); }
+
+typedef struct app_timer {
+  dsp_actor *actor; /* keeps a timer's firings and its end in order */
+  uint64_t task;
+} app_timer;
+
+static void timer_fire(void *arg) {
+  app_timer *t = arg;
+  dsp_post(t->actor, DSP_TASK, 0, NULL, t->task);
+}
+
+static void timer_end(void *arg) {
+  app_timer *t = arg;
+  dsp_post(t->actor, DSP_TASK_END, 0, NULL, t->task);
+  dsp_actor_release(t->actor);
+  free(t);
+}
+
+uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task) {
+  if (srv_init()) return 0;
+  app_timer *t = malloc(sizeof *t);
+  if (!t) return 0;
+  t->actor = dsp_actor_new();
+  t->task = task;
+  uint64_t id = t->actor ? rx_timer(ms, interval_ms, reps, timer_fire, timer_end, t) : 0;
+  if (!id) {
+    dsp_actor_release(t->actor);
+    free(t);
+  }
+  return id;
+}
+
+void srv_timer_cancel(uint64_t timer_id) { rx_timer_cancel(timer_id); }
 
 void srv_close_listeners(void) {
   rx_lock();

@@ -12,16 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http.h"
+
 /* Prepare the core (idempotent). 0 or -errno. */
 int srv_init(void);
 
 /* Listen on `addr` ("127.0.0.1", "::", "0.0.0.0", a host name, or
  * "unix:/path") and `port` (0: any free port). Returns the bound port (0
  * for Unix sockets) or -errno. Connections accepted there speak HTTP with
- * the given limits; `tag` names the application that serves them. */
-int srv_listen(const char *addr, int port, size_t max_head, size_t max_line,
-               size_t max_headers, uint64_t max_body, size_t spill,
-               uint32_t keepalive_ms, int tag);
+ * the given settings (copied); settings->tag names the application. */
+int srv_listen(const char *addr, int port, const http_settings *settings);
 
 /* Run until SIGINT/SIGTERM or srv_stop(). `runner` non-NULL runs
  * application events on this thread (see dispatch.h); NULL leaves them to
@@ -29,6 +29,12 @@ int srv_listen(const char *addr, int port, size_t max_head, size_t max_line,
  * finish after a stop is asked. Returns 0. */
 int srv_run(void (*runner)(void), uint32_t grace_ms);
 void srv_stop(void);
+
+/* Timers for application tasks: `task` is an id the application keeps;
+ * each firing posts DSP_TASK with it, and DSP_TASK_END follows the last
+ * one (or a cancel), in order. Any thread, running or not yet running. */
+uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
+void srv_timer_cancel(uint64_t timer_id);
 
 /* Close every listener (after a run, before the process exits). */
 void srv_close_listeners(void);

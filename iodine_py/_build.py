@@ -26,16 +26,35 @@ typedef struct dsp_event {
 #define DSP_HTTP_REQUEST 1
 #define DSP_HTTP_DRAIN 2
 #define DSP_TASK 3
+#define DSP_OPEN 4
+#define DSP_MESSAGE 5
+#define DSP_DRAINED 6
+#define DSP_SHUTDOWN 7
+#define DSP_CLOSE 8
+#define DSP_TASK_END 9
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
 void dsp_stop(void);
 
 /* http.h */
+typedef struct http_settings {
+    size_t max_head;
+    size_t max_line;
+    size_t max_headers;
+    uint64_t max_body;
+    size_t spill;
+    uint32_t keepalive_ms;
+    int tag;
+    uint64_t ws_max_msg;
+    uint32_t ping_ms;
+    size_t max_pending;
+} http_settings;
 typedef struct http_req {
     uint64_t conn;
     int tag;
     int is_head;
+    int upgrade;
     char *env;
     size_t env_len;
     char *body;
@@ -53,15 +72,35 @@ int http_finish(uint64_t conn);
 int http_abort(uint64_t conn);
 int http_await_drain(uint64_t conn);
 long http_queued(uint64_t conn);
+int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
+
+/* upgrade.h, websocket.h, sse.h */
+typedef struct ws_msg {
+    uint64_t conn;
+    size_t len;
+    int text;
+    char data[];
+} ws_msg;
+long up_pending(uint64_t conn);
+int up_is_open(uint64_t conn);
+long up_timeout(uint64_t conn, long set_ms);
+int up_close(uint64_t conn, unsigned code);
+void up_want_drained(uint64_t conn, int on);
+int ws_write(uint64_t conn, const void *data, size_t len, int text);
+void ws_msg_done(ws_msg *m);
+int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
+              size_t elen, const char *id, size_t ilen);
+long sse_format(char *out, size_t cap, const char *data, size_t dlen,
+                const char *event, size_t elen, const char *id, size_t ilen);
 
 /* server.h */
 int srv_init(void);
-int srv_listen(const char *addr, int port, size_t max_head, size_t max_line,
-               size_t max_headers, uint64_t max_body, size_t spill,
-               uint32_t keepalive_ms, int tag);
+int srv_listen(const char *addr, int port, const http_settings *settings);
 int srv_run(void (*runner)(void), uint32_t grace_ms);
 void srv_stop(void);
 void srv_close_listeners(void);
+uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
+void srv_timer_cancel(uint64_t timer_id);
 
 /* Python entry points the core calls. */
 extern "Python" void iodine_py_run_events(void);
@@ -83,7 +122,8 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "iodine_py._native",
-    '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n',
+    '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n'
+    '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n',
     sources=SOURCES,
     include_dirs=["ext"],
     extra_compile_args=CFLAGS,

@@ -87,6 +87,15 @@ def build_parser() -> _Parser:
                    help="idle keep-alive timeout, seconds (default: 40)")
     g.add_argument("--body-spill", dest="body_spill", type=_int(1, "body spill (KiB)"),
                    default=None, help="bodies over this many KiB go to a temp file (default: 1024)")
+    g = p.add_argument_group("WebSocket and SSE")
+    g.add_argument("-maxms", "--max-msg", dest="ws_max_msg", type=_int(1, "max message (KiB)"),
+                   default=None, help="largest incoming WebSocket message, KiB (default: 256)")
+    g.add_argument("-ping", "--ping", dest="ping", type=_seconds, default=None,
+                   help="WebSocket ping / SSE keep-alive interval and silence limit, seconds (default: 40)")
+    g.add_argument("--max-pending", dest="max_pending", type=_int(1, "max pending (KiB)"),
+                   default=None,
+                   help="output a WebSocket/SSE client may leave unread before it is cut off, KiB (default: 16384)")
+    g = p.add_argument_group("shutdown")
     g.add_argument("--grace", type=float, default=None,
                    help="seconds in-flight requests get to finish on shutdown (default: 10)")
     g = p.add_argument_group("logging")
@@ -122,6 +131,12 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         cfg.keepalive = ns.keepalive
     if ns.body_spill is not None:
         cfg.body_spill = ns.body_spill * KIB
+    if ns.ws_max_msg is not None:
+        cfg.ws_max_msg = ns.ws_max_msg * KIB
+    if ns.ping is not None:
+        cfg.ping = ns.ping
+    if ns.max_pending is not None:
+        cfg.max_pending = ns.max_pending * KIB
     if ns.grace is not None:
         cfg.grace = ns.grace
     cfg.log = ns.log

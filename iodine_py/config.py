@@ -40,6 +40,9 @@ class Listener:
     max_headers: int
     keepalive: float
     body_spill: int
+    ws_max_msg: int
+    ping: float
+    max_pending: int
     bound_port: int = 0
 
 
@@ -59,6 +62,10 @@ class Config:
     keepalive: float = 40.0
     body_spill: int = 1 * MIB
     grace: float = 10.0
+    # upgraded connections (WebSocket, SSE)
+    ws_max_msg: int = 256 * KIB
+    ping: float = 40.0
+    max_pending: int = 16 * MIB
     # logging
     log: bool = False
     quiet: bool = False
@@ -71,30 +78,31 @@ class Config:
         if self.workers < 1:
             raise ConfigError(f"workers must be at least 1, not {self.workers}")
         for name in ("max_body", "max_head", "max_header_line", "max_headers",
-                     "body_spill"):
+                     "body_spill", "ws_max_msg", "max_pending"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         if self.max_head < 64:
             raise ConfigError("max_head must be at least 64 bytes")
         if self.keepalive <= 0:
             raise ConfigError(f"keep-alive timeout must be positive, not {self.keepalive}")
+        if self.ping <= 0:
+            raise ConfigError(f"ping interval must be positive, not {self.ping}")
         if self.grace < 0:
             raise ConfigError(f"grace must not be negative, not {self.grace}")
         return self
 
     def listener(self, app: Any, port: Optional[int] = None,
                  address: Optional[str] = None, **limits: Any) -> Listener:
-        unknown = set(limits) - {"max_body", "max_head", "max_header_line",
-                                 "max_headers", "keepalive", "body_spill"}
+        unknown = set(limits) - set(LIMIT_NAMES)
         if unknown:
             raise TypeError(f"unknown listen() setting(s): {', '.join(sorted(unknown))}")
-        values = {k: limits.get(k, getattr(self, k)) for k in (
-            "max_body", "max_head", "max_header_line", "max_headers",
-            "keepalive", "body_spill")}
+        values = {k: limits.get(k, getattr(self, k)) for k in LIMIT_NAMES}
         return Listener(app=app,
                         port=self.port if port is None else int(port),
                         address=self.address if address is None else address,
                         **values)
 
 
-LISTENERS: List[Listener] = []
+# Settings a single listen() call may override.
+LIMIT_NAMES = ("max_body", "max_head", "max_header_line", "max_headers",
+               "keepalive", "body_spill", "ws_max_msg", "ping", "max_pending")

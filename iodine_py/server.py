@@ -9,6 +9,7 @@ connection.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -18,9 +19,44 @@ from typing import Any, Callable, Dict, List, Optional
 from . import __version__
 from ._native import ffi, lib
 from .config import Config, ConfigError, Listener
+from . import client as _client
+from .client import Client
 from .wsgi import Response, _log_exception, base_environ, make_input
 
 BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
+
+# Timer tasks by id: the core only knows the number.
+_tasks: Dict[int, Callable[[], Any]] = {}
+_task_ids = itertools.count(1)
+
+
+class Timer:
+    """What run_after / run_every return: ``cancel()`` stops it (any thread)."""
+
+    __slots__ = ("_id", "task")
+
+    def __init__(self, timer_id: int, task: int) -> None:
+        self._id = timer_id
+        self.task = task
+
+    def cancel(self) -> None:
+        lib.srv_timer_cancel(self._id)
+
+    @property
+    def active(self) -> bool:
+        return self.task in _tasks
+
+
+def _run_task(kind: int, task: int) -> None:
+    if kind == 9:  # DSP_TASK_END
+        _tasks.pop(task, None)
+        return
+    fn = _tasks.get(task)
+    if fn is not None:
+        try:
+            fn()
+        except Exception:
+            _log_exception("a timer task")
 
 _runtime: Optional["Runtime"] = None
 
@@ -45,6 +81,7 @@ class Runtime:
         self.listeners = listeners
         self.apps: List[Any] = []
         self.suspended: Dict[int, Response] = {}
+        self.clients: Dict[int, Client] = {}
         self.access_log = config.log and not config.quiet
         multithread = config.threads > 1
         multiprocess = config.workers > 1
@@ -61,6 +98,10 @@ class Runtime:
                 resp = self.suspended.pop(ev.conn, None)
                 if resp is not None:
                     resp.pump()
+            elif kind == 3 or kind == 9:  # DSP_TASK, DSP_TASK_END
+                _run_task(kind, ev.arg)
+            else:
+                _client.dispatch(self, kind, ev.conn, ev.ptr)
         except BaseException:
             _log_exception("the server's event handler")
         finally:
@@ -75,12 +116,21 @@ class Runtime:
             env.update(zip(parts[::2], parts[1::2]))
             env["wsgi.input"] = make_input(req)
             conn = req.conn
+            upgrade = req.upgrade
+            if upgrade:
+                env["rack.upgrade?"] = "websocket" if upgrade == 1 else "sse"
         finally:
             lib.http_req_free(req)
-        resp = Response(self, conn, env)
+        resp = Response(self, conn, env, upgrade)
         if self.access_log:
             resp.started = time.perf_counter()
         resp.run(app)
+
+    def new_client(self, conn: int, env: Dict[str, Any], handler: Any, kind: int) -> None:
+        self.clients[conn] = Client(conn, env, handler, "websocket" if kind == 1 else "sse")
+
+    def on_client_closed(self, client: Client) -> None:
+        """Hook for pub/sub: subscriptions end with the connection."""
 
     def log_access(self, resp: Response) -> None:
         env = resp.env
@@ -159,6 +209,30 @@ class _Iodine:
     def verbose(self, on: bool) -> None:
         self.config.log = bool(on)
 
+    # -- timers and tasks ------------------------------------------------------
+    def run_every(self, ms: float, fn: Callable[[], Any], repetitions: int = 0) -> Timer:
+        """Call fn every `ms` milliseconds, `repetitions` times (0: until
+        cancelled). Any thread; timers run while the server runs. An
+        exception is logged and the timer goes on."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        task = next(_task_ids)
+        _tasks[task] = fn
+        ms = max(0, int(ms))
+        timer_id = lib.srv_timer(ms, max(1, ms), max(0, int(repetitions)), task)
+        if not timer_id:
+            _tasks.pop(task, None)
+            raise MemoryError("cannot create a timer")
+        return Timer(timer_id, task)
+
+    def run_after(self, ms: float, fn: Callable[[], Any]) -> Timer:
+        """Call fn once, `ms` milliseconds from now."""
+        return self.run_every(ms, fn, repetitions=1)
+
+    def run(self, fn: Callable[[], Any]) -> Timer:
+        """Call fn on the next turn of the event loop."""
+        return self.run_every(0, fn, repetitions=1)
+
     def listen(self, app: Callable, port: Optional[int] = None,
                address: Optional[str] = None, **limits: Any) -> Listener:
         """Serve ``app`` (a WSGI callable) on ``address:port`` once started.
@@ -182,9 +256,13 @@ class _Iodine:
             raise OSError(-rc, os.strerror(-rc))
         for tag, lst in enumerate(self._listeners):
             addr = lst.address.encode()
-            rc = lib.srv_listen(addr, lst.port, lst.max_head, lst.max_header_line,
-                                lst.max_headers, lst.max_body, lst.body_spill,
-                                int(lst.keepalive * 1000), tag)
+            settings = ffi.new("http_settings *", {
+                "max_head": lst.max_head, "max_line": lst.max_header_line,
+                "max_headers": lst.max_headers, "max_body": lst.max_body,
+                "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
+                "tag": tag, "ws_max_msg": lst.ws_max_msg,
+                "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending})
+            rc = lib.srv_listen(addr, lst.port, settings)
             if rc < 0:
                 where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
                 raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")

@@ -138,10 +138,11 @@ class Response:
     """One request's response, from app call to the last byte."""
 
     __slots__ = ("conn", "env", "status", "headers", "sent", "it", "result",
-                 "runtime", "done", "started", "bytes_out")
+                 "runtime", "done", "started", "bytes_out", "upgrade")
 
-    def __init__(self, runtime: Any, conn: int, env: Dict[str, Any]) -> None:
+    def __init__(self, runtime: Any, conn: int, env: Dict[str, Any], upgrade: int = 0) -> None:
         self.runtime = runtime
+        self.upgrade = upgrade
         self.conn = conn
         self.env = env
         self.status: Optional[str] = None
@@ -215,6 +216,9 @@ class Response:
             return
         self.result = result
         try:
+            if self.upgrade and self.env.get("rack.upgrade") is not None and not self.sent:
+                if self._switch():
+                    return
             if type(result) is list and len(result) == 1 and self.status is not None:
                 body = result[0]
                 if type(body) is not bytes:
@@ -233,6 +237,25 @@ class Response:
             self.fail("the application's response")
             return
         self.pump()
+
+    def _switch(self) -> bool:
+        """Hand the connection to the callback object in rack.upgrade,
+        unless the app answered with a status >= 300 (then the upgrade is
+        off and the response goes out as usual). The body is never sent."""
+        status = self.status
+        if status is not None and int(status[:3]) >= 300:
+            return False
+        headers = self.headers or []
+        flat = "\0".join([x for pair in headers for x in pair]).encode("latin-1")
+        r = lib.http_upgrade(self.conn, flat, len(flat), len(headers))
+        if r == -2:
+            raise ValueError(f"malformed header in upgrade response: {headers!r}")
+        if r == 0:
+            self.status = status or ("101 Switching Protocols" if self.upgrade == 1 else "200 OK")
+            self.runtime.new_client(self.conn, self.env, self.env["rack.upgrade"], self.upgrade)
+        self.sent = True
+        self.finish()
+        return True
 
     def pump(self) -> None:
         """Send body chunks until the app is done or the peer falls behind."""

@@ -1,0 +1,147 @@
+/* sse: see sse.h for what this file owns. */
+#include "sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "http.h"
+#include "reactor.h"
+#include "upgrade.h"
+
+typedef struct sse_conn {
+  up_conn up; /* first: upgrade.c casts udata to it */
+  rx_conn *c;
+} sse_conn;
+
+static const rx_proto sse_proto;
+
+static int has_break(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) return 1;
+  return 0;
+}
+
+/* Append n bytes at *at if they fit; count them either way. */
+static void put(char *out, size_t cap, size_t *at, const char *s, size_t n) {
+  if (*at < cap) memcpy(out + *at, s, *at + n <= cap ? n : cap - *at);
+  *at += n;
+}
+
+long sse_format(char *out, size_t cap, const char *data, size_t dlen,
+                const char *event, size_t elen, const char *id, size_t ilen) {
+  if ((event && has_break(event, elen)) || (id && has_break(id, ilen))) return -1;
+  size_t at = 0;
+  if (id) {
+    put(out, cap, &at, "id: ", 4);
+    put(out, cap, &at, id, ilen);
+    put(out, cap, &at, "\n", 1);
+  }
+  if (event) {
+    put(out, cap, &at, "event: ", 7);
+    put(out, cap, &at, event, elen);
+    put(out, cap, &at, "\n", 1);
+  }
+  /* Every line of data is its own field; CRLF, CR and LF all end a line
+   * in the event-stream grammar, so all three split here. */
+  size_t start = 0;
+  for (size_t i = 0; i <= dlen; i++) {
+    if (i < dlen && data[i] != '\r' && data[i] != '\n') continue;
+    put(out, cap, &at, "data: ", 6);
+    put(out, cap, &at, data + start, i - start);
+    put(out, cap, &at, "\n", 1);
+    if (i < dlen && data[i] == '\r' && i + 1 < dlen && data[i + 1] == '\n') i++;
+    start = i + 1;
+  }
+  put(out, cap, &at, "\n", 1);
+  return (long)at;
+}
+
+int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
+              size_t elen, const char *id, size_t ilen) {
+  long need = sse_format(NULL, 0, data, dlen, event, elen, id, ilen);
+  if (need < 0) return -2;
+  char stack[1024];
+  char *buf = (size_t)need <= sizeof stack ? stack : malloc((size_t)need);
+  if (!buf) return -1;
+  sse_format(buf, (size_t)need, data, dlen, event, elen, id, ilen);
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int r = -1;
+  if (u && u->kind == UP_SSE && !u->closing && !rx_closed(c) &&
+      up_room(c, u, (size_t)need) == 0)
+    r = rx_write(c, buf, (size_t)need);
+  rx_unlock();
+  if (buf != stack) free(buf);
+  return r;
+}
+
+int sse_write_formatted(rx_conn *c, struct rx_buf *event) {
+  sse_conn *s = c->udata;
+  if (s->up.closing || rx_closed(c) || up_room(c, &s->up, event->len)) return -1;
+  return rx_write_buf(c, event);
+}
+
+static void on_data(rx_conn *c) {
+  char sink[4096];
+  for (;;) {
+    long n = rx_read(c, sink, sizeof sink);
+    if (n == 0) return;
+    if (n < 0) { /* the client went away */
+      rx_close_now(c);
+      return;
+    }
+  }
+}
+
+static void on_timeout(rx_conn *c) {
+  static const char ping[] = ": keep-alive\n\n";
+  rx_write(c, ping, sizeof ping - 1);
+}
+
+static void on_shutdown(rx_conn *c) {
+  sse_conn *s = c->udata;
+  dsp_post(s->up.actor, DSP_SHUTDOWN, c->id, NULL, 0);
+}
+
+static void on_drained(rx_conn *c) {
+  sse_conn *s = c->udata;
+  if (s->up.want_drained) dsp_post(s->up.actor, DSP_DRAINED, c->id, NULL, 0);
+}
+
+static void on_close(rx_conn *c) {
+  sse_conn *s = c->udata;
+  dsp_post(s->up.actor, DSP_CLOSE, c->id, NULL, 0);
+  dsp_actor_release(s->up.actor);
+  free(s);
+}
+
+static const rx_proto sse_proto = {
+    .on_data = on_data,
+    .on_drained = on_drained,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+int sse_take_over(rx_conn *c, const http_settings *set, dsp_actor *actor) {
+  sse_conn *s = calloc(1, sizeof *s);
+  if (!s) {
+    dsp_actor_release(actor);
+    rx_set_proto(c, NULL, NULL);
+    rx_close_now(c);
+    return -1;
+  }
+  s->up.kind = UP_SSE;
+  s->up.actor = actor;
+  s->up.set = set;
+  s->c = c;
+  rx_set_proto(c, &sse_proto, s);
+  c->flags |= RX_F_UPGRADED;
+  c->timeout_ms = set->ping_ms;
+  rx_touch(c);
+  dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
+  if (!rx_in_loop_thread()) rx_resume(c);
+  return 0;
+}

@@ -1,0 +1,40 @@
+/* sse: an upgraded connection sending Server-Sent Events
+ * (HTML Living Standard, "Server-sent events").
+ *
+ * Owns: formatting events (id, event, data split into one `data:` line per
+ * line of input), keep-alive comments when idle, and the connection after
+ * the 200 text/event-stream head. The stream is close-delimited: no
+ * Content-Length, no chunking, so one formatted event is the same bytes on
+ * every connection (pub/sub shares them).
+ *
+ * Must never: let an id or event name carry a line break (that would let
+ * data forge fields), or read anything meaningful from the peer (input is
+ * discarded; end of input means the client left). */
+#ifndef IODINE_SSE_H
+#define IODINE_SSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+typedef struct dsp_actor dsp_actor;
+typedef struct http_settings http_settings;
+struct rx_buf;
+
+/* Format an event into out[0..cap). Returns the size the event needs
+ * (write nothing past cap; call with cap 0 to measure), or -1 when `event`
+ * or `id` contains CR, LF or NUL. `event`/`id` may be NULL. Pure. */
+long sse_format(char *out, size_t cap, const char *data, size_t dlen,
+                const char *event, size_t elen, const char *id, size_t ilen);
+
+int sse_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor);
+
+/* Send one event. 0, -1 when closed (or dropped over the output cap), -2
+ * when event/id are malformed. Any thread. */
+int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
+              size_t elen, const char *id, size_t ilen);
+
+/* Queue a shared, already formatted event (pub/sub). Lock held. */
+int sse_write_formatted(rx_conn *c, struct rx_buf *event);
+
+#endif

@@ -1,0 +1,71 @@
+/* upgrade: see upgrade.h for what this file owns. */
+#include "upgrade.h"
+
+#include "http.h"
+#include "reactor.h"
+#include "sse.h"
+#include "websocket.h"
+
+up_conn *up_find(uint64_t conn, rx_conn **out) {
+  rx_conn *c = rx_find(conn);
+  if (!c || !(c->flags & RX_F_UPGRADED)) return NULL;
+  if (out) *out = c;
+  return c->udata;
+}
+
+int up_room(rx_conn *c, const up_conn *u, size_t more) {
+  if (c->out_bytes + more <= u->set->max_pending) return 0;
+  rx_close_now(c); /* a reader this far behind is not coming back */
+  return -1;
+}
+
+long up_pending(uint64_t conn) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  long r = (u && !rx_closed(c) && !u->closing) ? (long)c->out_count : -1;
+  rx_unlock();
+  return r;
+}
+
+int up_is_open(uint64_t conn) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int r = u && !rx_closed(c) && !u->closing;
+  rx_unlock();
+  return r;
+}
+
+long up_timeout(uint64_t conn, long set_ms) {
+  rx_lock();
+  rx_conn *c;
+  long r = -1;
+  if (up_find(conn, &c)) {
+    if (set_ms >= 0) c->timeout_ms = (uint32_t)(set_ms > 0x7fffffff ? 0x7fffffff : set_ms);
+    r = (long)c->timeout_ms;
+  }
+  rx_unlock();
+  return r;
+}
+
+int up_close(uint64_t conn, unsigned code) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int r = -1;
+  if (u && !rx_closed(c)) {
+    if (u->kind == UP_WEBSOCKET) ws_send_close(c, code);
+    else rx_close(c);
+    r = 0;
+  }
+  rx_unlock();
+  return r;
+}
+
+void up_want_drained(uint64_t conn, int on) {
+  rx_lock();
+  up_conn *u = up_find(conn, NULL);
+  if (u) u->want_drained = on != 0;
+  rx_unlock();
+}

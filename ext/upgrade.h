@@ -1,0 +1,53 @@
+/* upgrade: what every upgraded connection (WebSocket, SSE) shares, and the
+ * calls the application makes on any of them through its client object.
+ *
+ * Owns: the up_conn prefix that both protocols' state begins with (so one
+ * function can serve both), the event kinds an upgraded connection posts,
+ * and pending / open? / timeout / close / drained-interest by connection id.
+ *
+ * Must never: frame data (websocket.c and sse.c do that). */
+#ifndef IODINE_UPGRADE_H
+#define IODINE_UPGRADE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+typedef struct dsp_actor dsp_actor;
+typedef struct http_settings http_settings;
+
+enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2 };
+
+/* Events an upgraded connection posts (see dispatch.h for the HTTP ones). */
+enum {
+  DSP_OPEN = 4,     /* the upgrade response is out: on_open */
+  DSP_MESSAGE = 5,  /* ptr: ws_msg*, freed with ws_msg_done */
+  DSP_DRAINED = 6,  /* the write queue emptied: on_drained */
+  DSP_SHUTDOWN = 7, /* the server is stopping: on_shutdown, then close */
+  DSP_CLOSE = 8,    /* gone: on_close, always last, always once */
+};
+
+typedef struct up_conn {
+  int kind;                 /* UP_WEBSOCKET or UP_SSE */
+  dsp_actor *actor;         /* the connection's ordering actor */
+  const http_settings *set;
+  unsigned want_drained : 1;/* the handler has on_drained */
+  unsigned closing : 1;     /* close asked for or under way */
+} up_conn;
+
+/* The upgraded connection with this id, or NULL. Caller holds the lock. */
+up_conn *up_find(uint64_t conn, rx_conn **out);
+
+/* The output cap check every write goes through: a peer that does not
+ * read cannot make us queue more than set->max_pending bytes; past it the
+ * connection is dropped (on_close follows). Returns 0 or -1 (dropped). */
+int up_room(rx_conn *c, const up_conn *u, size_t more);
+
+/* Application calls (any thread; they take the lock). */
+long up_pending(uint64_t conn);        /* queued writes, -1 when closed */
+int up_is_open(uint64_t conn);
+long up_timeout(uint64_t conn, long set_ms); /* set when >= 0; returns ms */
+int up_close(uint64_t conn, unsigned code);  /* code: WebSocket close code */
+void up_want_drained(uint64_t conn, int on);
+
+#endif

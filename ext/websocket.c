@@ -1,0 +1,321 @@
+/* websocket: see websocket.h for what this file owns.
+ *
+ * Input is streamed: a frame's payload is unmasked and appended to the
+ * message as it arrives, so the read buffer stays small whatever the frame
+ * size, and a 1 MiB message costs one growing buffer, handed to the
+ * application without a copy (the ws_msg header lives in front of it). */
+#define _GNU_SOURCE
+#include "websocket.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "dispatch.h"
+#include "http.h"
+#include "reactor.h"
+#include "upgrade.h"
+#include "ws_frame.h"
+
+#define RBUF_SIZE 16384
+/* Per-message bookkeeping counted against the input budget, so a flood of
+ * empty messages is bounded too. */
+#define MSG_OVERHEAD 64
+
+typedef struct ws_conn {
+  up_conn up; /* first: upgrade.c casts udata to it */
+  rx_conn *c;
+  uint8_t rbuf[RBUF_SIZE];
+  size_t rpos, rlen;
+  /* the frame being read */
+  ws_head head;
+  uint64_t frame_pos; /* payload bytes of this frame already taken */
+  int in_frame;
+  /* the message being assembled */
+  int msg_op; /* WS_OP_TEXT, WS_OP_BINARY, or 0 between messages */
+  ws_msg *msg;
+  size_t msg_cap;
+  uint32_t utf8;
+  uint8_t ctl[125];
+  /* flow */
+  size_t inflight; /* bytes posted to the application, not yet done */
+  unsigned read_paused : 1, close_sent : 1, ping_out : 1;
+} ws_conn;
+
+static const rx_proto ws_proto;
+
+static size_t in_budget(const ws_conn *w) {
+  uint64_t m = w->up.set->ws_max_msg;
+  return m < (1u << 20) ? (1u << 20) : (size_t)m;
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+static int send_frame(ws_conn *w, int op, const void *data, size_t len) {
+  uint8_t hd[10];
+  size_t hl = ws_head_write(hd, op, 1, len);
+  struct iovec iov[2] = {{hd, hl}, {(void *)data, len}};
+  return rx_writev(w->c, iov, len ? 2 : 1);
+}
+
+void ws_send_close(rx_conn *c, unsigned code) {
+  ws_conn *w = c->udata;
+  if (w->close_sent || rx_closed(c)) return;
+  w->close_sent = 1;
+  w->up.closing = 1;
+  uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+  send_frame(w, WS_OP_CLOSE, p, code ? 2 : 0);
+  /* Half-close and discard the peer's reply: it owes us a Close frame,
+   * which we do not need, and unread input would turn our FIN into RST. */
+  c->flags |= RX_F_LINGER;
+  rx_close(c);
+}
+
+static void fail(ws_conn *w, unsigned code) {
+  w->rpos = w->rlen = 0;
+  ws_send_close(w->c, code);
+}
+
+int ws_write(uint64_t conn, const void *data, size_t len, int text) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int r = -1;
+  if (u && u->kind == UP_WEBSOCKET && !u->closing && !rx_closed(c) &&
+      up_room(c, u, len + 10) == 0)
+    r = send_frame((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
+  rx_unlock();
+  return r;
+}
+
+int ws_write_framed(rx_conn *c, struct rx_buf *frame) {
+  ws_conn *w = c->udata;
+  if (w->up.closing || rx_closed(c) || up_room(c, &w->up, frame->len)) return -1;
+  return rx_write_buf(c, frame);
+}
+
+/* --- input ----------------------------------------------------------------- */
+
+static int msg_append(ws_conn *w, const uint8_t *p, size_t n) {
+  size_t need = (w->msg ? w->msg->len : 0) + n;
+  if (!w->msg || need > w->msg_cap) {
+    size_t cap = w->msg_cap ? w->msg_cap : 256;
+    while (cap < need) cap *= 2;
+    ws_msg *m = realloc(w->msg, sizeof *m + cap);
+    if (!m) return -1;
+    if (!w->msg) m->len = 0;
+    w->msg = m;
+    w->msg_cap = cap;
+  }
+  memcpy(w->msg->data + w->msg->len, p, n);
+  w->msg->len += n;
+  return 0;
+}
+
+static void deliver(ws_conn *w) {
+  ws_msg *m = w->msg;
+  if (!m && msg_append(w, (const uint8_t *)"", 0)) return; /* empty message */
+  m = w->msg;
+  w->msg = NULL;
+  w->msg_cap = 0;
+  m->conn = w->c->id;
+  m->text = w->msg_op == WS_OP_TEXT;
+  w->inflight += m->len + MSG_OVERHEAD;
+  if (dsp_post(w->up.actor, DSP_MESSAGE, m->conn, m, 0)) {
+    w->inflight -= m->len + MSG_OVERHEAD;
+    free(m);
+  }
+}
+
+static void on_control(ws_conn *w) {
+  size_t n = (size_t)w->head.len;
+  switch (w->head.opcode) {
+  case WS_OP_PING:
+    if (!w->close_sent) send_frame(w, WS_OP_PONG, w->ctl, n);
+    break;
+  case WS_OP_PONG:
+    break; /* its arrival already counted as activity */
+  case WS_OP_CLOSE: {
+    if (w->close_sent) { /* the reply to ours: done */
+      rx_close(w->c);
+      return;
+    }
+    unsigned code = 0;
+    if (n == 1) return fail(w, 1002);
+    if (n >= 2) {
+      code = (unsigned)w->ctl[0] << 8 | w->ctl[1];
+      if (!ws_close_code_valid(code)) return fail(w, 1002);
+      uint32_t st = 0;
+      if (ws_utf8_feed(&st, w->ctl + 2, n - 2) || !ws_utf8_complete(st))
+        return fail(w, 1007);
+    }
+    ws_send_close(w->c, code); /* echo the peer's code (RFC 6455 5.5.1) */
+    break;
+  }
+  }
+}
+
+/* Consume buffered bytes. Returns when more input is needed, or the
+ * connection is closing. */
+static void process(ws_conn *w) {
+  const http_settings *s = w->up.set;
+  while (!w->close_sent && !rx_closed(w->c)) {
+    if (!w->in_frame) {
+      int r = ws_parse_head(w->rbuf + w->rpos, w->rlen - w->rpos, 1, &w->head);
+      if (r == 0) return;
+      if (r < 0) return fail(w, (unsigned)-r);
+      if (w->head.rsv) return fail(w, 1002); /* no extension was agreed */
+      int op = w->head.opcode;
+      if (op < WS_OP_CLOSE) {
+        if (op == WS_OP_CONT && !w->msg_op) return fail(w, 1002);
+        if (op != WS_OP_CONT && w->msg_op) return fail(w, 1002);
+        uint64_t have = w->msg ? w->msg->len : 0;
+        if (w->head.len > s->ws_max_msg || have + w->head.len > s->ws_max_msg)
+          return fail(w, 1009);
+        if (op != WS_OP_CONT) {
+          w->msg_op = op;
+          w->utf8 = 0;
+        }
+      }
+      w->rpos += (size_t)r;
+      w->in_frame = 1;
+      w->frame_pos = 0;
+    }
+    size_t avail = w->rlen - w->rpos;
+    uint64_t left = w->head.len - w->frame_pos;
+    size_t take = left < avail ? (size_t)left : avail;
+    uint8_t *p = w->rbuf + w->rpos;
+    ws_unmask(p, take, w->head.mask, w->frame_pos);
+    if (w->head.opcode >= WS_OP_CLOSE) {
+      memcpy(w->ctl + w->frame_pos, p, take);
+    } else {
+      if (w->msg_op == WS_OP_TEXT && ws_utf8_feed(&w->utf8, p, take))
+        return fail(w, 1007); /* fail fast, mid-frame */
+      if (msg_append(w, p, take)) return fail(w, 1011);
+    }
+    w->rpos += take;
+    w->frame_pos += take;
+    if (w->frame_pos < w->head.len) return; /* the rest is on its way */
+    w->in_frame = 0;
+    if (w->head.opcode >= WS_OP_CLOSE) {
+      on_control(w);
+    } else if (w->head.fin) {
+      if (w->msg_op == WS_OP_TEXT && !ws_utf8_complete(w->utf8)) return fail(w, 1007);
+      deliver(w);
+      w->msg_op = 0;
+    }
+  }
+}
+
+static void on_data(rx_conn *c) {
+  ws_conn *w = c->udata;
+  for (;;) {
+    process(w);
+    if (rx_closed(c)) return;
+    if (w->close_sent) { /* lingering: the reactor discards the rest */
+      return;
+    }
+    if (w->inflight > in_budget(w)) {
+      w->read_paused = 1; /* the application is behind: stop reading */
+      return;
+    }
+    if (w->rpos == w->rlen) w->rpos = w->rlen = 0;
+    if (w->rlen == RBUF_SIZE) {
+      memmove(w->rbuf, w->rbuf + w->rpos, w->rlen - w->rpos);
+      w->rlen -= w->rpos;
+      w->rpos = 0;
+    }
+    long n = rx_read(c, w->rbuf + w->rlen, RBUF_SIZE - w->rlen);
+    if (n == 0) return;
+    if (n < 0) { /* gone without a Close frame: 1006 for on_close */
+      rx_close_now(c);
+      return;
+    }
+    w->rlen += (size_t)n;
+    w->ping_out = 0;
+  }
+}
+
+void ws_msg_done(ws_msg *m) {
+  if (!m) return;
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(m->conn, &c);
+  if (u && u->kind == UP_WEBSOCKET) {
+    ws_conn *w = (ws_conn *)u;
+    w->inflight -= m->len + MSG_OVERHEAD;
+    if (w->read_paused && w->inflight <= in_budget(w) / 2) {
+      w->read_paused = 0;
+      rx_resume(c);
+    }
+  }
+  rx_unlock();
+  free(m);
+}
+
+static void on_timeout(rx_conn *c) {
+  ws_conn *w = c->udata;
+  if (w->close_sent) {
+    rx_close_now(c);
+  } else if (w->ping_out) {
+    ws_send_close(c, 1001); /* silent through a whole ping interval */
+  } else {
+    w->ping_out = 1;
+    send_frame(w, WS_OP_PING, NULL, 0);
+  }
+}
+
+static void on_shutdown(rx_conn *c) {
+  ws_conn *w = c->udata;
+  if (w->close_sent) return;
+  /* The application's on_shutdown runs first (it may still write); its
+   * handler then closes with 1001. */
+  dsp_post(w->up.actor, DSP_SHUTDOWN, c->id, NULL, 0);
+}
+
+static void on_drained(rx_conn *c) {
+  ws_conn *w = c->udata;
+  if (w->up.want_drained && !w->close_sent)
+    dsp_post(w->up.actor, DSP_DRAINED, c->id, NULL, 0);
+}
+
+static void on_close(rx_conn *c) {
+  ws_conn *w = c->udata;
+  dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
+  dsp_actor_release(w->up.actor);
+  free(w->msg);
+  free(w);
+}
+
+static const rx_proto ws_proto = {
+    .on_data = on_data,
+    .on_drained = on_drained,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
+                 const char *left, size_t left_len) {
+  ws_conn *w = calloc(1, sizeof *w);
+  if (!w || left_len > RBUF_SIZE) {
+    free(w);
+    dsp_actor_release(actor);
+    rx_set_proto(c, NULL, NULL);
+    rx_close_now(c);
+    return -1;
+  }
+  w->up.kind = UP_WEBSOCKET;
+  w->up.actor = actor;
+  w->up.set = s;
+  w->c = c;
+  memcpy(w->rbuf, left, left_len);
+  w->rlen = left_len;
+  rx_set_proto(c, &ws_proto, w);
+  c->flags |= RX_F_UPGRADED | RX_F_IDLE_READ;
+  c->timeout_ms = s->ping_ms;
+  rx_touch(c);
+  dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
+  if (left_len || !rx_in_loop_thread()) rx_resume(c);
+  return 0;
+}

@@ -1,0 +1,172 @@
+"""The client object an upgraded connection (WebSocket or SSE) hands to its
+callback object. Every method is a thin call into the C core, by
+connection id: the client never holds a socket, so a stale client is
+harmless (its writes return False).
+
+Callbacks (any subset): on_open, on_message, on_drained, on_shutdown,
+on_close, each taking the client (on_message also the data). The core runs a
+connection's callbacks one at a time, in order; on_close runs exactly once,
+last.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from ._native import ffi, lib
+
+_CALLBACKS = ("on_open", "on_message", "on_drained", "on_shutdown", "on_close")
+
+
+def resolve_handler(handler: Any) -> Any:
+    """A class is instantiated once per connection; an instance or a module
+    is used as it is."""
+    if isinstance(handler, type):
+        return handler()
+    return handler
+
+
+def log_callback_error(name: str) -> None:
+    from .wsgi import _log_exception
+
+    _log_exception(f"the callback {name}")
+
+
+class Client:
+    """``client`` in ``on_open(client)`` and friends."""
+
+    __slots__ = ("conn", "_env", "protocol", "_handler", "_cb", "_open", "__weakref__",
+                 "subscriptions")
+
+    def __init__(self, conn: int, env: Dict[str, Any], handler: Any, protocol: str) -> None:
+        self.conn = conn
+        self._env = env
+        self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said
+        self._open = True
+        self.subscriptions: Dict[Tuple[str, bool], int] = {}
+        self._cb: Tuple[Optional[Callable], ...] = (None,) * 5
+        self._set_handler(handler)
+
+    def _set_handler(self, handler: Any) -> None:
+        handler = resolve_handler(handler)
+        self._handler = handler
+        self._cb = tuple(getattr(handler, name, None) for name in _CALLBACKS)
+        lib.up_want_drained(self.conn, self._cb[2] is not None)
+
+    # -- the spec's methods ----------------------------------------------------
+    @property
+    def env(self) -> Dict[str, Any]:
+        """The environ of the request that upgraded."""
+        return self._env
+
+    def write(self, data: Union[str, bytes], event: Optional[str] = None,
+              id: Optional[Union[str, int]] = None) -> bool:
+        """Queue data. WebSocket: str goes as a text message, bytes as binary.
+        SSE: one event, with optional event name and id. Returns False once
+        the connection is closed (or closing)."""
+        if self.protocol == "websocket":
+            if type(data) is str:
+                raw = data.encode("utf-8")
+                return lib.ws_write(self.conn, raw, len(raw), 1) == 0
+            if not isinstance(data, bytes):
+                data = bytes(data)
+            return lib.ws_write(self.conn, data, len(data), 0) == 0
+        raw = data.encode("utf-8") if type(data) is str else bytes(data)
+        ev = event.encode("utf-8") if event is not None else ffi.NULL
+        ident = str(id).encode("utf-8") if id is not None else ffi.NULL
+        r = lib.sse_write(self.conn, raw, len(raw), ev, len(ev) if event is not None else 0,
+                          ident, len(ident) if id is not None else 0)
+        if r == -2:
+            raise ValueError("SSE event names and ids cannot contain line breaks")
+        return r == 0
+
+    def close(self) -> None:
+        """Close once queued data is sent (WebSocket: a 1000 Close frame)."""
+        lib.up_close(self.conn, 1000)
+
+    def is_open(self) -> bool:
+        return self._open and bool(lib.up_is_open(self.conn))
+
+    def pending(self) -> int:
+        """Writes still queued; -1 once closed. When this was above 0,
+        on_drained runs as it reaches 0."""
+        if not self._open:
+            return -1
+        return int(lib.up_pending(self.conn))
+
+    @property
+    def handler(self) -> Any:
+        return self._handler
+
+    @handler.setter
+    def handler(self, new: Any) -> None:
+        """Replace the callback object: the old one's on_close runs, then the
+        new one's on_open (call it from one of this connection's callbacks,
+        so the order holds)."""
+        old_close = self._cb[4]
+        if old_close is not None:
+            try:
+                old_close(self)
+            except Exception:
+                log_callback_error("on_close")
+        self._set_handler(new)
+        self._env["rack.upgrade"] = self._handler
+        if self._cb[0] is not None and self._open:
+            try:
+                self._cb[0](self)
+            except Exception:
+                log_callback_error("on_open")
+
+    @property
+    def timeout(self) -> float:
+        """Seconds of silence before a ping (WebSocket; a second silent
+        period closes) or a keep-alive comment (SSE)."""
+        ms = lib.up_timeout(self.conn, -1)
+        return ms / 1000.0 if ms >= 0 else 0.0
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        lib.up_timeout(self.conn, int(max(0.0, float(seconds)) * 1000))
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return f"<iodine Client {self.protocol} #{self.conn:x} {state}>"
+
+
+def dispatch(runtime: Any, kind: int, conn: int, ptr: Any) -> None:
+    """Run one upgraded-connection event (the core orders them)."""
+    client = runtime.clients.get(conn)
+    if kind == 5:  # DSP_MESSAGE
+        msg = ffi.cast("ws_msg *", ptr)
+        data = ffi.unpack(msg.data, msg.len)
+        text = msg.text
+        lib.ws_msg_done(msg)  # reading may resume before the app is done
+        if client is None or client._cb[1] is None:
+            return
+        try:
+            client._cb[1](client, data.decode("utf-8") if text else data)
+        except Exception:
+            log_callback_error("on_message")
+        return
+    if client is None:
+        return
+    if kind == 8:  # DSP_CLOSE
+        client._open = False
+        runtime.clients.pop(conn, None)
+        runtime.on_client_closed(client)
+        cb = client._cb[4]
+        name = "on_close"
+    elif kind == 4:  # DSP_OPEN
+        cb, name = client._cb[0], "on_open"
+    elif kind == 6:  # DSP_DRAINED
+        cb, name = client._cb[2], "on_drained"
+    elif kind == 7:  # DSP_SHUTDOWN
+        cb, name = client._cb[3], "on_shutdown"
+    else:
+        return
+    if cb is not None:
+        try:
+            cb(client)
+        except Exception:
+            log_callback_error(name)
+    if kind == 7:
+        lib.up_close(conn, 1001)  # going away, after on_shutdown had its say
