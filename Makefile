@@ -22,7 +22,7 @@ install: $(PY)
 	$(PIP) install -q ".[test]"
 
 demo: install
-	$(VENV)/bin/iodine examples/hello.py -p $(PORT)
+	$(VENV)/bin/iodine examples/chat.py -p $(PORT)
 
 test: install test-c test-py
 

@@ -433,6 +433,7 @@ void rx_cork(rx_conn *c) {
   c->flags |= RX_F_CORK;
   c->cork_next = rx.corked;
   rx.corked = c;
+  if (!in_loop && atomic_load(&rx.sleeping)) wake(); /* it flushes the corks */
 }
 
 static void uncork_all(void) {

@@ -127,7 +127,7 @@ long rx_read(rx_conn *c, void *dst, size_t len);
 /* --- output ------------------------------------------------------------ */
 /* Hold this connection's output until the end of the loop turn, then send
  * it in one go: answers to pipelined requests share a system call and a
- * TCP segment instead of one each. Loop thread only. */
+ * TCP segment instead of one each. Any thread holding the lock. */
 void rx_cork(rx_conn *c);
 /* Each returns 0, or -1 when the connection is closing or closed (nothing
  * queued). Writing is attempted at once; what the socket does not take is

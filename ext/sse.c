@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "pubsub.h"
 #include "reactor.h"
 #include "upgrade.h"
 
@@ -112,6 +113,7 @@ static void on_drained(rx_conn *c) {
 
 static void on_close(rx_conn *c) {
   sse_conn *s = c->udata;
+  ps_drop_conn(&s->up); /* subscriptions end with the connection */
   dsp_post(s->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(s->up.actor);
   free(s);

@@ -33,6 +33,7 @@ typedef struct up_conn {
   const http_settings *set;
   unsigned want_drained : 1;/* the handler has on_drained */
   unsigned closing : 1;     /* close asked for or under way */
+  struct ps_sub *subs;      /* pub/sub subscriptions (pubsub.c owns them) */
 } up_conn;
 
 /* The upgraded connection with this id, or NULL. Caller holds the lock. */

@@ -13,6 +13,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "pubsub.h"
 #include "reactor.h"
 #include "upgrade.h"
 #include "ws_frame.h"
@@ -281,6 +282,7 @@ static void on_drained(rx_conn *c) {
 
 static void on_close(rx_conn *c) {
   ws_conn *w = c->udata;
+  ps_drop_conn(&w->up); /* subscriptions end with the connection */
   dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(w->up.actor);
   free(w->msg);

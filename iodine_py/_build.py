@@ -32,6 +32,8 @@ typedef struct dsp_event {
 #define DSP_SHUTDOWN 7
 #define DSP_CLOSE 8
 #define DSP_TASK_END 9
+#define DSP_PUBSUB 10
+#define DSP_PS_CHANNEL 11
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
@@ -93,6 +95,25 @@ int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
 long sse_format(char *out, size_t cap, const char *data, size_t dlen,
                 const char *event, size_t elen, const char *id, size_t ilen);
 
+/* pubsub.h */
+typedef struct ps_msg {
+    int text;
+    int pattern;
+    size_t channel_len;
+    size_t len;
+    char *channel;
+    char *message;
+    ...;
+} ps_msg;
+void ps_msg_release(ps_msg *m);
+int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
+                 uint64_t callback);
+int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
+long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
+                int text);
+size_t ps_channel_count(void);
+size_t ps_sub_count(void);
+
 /* server.h */
 int srv_init(void);
 int srv_listen(const char *addr, int port, const http_settings *settings);
@@ -123,7 +144,8 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "iodine_py._native",
     '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n'
-    '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n',
+    '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n'
+    '#include "pubsub.h"\n',
     sources=SOURCES,
     include_dirs=["ext"],
     extra_compile_args=CFLAGS,

@@ -127,6 +127,29 @@ class Client:
     def timeout(self, seconds: float) -> None:
         lib.up_timeout(self.conn, int(max(0.0, float(seconds)) * 1000))
 
+    # -- pub/sub ----------------------------------------------------------------
+    def subscribe(self, channel: Union[str, bytes], callback: Optional[Callable[..., Any]] = None,
+                  pattern: bool = False) -> Optional[bool]:
+        """Subscribe this connection. Without a callback each message goes
+        straight to the peer from C (WebSocket: text for str, binary for
+        bytes; SSE: an event). With one, callback(client, channel, message)
+        runs instead. Subscribing again to the same channel replaces the old
+        subscription; all end with the connection. None when closed."""
+        from .pubsub import client_subscribe
+
+        return client_subscribe(self, channel, callback, pattern)
+
+    def unsubscribe(self, channel: Union[str, bytes], pattern: bool = False) -> bool:
+        from .pubsub import client_unsubscribe
+
+        return client_unsubscribe(self, channel, pattern)
+
+    def publish(self, channel: Union[str, bytes], message: Union[str, bytes],
+                engine: Any = None) -> bool:
+        from .pubsub import publish
+
+        return publish(channel, message, engine)
+
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
         return f"<iodine Client {self.protocol} #{self.conn:x} {state}>"

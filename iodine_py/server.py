@@ -20,6 +20,7 @@ from . import __version__
 from ._native import ffi, lib
 from .config import Config, ConfigError, Listener
 from . import client as _client
+from . import pubsub as _pubsub
 from .client import Client
 from .wsgi import Response, _log_exception, base_environ, make_input
 
@@ -100,6 +101,10 @@ class Runtime:
                     resp.pump()
             elif kind == 3 or kind == 9:  # DSP_TASK, DSP_TASK_END
                 _run_task(kind, ev.arg)
+            elif kind == 10:  # DSP_PUBSUB
+                _pubsub.on_message(self, ev.conn, ev.ptr, ev.arg)
+            elif kind == 11:  # DSP_PS_CHANNEL
+                _pubsub.on_channel(ev.ptr, ev.arg)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr)
         except BaseException:
@@ -130,7 +135,7 @@ class Runtime:
         self.clients[conn] = Client(conn, env, handler, "websocket" if kind == 1 else "sse")
 
     def on_client_closed(self, client: Client) -> None:
-        """Hook for pub/sub: subscriptions end with the connection."""
+        _pubsub.forget_client(client)  # the core already dropped them
 
     def log_access(self, resp: Response) -> None:
         env = resp.env
@@ -208,6 +213,25 @@ class _Iodine:
     @verbose.setter
     def verbose(self, on: bool) -> None:
         self.config.log = bool(on)
+
+    # -- pub/sub -------------------------------------------------------------
+    PubSub = _pubsub.PubSub
+
+    @staticmethod
+    def publish(channel: Any, message: Any, engine: Any = None) -> bool:
+        """Publish to every subscriber (default engine: the whole cluster of
+        this server; engine=False: this process only). Any thread."""
+        return _pubsub.publish(channel, message, engine)
+
+    @staticmethod
+    def subscribe(channel: Any, callback: Callable[..., Any], pattern: bool = False) -> bool:
+        """callback(channel, message) for every message published to
+        `channel` (a glob pattern when pattern=True)."""
+        return _pubsub.subscribe(channel, callback, pattern)
+
+    @staticmethod
+    def unsubscribe(channel: Any, pattern: bool = False) -> bool:
+        return _pubsub.unsubscribe(channel, pattern)
 
     # -- timers and tasks ------------------------------------------------------
     def run_every(self, ms: float, fn: Callable[[], Any], repetitions: int = 0) -> Timer:

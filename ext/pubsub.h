@@ -1,0 +1,80 @@
+/* pubsub: channels, pattern subscriptions and fan-out, in this process.
+ *
+ * Owns: the channel table (a seeded hash, so channel names chosen by
+ * clients cannot force collisions), pattern subscriptions (glob.h), every
+ * subscription of every connection and of the application, and delivery:
+ *
+ *  - a subscription without a callback sends the message straight to its
+ *    connection from C: framed once per publish as a WebSocket text or
+ *    binary frame, or as an SSE event, in one reference-counted buffer that
+ *    every recipient's write queue shares (no copy per recipient, no Python
+ *    per recipient);
+ *  - a subscription with a callback posts a DSP_PUBSUB event (on the
+ *    connection's actor, so it is ordered with that connection's other
+ *    callbacks) carrying one shared ps_msg.
+ *
+ * It also tells the layer above when a channel or pattern gains its first
+ * subscription or loses its last (DSP_PS_CHANNEL), which is when an engine
+ * such as Redis must subscribe or unsubscribe: once per channel per
+ * process, however many clients share it.
+ *
+ * Threads: every function takes the big lock itself except those marked
+ * "lock held". Must never: call into Python, or copy a message per
+ * recipient. */
+#ifndef IODINE_PUBSUB_H
+#define IODINE_PUBSUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+typedef struct up_conn up_conn;
+
+enum {
+  DSP_PUBSUB = 10,     /* ptr: ps_msg*, arg: callback id; conn 0 = global */
+  DSP_PS_CHANNEL = 11, /* ptr: ps_msg* (channel only), arg: 1 added, 0 gone;
+                          pattern flag in ps_msg->pattern */
+};
+
+/* A published message as callbacks see it. Reference counted: release it
+ * with ps_msg_release once read. */
+typedef struct ps_msg {
+  int refs;            /* private (atomic) */
+  int text;            /* published as str (1) or bytes (0) */
+  int pattern;         /* for DSP_PS_CHANNEL */
+  size_t channel_len;
+  size_t len;
+  char *channel;       /* points into data */
+  char *message;       /* points into data */
+  char data[];
+} ps_msg;
+
+void ps_msg_release(ps_msg *m);
+
+/* Subscribe connection `conn` (0: the application itself, which then needs
+ * a callback) to a channel or pattern. `callback` is an id the
+ * application keeps (0: deliver straight to the connection). Subscribing
+ * again to the same name (and pattern flag) replaces the old subscription.
+ * Returns 0, -1 when the connection is gone or not upgraded, -2 when a
+ * global subscription has no callback. */
+int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
+                 uint64_t callback);
+/* Returns the replaced/removed subscription's callback id (0 when it had
+ * none), or -1 when there was no such subscription. */
+int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
+
+/* Deliver to every matching subscription in this process. `text` picks the
+ * WebSocket frame type. Returns the number of subscriptions reached. */
+long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
+                int text);
+
+/* Drop every subscription of a closing connection (lock held). Returns the
+ * callback ids through nothing: the layer above forgets its callbacks on
+ * DSP_CLOSE. */
+void ps_drop_conn(up_conn *u);
+
+/* Counts, for tests and stats. */
+size_t ps_channel_count(void);
+size_t ps_sub_count(void);
+
+#endif

@@ -1,0 +1,317 @@
+"""Pub/sub: the Python face of ext/pubsub.c, and engines.
+
+Subscriptions and fan-out live in C. A subscription without a callback
+sends each message straight to its connection from C (framed once, shared
+by every recipient); with a callback, C posts an event and the callback runs
+here. Channel names are str (bytes are accepted and decoded as UTF-8 with
+surrogateescape, so any bytes round-trip). Messages keep their type: a str
+published goes out as a WebSocket text frame, bytes as binary.
+
+Engines carry messages beyond this process (``Iodine.PubSub.attach``). An
+engine is any object with ``subscribe(channel, pattern)``,
+``unsubscribe(channel, pattern)`` and ``publish(channel, message)``; the
+server calls ``subscribe`` once per channel per *process* when its first
+subscriber appears (and ``unsubscribe`` when its last one leaves), however
+many clients share it. An engine delivers what it receives with
+``Iodine.publish(channel, message, engine=False)`` (this process only).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+
+from ._native import ffi, lib
+
+Message = Union[str, bytes]
+
+_callbacks: Dict[int, Callable[..., Any]] = {}
+_ids = itertools.count(1)
+_global: Dict[Tuple[str, bool], int] = {}
+_lock = threading.Lock()
+# Channels and patterns with subscribers in this process, as the core
+# announced them: what a newly attached engine must learn.
+_live: Set[Tuple[str, bool]] = set()
+
+
+def _name(channel: Union[str, bytes]) -> bytes:
+    if type(channel) is str:
+        return channel.encode("utf-8", "surrogateescape")
+    if isinstance(channel, (bytes, bytearray, memoryview)):
+        return bytes(channel)
+    raise TypeError(f"channel must be str or bytes, not {type(channel).__name__}")
+
+
+def _payload(message: Any) -> Tuple[bytes, int]:
+    if type(message) is str:
+        return message.encode("utf-8"), 1
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message), 0
+    raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+
+
+def _register(callback: Optional[Callable[..., Any]]) -> int:
+    if callback is None:
+        return 0
+    if not callable(callback):
+        raise TypeError("callback must be callable")
+    cid = next(_ids)
+    _callbacks[cid] = callback
+    return cid
+
+
+def publish_local(channel: Union[str, bytes], message: Message) -> bool:
+    """Deliver to this process's subscribers only."""
+    name = _name(channel)
+    data, text = _payload(message)
+    lib.srv_init()
+    return lib.ps_publish(name, len(name), data, len(data), text) >= 0
+
+
+class Engine:
+    """Base class for pub/sub engines: override what you need.
+
+    ``subscribe``/``unsubscribe`` are told of this process's channels (never
+    raise from them); ``publish`` sends a message to wherever the engine
+    reaches. ``deliver`` is the way back in for messages the engine
+    receives."""
+
+    def subscribe(self, channel: str, pattern: bool = False) -> bool:
+        return True
+
+    def unsubscribe(self, channel: str, pattern: bool = False) -> bool:
+        return True
+
+    def publish(self, channel: str, message: Message) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def deliver(channel: Union[str, bytes], message: Message) -> bool:
+        return publish_local(channel, message)
+
+
+class ProcessEngine(Engine):
+    """This process only."""
+
+    def publish(self, channel: str, message: Message) -> bool:
+        return publish_local(channel, message)
+
+    def __repr__(self) -> str:
+        return "<iodine PubSub.PROCESS>"
+
+
+class ClusterEngine(Engine):
+    """Every process of this server: the workers and the master.
+
+    A publish is delivered locally at once and relayed through the master
+    to every other worker (see cluster.py)."""
+
+    relay: Optional[Callable[[bytes, bytes, int], None]] = None
+
+    def publish(self, channel: str, message: Message) -> bool:
+        name = _name(channel)
+        data, text = _payload(message)
+        lib.srv_init()
+        lib.ps_publish(name, len(name), data, len(data), text)
+        if self.relay is not None:
+            self.relay(name, data, text)
+        return True
+
+    def __repr__(self) -> str:
+        return "<iodine PubSub.CLUSTER>"
+
+
+class _PubSub:
+    """``Iodine.PubSub``: engines and their management."""
+
+    Engine = Engine
+    PROCESS: Engine = ProcessEngine()
+    CLUSTER: Engine = ClusterEngine()
+
+    def __init__(self) -> None:
+        self._engines: List[Any] = []
+        self._default: Any = self.CLUSTER
+
+    @property
+    def default(self) -> Any:
+        """Where ``publish`` goes when no engine is named."""
+        return self._default
+
+    @default.setter
+    def default(self, engine: Any) -> None:
+        if engine is None:
+            engine = self.CLUSTER
+        if not callable(getattr(engine, "publish", None)):
+            raise TypeError("an engine needs a publish(channel, message) method")
+        self._default = engine
+        if engine not in (self.CLUSTER, self.PROCESS) and engine not in self._engines:
+            self.attach(engine)
+
+    def attach(self, engine: Any) -> None:
+        """Start telling `engine` about this process's channels (those that
+        exist now, and those to come)."""
+        for name in ("subscribe", "unsubscribe", "publish"):
+            if not callable(getattr(engine, name, None)):
+                raise TypeError(f"an engine needs a {name}() method")
+        with _lock:
+            if engine in self._engines:
+                return
+            self._engines.append(engine)
+            live = list(_live)
+        for channel, pattern in live:
+            _tell(engine, "subscribe", channel, pattern)
+
+    def detach(self, engine: Any) -> None:
+        with _lock:
+            if engine in self._engines:
+                self._engines.remove(engine)
+        if self._default is engine:
+            self._default = self.CLUSTER
+
+    def reset(self, engine: Any) -> None:
+        """Tell `engine` about every live channel again, as if newly attached
+        (an engine that lost its connection calls this after reconnecting)."""
+        with _lock:
+            live = list(_live)
+        for channel, pattern in live:
+            _tell(engine, "subscribe", channel, pattern)
+
+    @property
+    def engines(self) -> List[Any]:
+        return list(self._engines)
+
+    def Redis(self, url: str, **options: Any) -> Any:
+        from .redis_engine import RedisEngine
+
+        return RedisEngine(url, **options)
+
+
+PubSub = _PubSub()
+
+
+def _tell(engine: Any, what: str, channel: str, pattern: bool) -> None:
+    try:
+        getattr(engine, what)(channel, pattern)
+    except Exception:
+        from .wsgi import _log_exception
+
+        _log_exception(f"the pub/sub engine's {what}()")
+
+
+# -- the application-facing calls --------------------------------------------
+
+def publish(channel: Union[str, bytes], message: Message, engine: Any = None) -> bool:
+    """Publish to every subscriber the engine reaches (default: the whole
+    cluster of this server). ``engine=False``: this process only."""
+    if engine is False:
+        return publish_local(channel, message)
+    if engine is None:
+        engine = PubSub.default
+    return bool(engine.publish(channel.decode("utf-8", "surrogateescape")
+                               if isinstance(channel, bytes) else channel, message))
+
+
+def subscribe(channel: Union[str, bytes], callback: Callable[[str, Message], Any],
+              pattern: bool = False) -> bool:
+    """An application-wide subscription: callback(channel, message) runs for
+    every message (in publish order, one at a time)."""
+    if callback is None:
+        raise TypeError("a global subscription needs a callback")
+    name = _name(channel)
+    key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
+    cid = _register(callback)
+    lib.srv_init()
+    with _lock:
+        if lib.ps_subscribe(0, name, len(name), int(bool(pattern)), cid) != 0:
+            _callbacks.pop(cid, None)
+            return False
+        old = _global.get(key)
+        _global[key] = cid
+    if old:
+        _callbacks.pop(old, None)
+    return True
+
+
+def unsubscribe(channel: Union[str, bytes], pattern: bool = False) -> bool:
+    name = _name(channel)
+    key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
+    lib.srv_init()
+    with _lock:
+        found = lib.ps_unsubscribe(0, name, len(name), int(bool(pattern))) >= 0
+        cid = _global.pop(key, None)
+    if cid:
+        _callbacks.pop(cid, None)
+    return found
+
+
+def client_subscribe(client: Any, channel: Union[str, bytes],
+                     callback: Optional[Callable[..., Any]], pattern: bool) -> Optional[bool]:
+    name = _name(channel)
+    key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
+    cid = _register(callback)
+    if lib.ps_subscribe(client.conn, name, len(name), int(bool(pattern)), cid) != 0:
+        _callbacks.pop(cid, None)
+        return None  # the connection is closed
+    old = client.subscriptions.get(key)
+    client.subscriptions[key] = cid
+    if old:
+        _callbacks.pop(old, None)
+    return True
+
+
+def client_unsubscribe(client: Any, channel: Union[str, bytes], pattern: bool) -> bool:
+    name = _name(channel)
+    key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
+    found = lib.ps_unsubscribe(client.conn, name, len(name), int(bool(pattern))) >= 0
+    cid = client.subscriptions.pop(key, None)
+    if cid:
+        _callbacks.pop(cid, None)
+    return found
+
+
+def forget_client(client: Any) -> None:
+    """The core dropped the connection's subscriptions; drop the callbacks."""
+    for cid in client.subscriptions.values():
+        if cid:
+            _callbacks.pop(cid, None)
+    client.subscriptions.clear()
+
+
+# -- events from the core ------------------------------------------------------
+
+def on_message(runtime: Any, conn: int, ptr: Any, callback_id: int) -> None:
+    m = ffi.cast("ps_msg *", ptr)
+    try:
+        channel = ffi.unpack(m.channel, m.channel_len).decode("utf-8", "surrogateescape")
+        data = ffi.unpack(m.message, m.len)
+        message: Message = data.decode("utf-8") if m.text else data
+    finally:
+        lib.ps_msg_release(m)
+    cb = _callbacks.get(callback_id)
+    if cb is None:
+        return  # unsubscribed while the message was on its way
+    if conn:
+        client = runtime.clients.get(conn)
+        if client is None:
+            return
+        cb(client, channel, message)
+    else:
+        cb(channel, message)
+
+
+def on_channel(ptr: Any, added: int) -> None:
+    m = ffi.cast("ps_msg *", ptr)
+    try:
+        channel = ffi.unpack(m.channel, m.channel_len).decode("utf-8", "surrogateescape")
+        pattern = bool(m.pattern)
+    finally:
+        lib.ps_msg_release(m)
+    key = (channel, pattern)
+    with _lock:
+        if added:
+            _live.add(key)
+        else:
+            _live.discard(key)
+        engines = list(PubSub._engines)
+    for engine in engines:
+        _tell(engine, "subscribe" if added else "unsubscribe", channel, pattern)
