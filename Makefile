@@ -19,7 +19,7 @@ venv: $(PY)
 
 # The native build happens here, through setuptools' cffi_modules.
 install: $(PY)
-	$(PIP) install -q ".[test]"
+	$(PIP) install -q -e ".[test]"
 
 demo: install
 	$(VENV)/bin/iodine examples/chat.py -p $(PORT)
@@ -29,12 +29,18 @@ test: install test-c test-py
 test-py:
 	$(PY) -m pytest -q
 
-build/%: tests/c/%.c ext/http1_parser.c ext/http1_parser.h
-	@mkdir -p build
-	$(CC) $(CFLAGS_TEST) ext/http1_parser.c $< -o $@
+# Each C unit test tests/c/test_X.c checks ext/X.c alone (no loop, no Python).
+C_TESTS := $(patsubst tests/c/%.c,build/%,$(wildcard tests/c/test_*.c))
 
-test-c: build/test_http1_parser
-	./build/test_http1_parser
+build/test_%: tests/c/test_%.c ext/%.c ext/%.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) ext/$*.c $< -o $@
+
+test-c: $(C_TESTS)
+	@for t in $(C_TESTS); do \
+	  ./$$t > $$t.log 2>&1; rc=$$?; printf '%s: ' "$$t"; tail -n 1 $$t.log; \
+	  if [ $$rc -ne 0 ]; then cat $$t.log; exit 1; fi; \
+	done
 
 # The whole suite against a core built with ASan + UBSan.
 test-asan: $(PY)

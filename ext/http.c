@@ -375,11 +375,17 @@ static http1_header *hdr_array(size_t n) {
   return arr;
 }
 
+/* The one header of this name; NULL when absent or repeated (a field that
+ * must appear once, repeated, is as good as malformed). */
 static const http1_header *find_header(const http1_request *q, const char *name,
                                        size_t len) {
+  const http1_header *found = NULL;
   for (size_t i = 0; i < q->num_headers; i++)
-    if (http1_name_is(&q->headers[i], name, len)) return &q->headers[i];
-  return NULL;
+    if (http1_name_is(&q->headers[i], name, len)) {
+      if (found) return NULL;
+      found = &q->headers[i];
+    }
+  return found;
 }
 
 /* Decide what this request may upgrade to. A WebSocket handshake is

@@ -20,7 +20,11 @@
  *     well-formed UTF-8 (real clients send it; random high bytes are junk);
  *   - exactly one Content-Length field holding one decimal number;
  *   - Transfer-Encoding must end in a single "chunked"; "identity" is a
- *     no-op; any other coding before it is a 501. */
+ *     no-op; any other coding before it is a 501;
+ *   - one Host, shaped like uri-host[:port]; one Content-Type; a target
+ *     whose form fits the method;
+ *   - trailers are checked and dropped; one naming Content-Length,
+ *     Transfer-Encoding or Host is refused. */
 #include "http1_parser.h"
 
 #include <limits.h>

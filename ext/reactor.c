@@ -455,6 +455,14 @@ static void uncork_all(void) {
  * unread input makes the kernel send RST, which can destroy our answer before
  * the peer reads it; so we half-close and discard input for a short while. */
 
+static void linger_end(rx_conn *c) {
+  c->flags &= ~RX_F_LINGER;
+  rx.table[c->fd] = NULL;
+  close(c->fd);
+  c->dead_next = rx.dead;
+  rx.dead = c;
+}
+
 static void linger_data(rx_conn *c) {
   char sink[16384];
   for (;;) {
@@ -466,19 +474,13 @@ static void linger_data(rx_conn *c) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    break;
+    break; /* the peer closed: our answer was read */
   }
-  c->flags &= ~RX_F_LINGER;
-  rx.table[c->fd] = NULL;
-  close(c->fd);
-  c->dead_next = rx.dead;
-  rx.dead = c;
+  linger_end(c);
 }
 
-static void linger_timeout(rx_conn *c) {
-  c->out_bytes = LINGER_BYTES + 1;
-  linger_data(c);
-}
+/* Time is up: a peer that neither reads nor closes gets no more. */
+static void linger_timeout(rx_conn *c) { linger_end(c); }
 
 static const rx_proto linger_proto = {.on_data = linger_data,
                                       .on_timeout = linger_timeout};
@@ -657,6 +659,23 @@ static void sweep(void) {
   }
 }
 
+/* A connection about to be freed must not stay on the resume list (it is
+ * singly linked; the list is short, and this only runs for the rare dead
+ * connection that was resumed in the same turn). */
+static void unlist(rx_conn *c) {
+  if (!(c->flags & RX_F_RESUME)) return;
+  rx_conn **pp = &rx.resume_head, *prev = NULL;
+  while (*pp && *pp != c) {
+    prev = *pp;
+    pp = &(*pp)->resume_next;
+  }
+  if (*pp) {
+    *pp = c->resume_next;
+    if (rx.resume_tail == c) rx.resume_tail = prev;
+  }
+  c->flags &= ~RX_F_RESUME;
+}
+
 /* End of turn: on_close, then free (or start lingering). */
 static void bury(void) {
   while (rx.dead) {
@@ -679,6 +698,7 @@ static void bury(void) {
         linger_data(c); /* input may already be waiting: edge-triggered */
         continue;
       }
+      unlist(c);
       free(c);
     }
   }

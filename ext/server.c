@@ -169,24 +169,45 @@ static void on_signal(int sig) {
   rx_stop();
 }
 
-int srv_run(void (*runner)(void), uint32_t grace_ms) {
-  struct sigaction sa = {0}, old_int, old_term, old_pipe, ign = {0};
+static struct {
+  int armed;
+  struct sigaction old_int, old_term, old_pipe;
+} sig;
+
+void srv_arm_signals(void) {
+  if (sig.armed) return;
+  struct sigaction sa = {0}, ign = {0};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   ign.sa_handler = SIG_IGN;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  sigaction(SIGPIPE, &ign, &old_pipe);
+  sigaction(SIGINT, &sa, &sig.old_int);
+  sigaction(SIGTERM, &sa, &sig.old_term);
+  sigaction(SIGPIPE, &ign, &sig.old_pipe);
+  sig.armed = 1;
+}
+
+void srv_disarm_signals(void) {
+  if (!sig.armed) return;
+  sigaction(SIGINT, &sig.old_int, NULL);
+  sigaction(SIGTERM, &sig.old_term, NULL);
+  sigaction(SIGPIPE, &sig.old_pipe, NULL);
+  sig.armed = 0;
+}
+
+int srv_run(void (*runner)(void), uint32_t grace_ms) {
+  srv_arm_signals(); /* usually already armed, before "Listening" was said */
   dsp_restart();
   dsp_set_inline(runner);
   rx_set_turn_hook(dsp_turn);
   rx_set_busy_probe(runner ? dsp_pending : NULL);
   rx_set_grace_ms(grace_ms);
   rx_run();
+  /* The last connections' on_close events were posted by the final loop
+   * turn; with no application threads, nobody else will run them. */
+  if (runner)
+    while (dsp_pending()) runner();
   dsp_stop();
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGPIPE, &old_pipe, NULL);
+  srv_disarm_signals();
   return 0;
 }
 

@@ -30,6 +30,13 @@ int srv_listen(const char *addr, int port, const http_settings *settings);
 int srv_run(void (*runner)(void), uint32_t grace_ms);
 void srv_stop(void);
 
+/* Catch SIGINT/SIGTERM as "stop gracefully" from now on (idempotent):
+ * call it before announcing the server is listening, so a supervisor that
+ * signals right after that line gets a graceful stop. srv_run restores the
+ * previous handlers when it returns. */
+void srv_arm_signals(void);
+void srv_disarm_signals(void);
+
 /* Timers for application tasks: `task` is an id the application keeps;
  * each firing posts DSP_TASK with it, and DSP_TASK_END follows the last
  * one (or a cancel), in order. Any thread, running or not yet running. */

@@ -25,6 +25,7 @@ enum {
   DSP_DRAINED = 6,  /* the write queue emptied: on_drained */
   DSP_SHUTDOWN = 7, /* the server is stopping: on_shutdown, then close */
   DSP_CLOSE = 8,    /* gone: on_close, always last, always once */
+  DSP_FAIL = 12,    /* protocol error: send Close with code `arg` now */
 };
 
 typedef struct up_conn {
@@ -39,9 +40,11 @@ typedef struct up_conn {
 /* The upgraded connection with this id, or NULL. Caller holds the lock. */
 up_conn *up_find(uint64_t conn, rx_conn **out);
 
-/* The output cap check every write goes through: a peer that does not
- * read cannot make us queue more than set->max_pending bytes; past it the
- * connection is dropped (on_close follows). Returns 0 or -1 (dropped). */
+/* The output cap check every write goes through: a peer that has left more
+ * than set->max_pending bytes unread (or twice the largest message, if that
+ * is more) is dropped (on_close follows) instead of being sent more. A
+ * write to a queue under the cap is always accepted, so memory per peer is
+ * bounded by the cap plus one message. Returns 0 or -1 (dropped). */
 int up_room(rx_conn *c, const up_conn *u, size_t more);
 
 /* Application calls (any thread; they take the lock). */

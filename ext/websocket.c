@@ -41,6 +41,7 @@ typedef struct ws_conn {
   /* flow */
   size_t inflight; /* bytes posted to the application, not yet done */
   unsigned read_paused : 1, close_sent : 1, ping_out : 1;
+  unsigned failing : 1; /* a protocol error waits for earlier messages */
 } ws_conn;
 
 static const rx_proto ws_proto;
@@ -72,9 +73,18 @@ void ws_send_close(rx_conn *c, unsigned code) {
   rx_close(c);
 }
 
+/* The input stream is over: a protocol error, or the peer's Close. Messages
+ * parsed before that point are still the application's to answer (RFC 6455
+ * fails the connection only from the bad frame on, and a peer's Close lets
+ * us finish sending): so our Close goes out through the connection's
+ * actor, after every earlier callback, behind the writes they made. `code`
+ * 0 sends a Close without a code (the echo of one that had none). */
 static void fail(ws_conn *w, unsigned code) {
   w->rpos = w->rlen = 0;
-  ws_send_close(w->c, code);
+  if (w->failing || w->close_sent) return;
+  w->failing = 1;
+  if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code))
+    ws_send_close(w->c, code);
 }
 
 int ws_write(uint64_t conn, const void *data, size_t len, int text) {
@@ -150,7 +160,7 @@ static void on_control(ws_conn *w) {
       if (ws_utf8_feed(&st, w->ctl + 2, n - 2) || !ws_utf8_complete(st))
         return fail(w, 1007);
     }
-    ws_send_close(w->c, code); /* echo the peer's code (RFC 6455 5.5.1) */
+    fail(w, code); /* echo the peer's code (RFC 6455 5.5.1), in order */
     break;
   }
   }
@@ -160,7 +170,7 @@ static void on_control(ws_conn *w) {
  * connection is closing. */
 static void process(ws_conn *w) {
   const http_settings *s = w->up.set;
-  while (!w->close_sent && !rx_closed(w->c)) {
+  while (!w->close_sent && !w->failing && !rx_closed(w->c)) {
     if (!w->in_frame) {
       int r = ws_parse_head(w->rbuf + w->rpos, w->rlen - w->rpos, 1, &w->head);
       if (r == 0) return;
@@ -213,9 +223,7 @@ static void on_data(rx_conn *c) {
   for (;;) {
     process(w);
     if (rx_closed(c)) return;
-    if (w->close_sent) { /* lingering: the reactor discards the rest */
-      return;
-    }
+    if (w->close_sent || w->failing) return; /* input is over */
     if (w->inflight > in_budget(w)) {
       w->read_paused = 1; /* the application is behind: stop reading */
       return;

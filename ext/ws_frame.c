@@ -211,7 +211,10 @@ enum {
   C_F4,    /* F4 */
   C_COUNT
 };
+_Static_assert(C_80 == 1 && C_NEVER == 4 && C_ED == 8 && C_F4 == 11,
+               "utf8_class below spells the classes as numbers");
 
+/* utf8_class[byte]: the C_ value of each byte (numbers, to fit 16 a row). */
 static const uint8_t utf8_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 00..0F */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 10..1F */
@@ -231,20 +234,30 @@ static const uint8_t utf8_class[256] = {
     9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, /* F0..FF */
 };
 
-#define R U_REJECT
+/* utf8_next[state][class]: the state after one more byte. Short names so
+ * the rows line up with the table above. */
+#define OK U_ACCEPT
+#define T1 U_TAIL1
+#define T2 U_TAIL2
+#define T3 U_TAIL3
+#define RJ U_REJECT
 static const uint8_t utf8_next[U_REJECT + 1][C_COUNT] = {
-    /*            ASCII     80       90       A0     NEVER LEAD2    E0    LEAD3     ED    F0   LEAD4    F4 */
-    [U_ACCEPT] = {U_ACCEPT, R, R, R, R, U_TAIL1, U_E0, U_TAIL2, U_ED, U_F0, U_TAIL3, U_F4},
-    [U_TAIL1] = {R, U_ACCEPT, U_ACCEPT, U_ACCEPT, R, R, R, R, R, R, R, R},
-    [U_TAIL2] = {R, U_TAIL1, U_TAIL1, U_TAIL1, R, R, R, R, R, R, R, R},
-    [U_TAIL3] = {R, U_TAIL2, U_TAIL2, U_TAIL2, R, R, R, R, R, R, R, R},
-    [U_E0] = {R, R, R, U_TAIL1, R, R, R, R, R, R, R, R},
-    [U_ED] = {R, U_TAIL1, U_TAIL1, R, R, R, R, R, R, R, R, R},
-    [U_F0] = {R, R, U_TAIL2, U_TAIL2, R, R, R, R, R, R, R, R},
-    [U_F4] = {R, U_TAIL2, R, R, R, R, R, R, R, R, R, R},
-    [U_REJECT] = {R, R, R, R, R, R, R, R, R, R, R, R},
+    /*          00-7F 80-8F 90-9F A0-BF never C2-DF  E0  E1-EF  ED    F0  F1-F3  F4 */
+    [U_ACCEPT] = {OK,   RJ,   RJ,   RJ,   RJ,   T1, U_E0,  T2, U_ED, U_F0, T3, U_F4},
+    [U_TAIL1]  = {RJ,   OK,   OK,   OK,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_TAIL2]  = {RJ,   T1,   T1,   T1,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_TAIL3]  = {RJ,   T2,   T2,   T2,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_E0]     = {RJ,   RJ,   RJ,   T1,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_ED]     = {RJ,   T1,   T1,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_F0]     = {RJ,   RJ,   T2,   T2,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_F4]     = {RJ,   T2,   RJ,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_REJECT] = {RJ,   RJ,   RJ,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
 };
-#undef R
+#undef OK
+#undef T1
+#undef T2
+#undef T3
+#undef RJ
 
 #define HIGH_BITS UINT64_C(0x8080808080808080)
 
@@ -259,22 +272,23 @@ int ws_utf8_feed(uint32_t *state, const uint8_t *s, size_t n) {
     return -1;
   }
   while (i < n) {
-    if (st == U_ACCEPT) {
-      /* Text is mostly ASCII: between characters, skip 8 bytes at a time
-       * while none has its high bit set, then single ASCII bytes. */
+    uint8_t c = s[i];
+    if (st == U_ACCEPT && c < 0x80) {
+      /* Text is mostly ASCII: between characters, after an ASCII byte,
+       * skip 8 bytes at a time while none has its high bit set. The check
+       * on c first keeps non-Latin text (every byte >= 0x80) off this
+       * path, where the 8-byte test would fail every time. */
       uint64_t w;
+      i++;
       while (n - i >= 8) {
         memcpy(&w, s + i, 8);
         if (w & HIGH_BITS)
           break;
         i += 8;
       }
-      while (i < n && s[i] < 0x80)
-        i++;
-      if (i == n)
-        break;
+      continue;
     }
-    st = utf8_next[st][utf8_class[s[i]]];
+    st = utf8_next[st][utf8_class[c]];
     if (st == U_REJECT) {
       *state = U_REJECT;
       return -1;
@@ -424,17 +438,13 @@ static void b64_encode(const uint8_t *in, size_t n, char *out) {
     out[o++] = b64_alphabet[(v >> 6) & 63u];
     out[o++] = b64_alphabet[v & 63u];
   }
-  if (n - i == 1) {
+  if (n - i) { /* 1 or 2 bytes left: 2 or 3 characters, then padding */
     v = (uint32_t)in[i] << 16;
+    if (n - i == 2)
+      v |= (uint32_t)in[i + 1] << 8;
     out[o++] = b64_alphabet[(v >> 18) & 63u];
     out[o++] = b64_alphabet[(v >> 12) & 63u];
-    out[o++] = '=';
-    out[o++] = '=';
-  } else if (n - i == 2) {
-    v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-    out[o++] = b64_alphabet[(v >> 18) & 63u];
-    out[o++] = b64_alphabet[(v >> 12) & 63u];
-    out[o++] = b64_alphabet[(v >> 6) & 63u];
+    out[o++] = n - i == 2 ? b64_alphabet[(v >> 6) & 63u] : '=';
     out[o++] = '=';
   }
 }

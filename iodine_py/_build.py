@@ -34,6 +34,7 @@ typedef struct dsp_event {
 #define DSP_TASK_END 9
 #define DSP_PUBSUB 10
 #define DSP_PS_CHANNEL 11
+#define DSP_FAIL 12
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
@@ -119,6 +120,8 @@ int srv_init(void);
 int srv_listen(const char *addr, int port, const http_settings *settings);
 int srv_run(void (*runner)(void), uint32_t grace_ms);
 void srv_stop(void);
+void srv_arm_signals(void);
+void srv_disarm_signals(void);
 void srv_close_listeners(void);
 uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
 void srv_timer_cancel(uint64_t timer_id);

@@ -155,7 +155,7 @@ class Client:
         return f"<iodine Client {self.protocol} #{self.conn:x} {state}>"
 
 
-def dispatch(runtime: Any, kind: int, conn: int, ptr: Any) -> None:
+def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> None:
     """Run one upgraded-connection event (the core orders them)."""
     client = runtime.clients.get(conn)
     if kind == 5:  # DSP_MESSAGE
@@ -169,6 +169,9 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any) -> None:
             client._cb[1](client, data.decode("utf-8") if text else data)
         except Exception:
             log_callback_error("on_message")
+        return
+    if kind == 12:  # DSP_FAIL: earlier messages are handled; now the Close
+        lib.up_close(conn, int(ptr_arg))
         return
     if client is None:
         return

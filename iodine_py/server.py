@@ -106,7 +106,7 @@ class Runtime:
             elif kind == 11:  # DSP_PS_CHANNEL
                 _pubsub.on_channel(ev.ptr, ev.arg)
             else:
-                _client.dispatch(self, kind, ev.conn, ev.ptr)
+                _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
             _log_exception("the server's event handler")
         finally:
@@ -278,19 +278,17 @@ class _Iodine:
         rc = lib.srv_init()
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
-        for tag, lst in enumerate(self._listeners):
-            addr = lst.address.encode()
-            settings = ffi.new("http_settings *", {
-                "max_head": lst.max_head, "max_line": lst.max_header_line,
-                "max_headers": lst.max_headers, "max_body": lst.max_body,
-                "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
-                "tag": tag, "ws_max_msg": lst.ws_max_msg,
-                "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending})
-            rc = lib.srv_listen(addr, lst.port, settings)
-            if rc < 0:
-                where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
-                raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")
-            lst.bound_port = rc
+        # From here a SIGINT/SIGTERM means "stop gracefully", even if it
+        # lands before the loop runs (it is remembered).
+        lib.srv_arm_signals()
+        try:
+            for tag, lst in enumerate(self._listeners):
+                self._bind(tag, lst)
+        except BaseException:
+            lib.srv_disarm_signals()
+            lib.srv_close_listeners()
+            self._listeners = []
+            raise
         self._banner()
         runtime = Runtime(self.config, self._listeners)
         try:
@@ -300,6 +298,21 @@ class _Iodine:
         if not self.config.quiet:
             sys.stderr.write("iodine: stopped\n")
             sys.stderr.flush()
+
+    @staticmethod
+    def _bind(tag: int, lst: Listener) -> None:
+        addr = lst.address.encode()
+        settings = ffi.new("http_settings *", {
+            "max_head": lst.max_head, "max_line": lst.max_header_line,
+            "max_headers": lst.max_headers, "max_body": lst.max_body,
+            "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
+            "tag": tag, "ws_max_msg": lst.ws_max_msg,
+            "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending})
+        rc = lib.srv_listen(addr, lst.port, settings)
+        if rc < 0:
+            where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
+            raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")
+        lst.bound_port = rc
 
     def stop(self) -> None:
         """Ask a running server to stop gracefully (any thread)."""
