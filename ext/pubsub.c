@@ -136,9 +136,10 @@ static void notice(const ps_chan *c, int added) {
   if (dsp_post(ps.actor, DSP_PS_CHANNEL, 0, m, (uint64_t)added)) ps_msg_release(m);
 }
 
-static ps_chan *chan_get(const char *name, size_t len, int pattern) {
+static ps_chan *chan_get(const char *name, size_t len, int pattern, int *created) {
   uint64_t h = hash_name(name, len, pattern);
   ps_chan *c = chan_find(name, len, pattern, h);
+  *created = 0;
   if (c) return c;
   c = calloc(1, sizeof *c + len + 1);
   if (!c) return NULL;
@@ -155,7 +156,7 @@ static ps_chan *chan_get(const char *name, size_t len, int pattern) {
     ps.patterns = c;
   }
   ps.nchans++;
-  notice(c, 1);
+  *created = 1; /* the caller tells the engines, synchronously: see .h */
   return c;
 }
 
@@ -224,11 +225,12 @@ int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
     r = 0;
     goto out;
   }
-  ps_chan *c = chan_get(name, len, pattern != 0);
+  int created;
+  ps_chan *c = chan_get(name, len, pattern != 0, &created);
   ps_sub *s = calloc(1, sizeof *s);
   if (!c || !s) {
     free(s);
-    if (c && !c->nsubs) chan_free(c);
+    if (c && !c->nsubs) chan_free(c); /* its "gone" notice balances `created` */
     goto out;
   }
   s->ch = c;
@@ -244,8 +246,16 @@ int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
   if (*head) (*head)->own_prev = s;
   *head = s;
   ps.nsubs++;
-  r = 0;
+  r = created;
 out:
+  rx_unlock();
+  return r;
+}
+
+int ps_exists(const char *name, size_t len, int pattern) {
+  rx_lock();
+  int r = ps.buckets && chan_find(name, len, pattern != 0,
+                                  hash_name(name, len, pattern != 0)) != NULL;
   rx_unlock();
   return r;
 }

@@ -14,8 +14,12 @@
  *    callbacks) carrying one shared ps_msg.
  *
  * It also tells the layer above when a channel or pattern gains its first
- * subscription or loses its last (DSP_PS_CHANNEL), which is when an engine
- * such as Redis must subscribe or unsubscribe: once per channel per
+ * subscription (ps_subscribe returns 1: the caller tells the engines at
+ * once, before any publish that follows can race past the engine's own
+ * subscription) or loses its last (a DSP_PS_CHANNEL event, since that can
+ * happen inside the loop, when a connection closes; by the time it is
+ * handled the channel may exist again: ps_exists says). That is when an
+ * engine such as Redis must subscribe or unsubscribe: once per channel per
  * process, however many clients share it.
  *
  * Threads: every function takes the big lock itself except those marked
@@ -32,7 +36,7 @@ typedef struct up_conn up_conn;
 
 enum {
   DSP_PUBSUB = 10,     /* ptr: ps_msg*, arg: callback id; conn 0 = global */
-  DSP_PS_CHANNEL = 11, /* ptr: ps_msg* (channel only), arg: 1 added, 0 gone;
+  DSP_PS_CHANNEL = 11, /* ptr: ps_msg* (channel only), arg 0: it is gone;
                           pattern flag in ps_msg->pattern */
 };
 
@@ -55,13 +59,17 @@ void ps_msg_release(ps_msg *m);
  * a callback) to a channel or pattern. `callback` is an id the
  * application keeps (0: deliver straight to the connection). Subscribing
  * again to the same name (and pattern flag) replaces the old subscription.
- * Returns 0, -1 when the connection is gone or not upgraded, -2 when a
- * global subscription has no callback. */
+ * Returns 1 when this created the channel (its first subscription), 0 when
+ * it joined or replaced one, -1 when the connection is gone or not
+ * upgraded, -2 when a global subscription has no callback. */
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
 /* Returns the replaced/removed subscription's callback id (0 when it had
  * none), or -1 when there was no such subscription. */
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
+
+/* Nonzero while the channel (or pattern) has subscriptions. */
+int ps_exists(const char *name, size_t len, int pattern);
 
 /* Deliver to every matching subscription in this process. `text` picks the
  * WebSocket frame type. Returns the number of subscriptions reached. */

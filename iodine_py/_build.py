@@ -110,6 +110,7 @@ void ps_msg_release(ps_msg *m);
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
+int ps_exists(const char *name, size_t len, int pattern);
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text);
 size_t ps_channel_count(void);

@@ -95,6 +95,11 @@ def build_parser() -> _Parser:
     g.add_argument("--max-pending", dest="max_pending", type=_int(1, "max pending (KiB)"),
                    default=None,
                    help="output a WebSocket/SSE client may leave unread before it is cut off, KiB (default: 16384)")
+    g = p.add_argument_group("pub/sub")
+    g.add_argument("-r", "--redis", dest="redis", default=None, metavar="URL",
+                   help="share pub/sub through Redis: redis://[user:password@]host:port/db")
+    g.add_argument("-rp", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
+                   help="seconds between PINGs that detect a dead Redis connection (default: 30)")
     g = p.add_argument_group("shutdown")
     g.add_argument("--grace", type=float, default=None,
                    help="seconds in-flight requests get to finish on shutdown (default: 10)")
@@ -137,6 +142,10 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         cfg.ping = ns.ping
     if ns.max_pending is not None:
         cfg.max_pending = ns.max_pending * KIB
+    if ns.redis is not None:
+        cfg.redis = ns.redis
+    if ns.redis_ping is not None:
+        cfg.redis_ping = ns.redis_ping
     if ns.grace is not None:
         cfg.grace = ns.grace
     cfg.log = ns.log

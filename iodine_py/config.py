@@ -66,6 +66,9 @@ class Config:
     ws_max_msg: int = 256 * KIB
     ping: float = 40.0
     max_pending: int = 16 * MIB
+    # pub/sub
+    redis: Optional[str] = None  # redis://[user:password@]host:port/db
+    redis_ping: float = 30.0
     # logging
     log: bool = False
     quiet: bool = False
@@ -87,6 +90,10 @@ class Config:
             raise ConfigError(f"keep-alive timeout must be positive, not {self.keepalive}")
         if self.ping <= 0:
             raise ConfigError(f"ping interval must be positive, not {self.ping}")
+        if self.redis is not None and not self.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, not {self.redis!r}")
+        if self.redis_ping <= 0:
+            raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
         if self.grace < 0:
             raise ConfigError(f"grace must not be negative, not {self.grace}")
         return self

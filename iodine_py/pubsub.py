@@ -222,13 +222,16 @@ def subscribe(channel: Union[str, bytes], callback: Callable[[str, Message], Any
     cid = _register(callback)
     lib.srv_init()
     with _lock:
-        if lib.ps_subscribe(0, name, len(name), int(bool(pattern)), cid) != 0:
+        r = lib.ps_subscribe(0, name, len(name), int(bool(pattern)), cid)
+        if r < 0:
             _callbacks.pop(cid, None)
             return False
         old = _global.get(key)
         _global[key] = cid
     if old:
         _callbacks.pop(old, None)
+    if r == 1:
+        _channel_added(*key)
     return True
 
 
@@ -249,13 +252,16 @@ def client_subscribe(client: Any, channel: Union[str, bytes],
     name = _name(channel)
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
     cid = _register(callback)
-    if lib.ps_subscribe(client.conn, name, len(name), int(bool(pattern)), cid) != 0:
+    r = lib.ps_subscribe(client.conn, name, len(name), int(bool(pattern)), cid)
+    if r < 0:
         _callbacks.pop(cid, None)
         return None  # the connection is closed
     old = client.subscriptions.get(key)
     client.subscriptions[key] = cid
     if old:
         _callbacks.pop(old, None)
+    if r == 1:
+        _channel_added(*key)
     return True
 
 
@@ -299,19 +305,29 @@ def on_message(runtime: Any, conn: int, ptr: Any, callback_id: int) -> None:
         cb(channel, message)
 
 
+def _channel_added(channel: str, pattern: bool) -> None:
+    """A channel's first subscriber: engines learn it now, in the
+    subscriber's thread, so a publish right after cannot outrun them."""
+    with _lock:
+        _live.add((channel, pattern))
+        engines = list(PubSub._engines)
+    for engine in engines:
+        _tell(engine, "subscribe", channel, pattern)
+
+
 def on_channel(ptr: Any, added: int) -> None:
+    """A channel lost its last subscriber (the core posts this)."""
     m = ffi.cast("ps_msg *", ptr)
     try:
-        channel = ffi.unpack(m.channel, m.channel_len).decode("utf-8", "surrogateescape")
+        raw = ffi.unpack(m.channel, m.channel_len)
         pattern = bool(m.pattern)
     finally:
         lib.ps_msg_release(m)
-    key = (channel, pattern)
+    if lib.ps_exists(raw, len(raw), int(pattern)):
+        return  # subscribed again since: engines were told then
+    channel = raw.decode("utf-8", "surrogateescape")
     with _lock:
-        if added:
-            _live.add(key)
-        else:
-            _live.discard(key)
+        _live.discard((channel, pattern))
         engines = list(PubSub._engines)
     for engine in engines:
-        _tell(engine, "subscribe" if added else "unsubscribe", channel, pattern)
+        _tell(engine, "unsubscribe", channel, pattern)

@@ -289,6 +289,8 @@ class _Iodine:
             lib.srv_close_listeners()
             self._listeners = []
             raise
+        if self.config.redis:
+            self.PubSub.default = self.PubSub.Redis(self.config.redis, ping=self.config.redis_ping)
         self._banner()
         runtime = Runtime(self.config, self._listeners)
         try:
@@ -328,6 +330,8 @@ class _Iodine:
         for lst in self._listeners:
             lines.append(f"Listening on {self._url(lst)}")
         lines.append(f"threads: {self.config.threads}, workers: {self.config.workers}")
+        if self.config.redis:
+            lines.append(f"pub/sub: Redis at {self.config.redis.split('@')[-1]}")
         sys.stderr.write("\n".join(lines) + "\n")
         sys.stderr.flush()
 
