@@ -134,6 +134,16 @@ void dsp_restart(void) {
 
 void dsp_set_inline(void (*runner)(void)) { q.runner = runner; }
 
+void dsp_after_fork(void) {
+  /* Only the forking thread exists in the child; the locks may have been
+   * held by threads that are gone. Queued events are kept: they were posted
+   * for this process's future too (a global subscription's channel notice,
+   * a timer set before the fork). */
+  pthread_mutex_init(&q.mu, NULL);
+  pthread_cond_init(&q.cv, NULL);
+  q.stopped = 0;
+}
+
 void dsp_turn(void) {
   if (!q.runner || !dsp_pending()) return;
   /* Application code may block or call back into the core from any

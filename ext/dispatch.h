@@ -61,6 +61,8 @@ void dsp_restart(void);
  * expected to call dsp_next(0) until NULL or its own budget. NULL selects
  * pool mode (application threads call dsp_next(1)). */
 void dsp_set_inline(void (*runner)(void));
+/* In a child right after fork(). */
+void dsp_after_fork(void);
 /* The reactor's end-of-turn hook. */
 void dsp_turn(void);
 

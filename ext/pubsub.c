@@ -341,15 +341,21 @@ static void deliver_all(delivery *d, ps_chan *c) {
 
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
   rx_lock();
+  long n = ps_publish_locked(channel, clen, msg, mlen, text);
+  rx_unlock();
+  return n;
+}
+
+long ps_publish_locked(const char *channel, size_t clen, const char *msg,
+                       size_t mlen, int text) {
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
   if (ps.buckets) {
     ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
     if (c) deliver_all(&d, c);
     for (ps_chan *p = ps.patterns; p; p = p->pnext)
       if (glob_match(p->name, p->len, channel, clen)) deliver_all(&d, p);
   }
-  rx_unlock();
   rx_buf_release(d.ws);
   rx_buf_release(d.sse);
   ps_msg_release(d.pm);

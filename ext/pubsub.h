@@ -68,6 +68,10 @@ int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
  * none), or -1 when there was no such subscription. */
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
 
+/* The same, for a caller that holds the lock (the cluster relay). */
+long ps_publish_locked(const char *channel, size_t clen, const char *msg,
+                       size_t mlen, int text);
+
 /* Nonzero while the channel (or pattern) has subscriptions. */
 int ps_exists(const char *name, size_t len, int pattern);
 

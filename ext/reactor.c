@@ -74,6 +74,7 @@ static struct {
   void (*turn_hook)(void);
   int (*busy_probe)(void);
   int ready;
+  int timers_on; /* off in a cluster's master: timers belong to workers */
 } rx;
 
 static _Thread_local int in_loop;
@@ -143,6 +144,7 @@ int rx_init(void) {
   rx.grace_ms = 10000;
   rx.next_timer_id = 1;
   rx.now = clock_ms();
+  rx.timers_on = 1;
   rx.ready = 1;
   return 0;
 }
@@ -731,8 +733,67 @@ void rx_stop(void) {
   wake();
 }
 
-int rx_run(void) {
+/* One turn: wait for I/O (at most `max_wait` ms), handle it, then resumes,
+ * timers, deferred tasks, idle sweep, the turn hook, corked output, and the
+ * end-of-turn frees. Called with the lock held. */
+static void turn(int max_wait) {
   struct epoll_event evs[256];
+  int timeout = (int)(rx.next_sweep > rx.now ? rx.next_sweep - rx.now : 0);
+  if (rx.timers_on) {
+    pthread_mutex_lock(&rx.qlock);
+    if (rx.nheap) {
+      uint64_t due = rx.heap[0]->due;
+      uint64_t wait = due > rx.now ? due - rx.now : 0;
+      if (wait < (uint64_t)timeout) timeout = (int)wait;
+    }
+    pthread_mutex_unlock(&rx.qlock);
+  }
+  if (timeout > max_wait) timeout = max_wait;
+  atomic_store(&rx.sleeping, 1);
+  if (rx.resume_head || tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
+    timeout = 0;
+  rx_unlock();
+  int n = epoll_wait(rx.epfd, evs, 256, timeout);
+  rx_lock();
+  atomic_store(&rx.sleeping, 0);
+  rx.now = clock_ms();
+  for (int i = 0; i < n; i++) {
+    int fd = evs[i].data.fd;
+    uint32_t e = evs[i].events;
+    if (fd == rx.wakefd) {
+      uint64_t v;
+      ssize_t r = read(rx.wakefd, &v, sizeof v);
+      (void)r;
+      continue;
+    }
+    rx_conn *c = rx.table[fd];
+    if (!c) continue;
+    if (lingering(c)) {
+      linger_data(c);
+      continue;
+    }
+    if (c->flags & RX_F_CLOSED) continue;
+    if (e & (EPOLLHUP | EPOLLERR)) c->flags |= RX_F_HUP;
+    if ((e & EPOLLOUT) && c->out_head) {
+      if (flush(c) == 0) after_flush(c);
+    }
+    if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+        !(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
+      c->proto->on_data(c);
+  }
+  run_resumes();
+  if (rx.timers_on) run_timers();
+  run_tasks();
+  if (rx.now >= rx.next_sweep) {
+    sweep();
+    rx.next_sweep = rx.now + SWEEP_MS;
+  }
+  if (rx.turn_hook) rx.turn_hook();
+  uncork_all();
+  bury();
+}
+
+int rx_run(void) {
   in_loop = 1;
   rx_lock();
   rx.now = clock_ms();
@@ -753,61 +814,61 @@ int rx_run(void) {
         break;
       }
     }
-    int timeout = (int)(rx.next_sweep > rx.now ? rx.next_sweep - rx.now : 0);
-    pthread_mutex_lock(&rx.qlock);
-    if (rx.nheap) {
-      uint64_t due = rx.heap[0]->due;
-      uint64_t wait = due > rx.now ? due - rx.now : 0;
-      if (wait < (uint64_t)timeout) timeout = (int)wait;
-    }
-    pthread_mutex_unlock(&rx.qlock);
-    if (rx.stopping && timeout > 50) timeout = 50;
-    atomic_store(&rx.sleeping, 1);
-    if (rx.resume_head || tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
-      timeout = 0;
-    rx_unlock();
-    int n = epoll_wait(rx.epfd, evs, 256, timeout);
-    rx_lock();
-    atomic_store(&rx.sleeping, 0);
-    rx.now = clock_ms();
-    for (int i = 0; i < n; i++) {
-      int fd = evs[i].data.fd;
-      uint32_t e = evs[i].events;
-      if (fd == rx.wakefd) {
-        uint64_t v;
-        ssize_t r = read(rx.wakefd, &v, sizeof v);
-        (void)r;
-        continue;
-      }
-      rx_conn *c = rx.table[fd];
-      if (!c) continue;
-      if (lingering(c)) {
-        linger_data(c);
-        continue;
-      }
-      if (c->flags & RX_F_CLOSED) continue;
-      if (e & (EPOLLHUP | EPOLLERR)) c->flags |= RX_F_HUP;
-      if ((e & EPOLLOUT) && c->out_head) {
-        if (flush(c) == 0) after_flush(c);
-      }
-      if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-          !(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
-        c->proto->on_data(c);
-    }
-    run_resumes();
-    run_timers();
-    run_tasks();
-    if (rx.now >= rx.next_sweep) {
-      sweep();
-      rx.next_sweep = rx.now + SWEEP_MS;
-    }
-    if (rx.turn_hook) rx.turn_hook();
-    uncork_all();
-    bury();
+    turn(rx.stopping ? 50 : 60000);
   }
   rx.stopping = 0;
   atomic_store(&rx.stop_requested, 0);
   rx_unlock();
   in_loop = 0;
+  return 0;
+}
+
+int rx_run_once(int max_wait_ms) {
+  in_loop = 1;
+  rx_lock();
+  rx.now = clock_ms();
+  if (!rx.next_sweep) rx.next_sweep = rx.now + SWEEP_MS;
+  turn(max_wait_ms);
+  rx_unlock();
+  in_loop = 0;
+  return atomic_load(&rx.stop_requested);
+}
+
+void rx_set_timers(int on) { rx.timers_on = on != 0; }
+
+int rx_stop_requested(void) { return atomic_load(&rx.stop_requested); }
+
+void rx_clear_stop(void) { atomic_store(&rx.stop_requested, 0); }
+
+/* In a child after fork(): the parent's epoll set and wake-up fd are
+ * shared with it, and its connections are not ours. Close them all (without
+ * on_close: their state belongs to the parent) and start a fresh loop. The
+ * timer heap is kept: timers set before the fork run in the child. */
+int rx_after_fork(void) {
+  pthread_mutex_init(&rx.lock, NULL);
+  pthread_mutex_init(&rx.qlock, NULL);
+  for (size_t fd = 0; fd < rx.top; fd++) {
+    rx_conn *c = rx.table[fd];
+    if (!c) continue;
+    rx.table[fd] = NULL;
+    close(c->fd);
+    /* c and its protocol state are the parent's copies: left as they are */
+  }
+  rx.open = 0;
+  rx.resume_head = rx.resume_tail = NULL;
+  rx.dead = NULL;
+  rx.corked = NULL;
+  rx.tasks = rx.tasks_tail = NULL;
+  rx.stopping = 0;
+  atomic_store(&rx.stop_requested, 0);
+  atomic_store(&rx.sleeping, 0);
+  close(rx.epfd);
+  close(rx.wakefd);
+  rx.epfd = epoll_create1(EPOLL_CLOEXEC);
+  rx.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (rx.epfd < 0 || rx.wakefd < 0) return -errno;
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx.wakefd};
+  if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, rx.wakefd, &ev) < 0) return -errno;
+  rx.timers_on = 1;
   return 0;
 }

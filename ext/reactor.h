@@ -86,6 +86,18 @@ int rx_run(void);
 /* Ask the loop to stop (any thread, async-signal-safe). Connections get
  * on_shutdown, then have `grace_ms` to finish before they are closed. */
 void rx_stop(void);
+/* One loop turn, waiting at most max_wait_ms for I/O (a cluster's master
+ * runs turns between looking after its workers). Returns nonzero once a
+ * stop was asked. */
+int rx_run_once(int max_wait_ms);
+int rx_stop_requested(void);
+void rx_clear_stop(void);
+/* Timers run only where this is on (default on; a master turns it off and
+ * keeps its timers for the workers it forks). */
+void rx_set_timers(int on);
+/* In a child right after fork(): a fresh epoll set, none of the parent's
+ * connections (their fds are closed here), timers kept. 0 or -errno. */
+int rx_after_fork(void);
 void rx_set_grace_ms(uint32_t ms);
 int rx_stopping(void);
 int rx_in_loop_thread(void);

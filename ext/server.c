@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -25,7 +26,8 @@
 typedef struct listener {
   http_settings set;
   int fd, is_unix;
-  uint64_t conn;
+  uint64_t conn; /* attached in this process (0: not attached) */
+  pid_t pid;     /* the process that attached it */
 } listener;
 
 static listener *listeners[MAX_LISTENERS];
@@ -74,8 +76,36 @@ static void on_accept(rx_conn *lc) {
 
 static void listener_shutdown(rx_conn *c) { rx_close_now(c); }
 
+static void listener_close(rx_conn *c) {
+  listener *l = c->udata;
+  l->fd = -1; /* closed with its connection: this process listens no more */
+  l->conn = 0;
+}
+
 static const rx_proto listener_proto = {.on_data = on_accept,
-                                        .on_shutdown = listener_shutdown};
+                                        .on_shutdown = listener_shutdown,
+                                        .on_close = listener_close};
+
+/* Listening sockets are bound once (before any fork) and watched by
+ * whichever process runs the loop: a worker, or the single process. A
+ * cluster's master never attaches them, so it never accepts. */
+static int attach_listeners(void) {
+  int n = 0;
+  rx_lock();
+  for (int i = 0; i < nlisteners; i++) {
+    listener *l = listeners[i];
+    if (l->fd < 0 || (l->conn && l->pid == getpid() && rx_find(l->conn))) continue;
+    rx_conn *c = rx_attach(l->fd, &listener_proto, l);
+    if (!c) continue;
+    c->flags |= RX_F_LISTENER;
+    l->conn = c->id;
+    l->pid = getpid();
+    rx_resume(c); /* connections may be waiting already (edge-triggered) */
+    n++;
+  }
+  rx_unlock();
+  return n;
+}
 
 int srv_init(void) { return rx_init(); }
 
@@ -148,18 +178,6 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
     free(l);
     return rc;
   }
-  rx_lock();
-  rx_conn *c = rx_attach(l->fd, &listener_proto, l);
-  if (c) {
-    c->flags |= RX_F_LISTENER;
-    l->conn = c->id;
-  }
-  rx_unlock();
-  if (!c) {
-    close(l->fd);
-    free(l);
-    return -ENOMEM;
-  }
   listeners[nlisteners++] = l;
   return bound;
 }
@@ -196,6 +214,7 @@ void srv_disarm_signals(void) {
 
 int srv_run(void (*runner)(void), uint32_t grace_ms) {
   srv_arm_signals(); /* usually already armed, before "Listening" was said */
+  attach_listeners();
   dsp_restart();
   dsp_set_inline(runner);
   rx_set_turn_hook(dsp_turn);
@@ -249,8 +268,28 @@ void srv_timer_cancel(uint64_t timer_id) { rx_timer_cancel(timer_id); }
 void srv_close_listeners(void) {
   rx_lock();
   for (int i = 0; i < nlisteners; i++) {
-    rx_conn *c = rx_find(listeners[i]->conn);
-    if (c) rx_close_now(c);
+    listener *l = listeners[i];
+    rx_conn *c = l->conn ? rx_find(l->conn) : NULL;
+    if (c) {
+      rx_close_now(c);
+    } else if (l->fd >= 0) {
+      close(l->fd);
+      l->fd = -1;
+    }
   }
   rx_unlock();
 }
+
+int srv_after_fork(void) {
+  dsp_after_fork();
+  int rc = rx_after_fork();
+  for (int i = 0; i < nlisteners; i++) listeners[i]->conn = 0;
+  return rc;
+}
+
+int srv_master_turn(int max_wait_ms) {
+  rx_set_timers(0); /* timers are the workers' (they inherit them) */
+  return rx_run_once(max_wait_ms);
+}
+
+int srv_stop_requested(void) { return rx_stop_requested(); }

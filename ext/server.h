@@ -17,10 +17,11 @@
 /* Prepare the core (idempotent). 0 or -errno. */
 int srv_init(void);
 
-/* Listen on `addr` ("127.0.0.1", "::", "0.0.0.0", a host name, or
+/* Bind (and listen on) `addr` ("127.0.0.1", "::", "0.0.0.0", a host name, or
  * "unix:/path") and `port` (0: any free port). Returns the bound port (0
  * for Unix sockets) or -errno. Connections accepted there speak HTTP with
- * the given settings (copied); settings->tag names the application. */
+ * the given settings (copied); settings->tag names the application. The
+ * socket is watched from the next srv_run, in whichever process runs it. */
 int srv_listen(const char *addr, int port, const http_settings *settings);
 
 /* Run until SIGINT/SIGTERM or srv_stop(). `runner` non-NULL runs
@@ -45,5 +46,16 @@ void srv_timer_cancel(uint64_t timer_id);
 
 /* Close every listener (after a run, before the process exits). */
 void srv_close_listeners(void);
+
+/* Workers (see cluster.h for pub/sub between them). The application forks;
+ * the core only needs to know:
+ *  - srv_after_fork() in each child, at once: a fresh loop, none of the
+ *    parent's connections, listeners ready to be attached by srv_run;
+ *  - srv_master_turn() in the master, in its own loop between looking after
+ *    children: one turn of relay I/O, no timers, no listeners. Returns
+ *    nonzero once SIGINT/SIGTERM asked to stop. */
+int srv_after_fork(void);
+int srv_master_turn(int max_wait_ms);
+int srv_stop_requested(void);
 
 #endif

@@ -124,6 +124,13 @@ void srv_stop(void);
 void srv_arm_signals(void);
 void srv_disarm_signals(void);
 void srv_close_listeners(void);
+int srv_after_fork(void);
+int srv_master_turn(int max_wait_ms);
+int srv_stop_requested(void);
+int cl_master_adopt(int fd, int slot);
+int cl_worker_adopt(int fd);
+int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
+int cl_active(void);
 uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
 void srv_timer_cancel(uint64_t timer_id);
 
@@ -149,7 +156,7 @@ ffibuilder.set_source(
     "iodine_py._native",
     '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n'
     '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n'
-    '#include "pubsub.h"\n',
+    '#include "pubsub.h"\n#include "cluster.h"\n',
     sources=SOURCES,
     include_dirs=["ext"],
     extra_compile_args=CFLAGS,

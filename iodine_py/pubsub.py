@@ -103,18 +103,20 @@ class ProcessEngine(Engine):
 class ClusterEngine(Engine):
     """Every process of this server: the workers and the master.
 
-    A publish is delivered locally at once and relayed through the master
-    to every other worker (see cluster.py)."""
-
-    relay: Optional[Callable[[bytes, bytes, int], None]] = None
+    A publish is delivered in this process at once and relayed through the
+    master to every other worker (ext/cluster.c), each of which delivers it
+    to its own subscribers. In the master (which serves no clients) it is
+    only relayed."""
 
     def publish(self, channel: str, message: Message) -> bool:
+        from . import cluster
+
         name = _name(channel)
         data, text = _payload(message)
         lib.srv_init()
-        lib.ps_publish(name, len(name), data, len(data), text)
-        if self.relay is not None:
-            self.relay(name, data, text)
+        if cluster.role != "master":
+            lib.ps_publish(name, len(name), data, len(data), text)
+        lib.cl_publish(name, len(name), data, len(data), text)
         return True
 
     def __repr__(self) -> str:

@@ -292,9 +292,16 @@ class _Iodine:
         if self.config.redis:
             self.PubSub.default = self.PubSub.Redis(self.config.redis, ping=self.config.redis_ping)
         self._banner()
-        runtime = Runtime(self.config, self._listeners)
+        listeners = self._listeners
         try:
-            runtime.serve()
+            if self.config.workers > 1:
+                from .cluster import Master
+
+                Master(self.config.workers, self.config.grace,
+                       lambda: Runtime(self.config, listeners).serve(),
+                       lambda event: None).run()
+            else:
+                Runtime(self.config, listeners).serve()
         finally:
             self._listeners = []
         if not self.config.quiet:
