@@ -395,7 +395,12 @@ static const http1_header *find_header(const http1_request *q, const char *name,
 static int check_upgrade(http_conn *h, const http1_request *q) {
   int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
   h->upgrade = UP_NONE;
-  if (h->fr.upgrade_websocket) {
+  /* No Sec-WebSocket-Version at all: not an RFC 6455 handshake (a
+   * pre-standard one, say), so a plain request the application may answer. */
+  int versioned = 0;
+  for (size_t i = 0; i < q->num_headers; i++)
+    versioned |= http1_name_is(&q->headers[i], "sec-websocket-version", 21);
+  if (h->fr.upgrade_websocket && versioned) {
     const http1_header *v = find_header(q, "sec-websocket-version", 21);
     const http1_header *k = find_header(q, "sec-websocket-key", 17);
     if (!get || q->version_minor != 1 || !h->fr.has_host) {

@@ -84,6 +84,7 @@ class Master:
         self.pids[pid] = slot
         self.started[slot] = time.monotonic()
         self.hooks("after_fork")
+        _say(f"worker {slot} started (pid {pid})")
 
     # -- the master's loop --------------------------------------------------------
     def run(self) -> int:

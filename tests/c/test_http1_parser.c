@@ -1070,12 +1070,6 @@ static void test_chunked(void) {
   }
 }
 
-/* ---- fuzz findings ---------------------------------------------------- */
-
-static void test_fuzz_findings(void) {
-  /* (cases the fuzzer found are added here) */
-}
-
 int main(void) {
   arena_init();
   test_request_line();
@@ -1084,7 +1078,6 @@ int main(void) {
   test_resume_cost();
   test_framing();
   test_chunked();
-  test_fuzz_findings();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -213,8 +213,8 @@ def test_missing_or_malformed_key_is_400(srv, key):
     assert srv.get("/detect").body == b"rack.upgrade?=None"
 
 
-@pytest.mark.parametrize("version", ["8", "12", "14", "13, 8", "", None],
-                         ids=["8", "12", "14", "list", "empty", "missing"])
+@pytest.mark.parametrize("version", ["8", "12", "14", "13, 8", ""],
+                         ids=["8", "12", "14", "list", "empty"])
 def test_unsupported_version_is_426_naming_13(srv, version):
     """4.4: a version the server does not speak gets 426 Upgrade Required
     with Sec-WebSocket-Version listing the versions it does (13)."""
@@ -222,6 +222,17 @@ def test_unsupported_version_is_426_naming_13(srv, version):
     assert resp.status == 426, resp
     assert resp.header_values("Sec-WebSocket-Version") == ["13"], resp
     assert app_calls(srv).get("/detect", 0) == 0
+
+
+def test_upgrade_without_any_version_is_plain_http(srv):
+    """No Sec-WebSocket-Version at all is not an RFC 6455 handshake (it is
+    how pre-standard drafts such as hixie-76 looked): the request is an
+    ordinary one, rack.upgrade? is None, and the app answers it. (The shared
+    conformance corpus, from llhttp, expects such a request to be served.)"""
+    resp = _raw_handshake(srv, wsraw.handshake_headers(key=wsraw.new_key(), version=None))
+    assert resp.status == 200, resp
+    assert resp.header("Sec-WebSocket-Accept") is None
+    assert b"rack.upgrade?=None" in resp.body
 
 
 def test_post_with_upgrade_is_400(srv):
