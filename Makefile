@@ -43,11 +43,12 @@ test-c: $(C_TESTS)
 	done
 
 # The whole suite against a core built with ASan + UBSan.
-test-asan: $(PY)
-	IODINE_SANITIZE=address,undefined $(PIP) install -q --no-build-isolation --force-reinstall --no-deps .
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
-	  $(PY) -m pytest -q -p no:cacheprovider
-	$(PIP) install -q --force-reinstall --no-deps .
+# (the build is in place: editable install; rebuilt normally afterwards)
+test-asan: install
+	IODINE_SANITIZE=address,undefined $(PIP) install -q --no-build-isolation --no-deps -e .
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  $(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
+	  $(PIP) install -q --no-build-isolation --no-deps -e .; exit $$rc
 
 conformance: install
 	$(PY) tests/conformance/run_corpus.py
