@@ -509,7 +509,9 @@ static int read_body(http_conn *h) {
     fail(h, (int)-r);
     return 0;
   }
-  if (h->ck.total > h->set->max_body) {
+  /* A chunk's declared size counts at once: no need to read a body we will
+   * refuse. */
+  if (h->ck.total > h->set->max_body || h->ck.chunk_left > h->set->max_body - h->ck.total) {
     fail(h, 413);
     return 0;
   }

@@ -178,7 +178,7 @@ class SseClient:
                 if not c._fill(deadline):
                     raise AssertionError(f"SSE stream ended; have {bytes(c.buf)!r}")
             i = c.buf.index(b"\n\n")
-            block = bytes(c.buf[:i]).decode("utf-8")
+            block = bytes(c.buf[:i]).decode("utf-8", "replace")
             del c.buf[:i + 2]
             ev: dict = {}
             data = []
