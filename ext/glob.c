@@ -1,39 +1,44 @@
 /* glob: see glob.h for the language. */
 #include "glob.h"
 
-/* Match one set starting just after '['. On return *used is how many
- * pattern bytes the set took (up to and including ']'), or 0 when the set
- * is unclosed (then the '[' is literal). */
-static int set_match(const char *p, size_t plen, unsigned char ch, size_t *used) {
-  size_t i = 0;
+/* Match one byte against the set whose '[' is at pat[at]. Returns whether
+ * it matched; *next is where the pattern continues. Redis's rules, exactly:
+ * only '^' negates; a ']' right after '[' closes an empty set; '\\' takes
+ * the next byte as a member; "x-y" is a range (reversed ends are swapped)
+ * whenever two more bytes follow, even if the second is ']'; an unclosed
+ * set runs to the end of the pattern. */
+static int set_match(const char *pat, size_t plen, size_t at, unsigned char ch,
+                     size_t *next) {
+  size_t i = at + 1;
   int neg = 0, hit = 0;
-  if (i < plen && (p[i] == '!' || p[i] == '^')) {
+  if (i < plen && pat[i] == '^') {
     neg = 1;
     i++;
   }
-  size_t first = i;
-  while (i < plen && (p[i] != ']' || i == first)) {
-    unsigned char lo = (unsigned char)p[i];
-    if (lo == '\\' && i + 1 < plen) lo = (unsigned char)p[++i];
-    i++;
-    unsigned char hi = lo;
-    if (i + 1 < plen && p[i] == '-' && p[i + 1] != ']') {
-      hi = (unsigned char)p[i + 1];
-      i += 2;
-      if (hi == '\\' && i < plen) hi = (unsigned char)p[i++];
+  for (;; i++) {
+    if (i >= plen) { /* unclosed: the set took the rest */
+      i = plen - 1;
+      break;
+    }
+    if (pat[i] == '\\' && plen - i >= 2) {
+      i++;
+      if ((unsigned char)pat[i] == ch) hit = 1;
+    } else if (pat[i] == ']') {
+      break;
+    } else if (plen - i >= 3 && pat[i + 1] == '-') {
+      unsigned char lo = (unsigned char)pat[i], hi = (unsigned char)pat[i + 2];
       if (lo > hi) {
         unsigned char t = lo;
         lo = hi;
         hi = t;
       }
+      if (ch >= lo && ch <= hi) hit = 1;
+      i += 2;
+    } else if ((unsigned char)pat[i] == ch) {
+      hit = 1;
     }
-    if (ch >= lo && ch <= hi) hit = 1;
   }
-  if (i >= plen) {
-    *used = 0;
-    return 0;
-  }
-  *used = i + 1; /* the ']' */
+  *next = i + 1;
   return hit != neg;
 }
 
@@ -58,17 +63,13 @@ int glob_match(const char *pat, size_t plen, const char *name, size_t nlen) {
         continue;
       }
       if (c == '[') {
-        size_t used;
-        int ok = set_match(pat + p + 1, plen - p - 1, (unsigned char)name[n], &used);
-        if (used) {
-          if (ok) {
-            p += 1 + used;
-            n++;
-            continue;
-          }
-          goto mismatch;
+        size_t next;
+        if (set_match(pat, plen, p, (unsigned char)name[n], &next)) {
+          p = next;
+          n++;
+          continue;
         }
-        /* unclosed: a literal '[' */
+        goto mismatch;
       } else if (c == '\\' && p + 1 < plen) {
         if (pat[p + 1] == name[n]) {
           p += 2;

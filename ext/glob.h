@@ -3,9 +3,10 @@
  *   *      any run of bytes, including none (and including '/' and '.':
  *          channel names have no path structure)
  *   ?      exactly one byte
- *   [abc]  one byte from the set; ranges [a-z]; [!abc] or [^abc] negates;
- *          a ']' right after '[' (or '[!') is a member; an unclosed '['
- *          matches a literal '['
+ *   [abc]  one byte from the set; ranges [a-z] (reversed ends swapped);
+ *          [^abc] negates; '!' is an ordinary member; "[]" is an empty
+ *          set (matches nothing); an unclosed '[' takes the rest of the
+ *          pattern as its set
  *   \x     the byte x itself (also inside a set)
  *
  * The same rules as Redis PSUBSCRIBE, so a pattern means the same thing

@@ -339,6 +339,21 @@ static void deliver_all(delivery *d, ps_chan *c) {
   }
 }
 
+long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
+                size_t clen, const char *msg, size_t mlen, int text) {
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  rx_lock();
+  if (ps.buckets) {
+    ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
+    if (c) deliver_all(&d, c);
+  }
+  rx_unlock();
+  rx_buf_release(d.ws);
+  rx_buf_release(d.sse);
+  ps_msg_release(d.pm);
+  return d.reached;
+}
+
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text) {
   rx_lock();

@@ -68,6 +68,13 @@ int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
  * none), or -1 when there was no such subscription. */
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
 
+/* Deliver `channel`'s message only to the subscribers of one subscription
+ * name: the channel itself (pattern 0) or one pattern. An engine that,
+ * like Redis, reports a message once per matching subscription uses this,
+ * so nobody receives it twice. Returns the number reached. */
+long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
+                size_t clen, const char *msg, size_t mlen, int text);
+
 /* The same, for a caller that holds the lock (the cluster relay). */
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text);

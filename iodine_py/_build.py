@@ -110,6 +110,8 @@ void ps_msg_release(ps_msg *m);
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
+long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
+                size_t clen, const char *msg, size_t mlen, int text);
 int ps_exists(const char *name, size_t len, int pattern);
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text);

@@ -87,7 +87,21 @@ class Engine:
 
     @staticmethod
     def deliver(channel: Union[str, bytes], message: Message) -> bool:
+        """Hand a received message to every subscriber in this process."""
         return publish_local(channel, message)
+
+    @staticmethod
+    def deliver_to(subscription: Union[str, bytes], pattern: bool,
+                   channel: Union[str, bytes], message: Message) -> bool:
+        """Hand a received message only to the subscribers of one channel
+        or pattern: for brokers that, like Redis, report a message once per
+        matching subscription (so a client subscribed to a channel and a
+        pattern that both match gets it once per subscription, as locally)."""
+        sub = _name(subscription)
+        name = _name(channel)
+        data, text = _payload(message)
+        return lib.ps_deliver(sub, len(sub), int(bool(pattern)), name, len(name),
+                              data, len(data), text) >= 0
 
 
 class ProcessEngine(Engine):

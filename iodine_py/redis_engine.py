@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, Optional, Set, Tuple, Union
 
-from .pubsub import Engine, Message, publish_local
+from .pubsub import Engine, Message
 
 try:  # redis-py is a dependency of the Redis engine only
     import redis
@@ -243,7 +243,13 @@ class RedisEngine(Engine):
                 message: Message = data.decode("utf-8")
             except UnicodeDecodeError:
                 message = data
-            publish_local(channel, message)
+            if kind == "pmessage":
+                pattern = msg["pattern"]
+                if isinstance(pattern, bytes):
+                    pattern = pattern.decode("utf-8", "surrogateescape")
+                self.deliver_to(pattern, True, channel, message)
+            else:
+                self.deliver_to(channel, False, channel, message)
 
     def _where(self) -> str:
         kw = self._pub.connection_pool.connection_kwargs
