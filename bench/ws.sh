@@ -19,6 +19,7 @@
 #   IODINE [/work/main/.venv/bin/iodine]   PEERS_VENV [bench/.venv-peers]
 #   SERVER_CPU [1]  LOAD_CPU [0]  READY_TIMEOUT [30]
 #   FOREIGN_WARN [10]  flag a run when other processes took >= this % of a benchmark core
+#   RETRIES [2]    re-run a flagged run up to this many times (after RETRY_PAUSE [5] s); the last try counts
 #   WS_LOAD [build/ws_load]  (rebuilt from bench/ws_load.c when missing or older)
 #   OUT [bench/results/ws-latest.md]
 set -Eeuo pipefail
@@ -40,10 +41,12 @@ SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 FOREIGN_WARN=${FOREIGN_WARN:-10}
+RETRIES=${RETRIES:-2}
+RETRY_PAUSE=${RETRY_PAUSE:-5}
 WS_LOAD=${WS_LOAD:-$ROOT/build/ws_load}
 OUT=${OUT:-$HERE/results/ws-latest.md}
 
-for v in DURATION CONNS SIZE RUNS WARMUP RUN_WARMUP THREADS SERVER_CPU LOAD_CPU READY_TIMEOUT FOREIGN_WARN; do
+for v in DURATION CONNS SIZE RUNS WARMUP RUN_WARMUP THREADS SERVER_CPU LOAD_CPU READY_TIMEOUT FOREIGN_WARN RETRIES RETRY_PAUSE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "ws.sh: $v must be a non-negative integer (got '${!v}')" >&2; exit 2; }
 done
 # every load loop is bounded: at most 5 min per run, 20 runs, 20k connections
@@ -53,6 +56,7 @@ done
 (( SIZE <= 1048576 )) || { echo "ws.sh: SIZE must be <= 1 MiB" >&2; exit 2; }
 (( WARMUP <= 60 && RUN_WARMUP <= 60 )) || { echo "ws.sh: WARMUP/RUN_WARMUP must be <= 60 s" >&2; exit 2; }
 (( THREADS >= 1 && THREADS <= 8 )) || { echo "ws.sh: THREADS must be 1..8" >&2; exit 2; }
+(( RETRIES <= 5 && RETRY_PAUSE <= 60 )) || { echo "ws.sh: RETRIES must be <= 5, RETRY_PAUSE <= 60" >&2; exit 2; }
 
 CLK_TCK=$(getconf CLK_TCK)
 LOGDIR=$HERE/results/logs/ws    # gitignored scratch: server logs, raw ws_load JSON
@@ -225,7 +229,7 @@ out = {
     "L_RATE": d["rate"], "L_MSGS": d["messages"], "L_CONNECTED": d["connected"],
     "L_P50": lat["p50"], "L_P99": lat["p99"], "L_P999": lat["p999"], "L_MAX": lat["max"],
     "L_SRV_US": d["server_cpu_us_per_msg"], "L_SRV_PCT": d["server_cpu_pct"],
-    "L_LOAD_PCT": d["client_cpu_pct"], "L_LOAD_TOTAL": d["client_cpu_total_s"],
+    "L_LOAD_PCT": d["client_cpu_pct"], "L_LOAD_SYS": d["client_sys_pct"], "L_LOAD_TOTAL": d["client_cpu_total_s"],
     "L_ERR": err["total"],
     "L_ERRS": ", ".join(f"{k} {v}" for k, v in err.items() if k != "total" and v),
 }
@@ -268,17 +272,23 @@ bench_server() {
         run_load warmup "$WARMUP" 0 "$sid" || { R_NOTE[$NAME]="warm-up failed"; FAILED+=("$NAME"); stop_server "$sid"; return 0; }
     fi
     local rate=() p50=() p99=() p999=() cpu=() spct=() lpct=() errs=0 notes=""
+    local try
     for ((i = 1; i <= RUNS; i++)); do
-        if ! run_load "run$i" "$DURATION" "$RUN_WARMUP" "$sid"; then
-            notes+="run$i: ws_load failed; "; continue
-        fi
+        for ((try = 0; ; try++)); do
+            if ! run_load "run$i" "$DURATION" "$RUN_WARMUP" "$sid"; then L_RATE=""; break; fi
+            ((L_FOREIGN >= FOREIGN_WARN && try < RETRIES)) || break
+            log "$NAME run $i/$RUNS disturbed (other processes took ${L_FOREIGN}% of a benchmark core): retry $((try + 1))/$RETRIES in ${RETRY_PAUSE}s"
+            sleep "$RETRY_PAUSE"
+        done
+        if [[ -z $L_RATE ]]; then notes+="run$i: ws_load failed; "; continue; fi
+        ((try == 0)) || notes+="run$i retried $try time(s) for disturbance; "
         rate+=("$L_RATE"); p50+=("$L_P50"); p99+=("$L_P99"); p999+=("$L_P999")
         cpu+=("$L_SRV_US"); spct+=("$L_SRV_PCT"); lpct+=("$L_LOAD_PCT")
         errs=$((errs + L_ERR))
         ((L_CONNECTED == CONNS)) || notes+="run$i: only $L_CONNECTED/$CONNS connected; "
         ((L_ERR == 0)) || notes+="run$i errors: $L_ERRS; "
         ((L_FOREIGN < FOREIGN_WARN)) || notes+="run$i DISTURBED: other processes took ${L_FOREIGN}% of a benchmark core; "
-        log "$NAME run $i/$RUNS: ${L_RATE} msg/s, p50 ${L_P50} us, p99 ${L_P99} us, server ${L_SRV_US} us/msg (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% of its core, others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
+        log "$NAME run $i/$RUNS: ${L_RATE} msg/s, p50 ${L_P50} us, p99 ${L_P99} us, server ${L_SRV_US} us/msg (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% of its core (${L_LOAD_SYS}% kernel), others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
     done
     R_RSS[$NAME]=$(awk -v k="$(peak_rss_kib "$sid")" 'BEGIN{printf "%.1f", k/1024}')
     stop_server "$sid"
@@ -393,7 +403,8 @@ disturbed=$(for s in $SERVERS; do [[ ${R_NOTE[$s]:-} == *DISTURBED* ]] && echo "
     echo "the load generator's own user+sys / window (100 = the client is the bottleneck). Peak RSS = VmHWM summed"
     echo "over the server's processes. errors = connect failures + failed handshakes + unexpected closes + wrong"
     echo "echoes + protocol errors + echoes outstanding > 1 s at the end, over all runs. A run is flagged DISTURBED"
-    echo "when other processes took >= ${FOREIGN_WARN}% of the server's or the load generator's core."
+    echo "when other processes took >= ${FOREIGN_WARN}% of the server's or the load generator's core (such a run is"
+    echo "retried up to $RETRIES times; the last try counts)."
     echo
     echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER."
     echo
@@ -415,7 +426,7 @@ disturbed=$(for s in $SERVERS; do [[ ${R_NOTE[$s]:-} == *DISTURBED* ]] && echo "
     echo
     echo '```sh'
     echo "# this report"
-    echo "DURATION=$DURATION CONNS=$CONNS SIZE=$SIZE RUNS=$RUNS WARMUP=$WARMUP RUN_WARMUP=$RUN_WARMUP THREADS=$THREADS SERVERS=\"$SERVERS\" bench/ws.sh"
+    echo "DURATION=$DURATION CONNS=$CONNS SIZE=$SIZE RUNS=$RUNS WARMUP=$WARMUP RUN_WARMUP=$RUN_WARMUP THREADS=$THREADS RETRIES=$RETRIES SERVERS=\"$SERVERS\" bench/ws.sh"
     echo "# servers, from the repository root (PORT = a free loopback port picked per server)"
     for s in $SERVERS; do
         [[ -z ${CMD_DESC[$s]:-} ]] || echo "${CMD_DESC[$s]}" | sed -E "s#$ROOT/##g; s#--port [0-9]+#--port PORT#; s#-p [0-9]+ #-p PORT #"

@@ -770,10 +770,12 @@ static void *worker_main(void *arg) {
 }
 
 /* ------------------------------------------------------------------ CPU accounting */
-static double rusage_s(void) {
+static double rusage_s(double *sys) {           /* user+sys seconds of this process; sys part in *sys */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    double st = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    if (sys) *sys = st;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + st;
 }
 
 static long server_ticks(void) {                 /* utime+stime of the --server-pid processes, -1 if unreadable */
@@ -1002,7 +1004,7 @@ int main(int argc, char **argv) {
         return ok ? 0 : 1;
     }
 
-    double cpu0 = 0, cpu1 = 0;
+    double cpu0 = 0, cpu1 = 0, sys0 = 0, sys1 = 0;
     long st0 = -1, st1 = -1;
     uint64_t ws = 0, we = 0;
     if (connected > 0 && !atomic_load(&g_stop)) {
@@ -1011,16 +1013,16 @@ int main(int argc, char **argv) {
         atomic_store(&g_win_start, ws);
         atomic_store(&g_win_end, we);
         sleep_until(ws);
-        cpu0 = rusage_s();
+        cpu0 = rusage_s(&sys0);
         st0 = server_ticks();
         sleep_until(we);
-        cpu1 = rusage_s();
+        cpu1 = rusage_s(&sys1);
         st1 = server_ticks();
         if (now_ns() < we) we = now_ns();        /* interrupted */
     }
     atomic_store(&g_stop, 1);
     for (int t = 0; t < cfg.threads; t++) pthread_join(W[t].th, NULL);
-    double cpu_total = rusage_s();
+    double cpu_total = rusage_s(NULL);
 
     /* merge */
     struct worker S = {0};
@@ -1038,6 +1040,7 @@ int main(int argc, char **argv) {
     double win = we > ws ? (double)(we - ws) / 1e9 : 0;
     double rate = win > 0 ? (double)S.msgs / win : 0;
     double cpu_pct = win > 0 ? (cpu1 - cpu0) / win * 100 : 0;
+    double sys_pct = win > 0 ? (sys1 - sys0) / win * 100 : 0;
     double srv_us = -1;
     long hz = sysconf(_SC_CLK_TCK);
     uint64_t msgs_for_cpu = cfg.mode == M_PUB ? S.sent : S.msgs;
@@ -1060,14 +1063,14 @@ int main(int argc, char **argv) {
                "\"per_conn_msgs\":{\"min\":%" PRIu64 ",\"max\":%" PRIu64 "},"
                "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64 ",\"closed\":%" PRIu64
                ",\"mismatch\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"stalled\":%" PRIu64 ",\"bad_timestamp\":%" PRIu64 "},"
-               "\"client_cpu_pct\":%.1f,\"client_cpu_total_s\":%.3f,\"server_cpu_us_per_msg\":%.3f,\"server_cpu_pct\":%.1f}\n",
+               "\"client_cpu_pct\":%.1f,\"client_sys_pct\":%.1f,\"client_cpu_total_s\":%.3f,\"server_cpu_us_per_msg\":%.3f,\"server_cpu_pct\":%.1f}\n",
                mode_name[cfg.mode], cfg.url, cfg.conns, connected, (double)(t_connected - t_begin) / 1e9, cfg.threads,
                cfg.size, cfg.depth, cfg.frag, cfg.binary ? "true" : "false", cfg.warmup, win,
                S.msgs, rate, S.bytes, S.sent, win > 0 ? (double)S.sent / win : 0,
                S.h.n, S.h.n ? S.h.min_us : 0, mean, qv[0], qv[1], qv[2], qv[3], S.h.max_us, S.h.over,
                S.min_conn_msgs, S.max_conn_msgs,
                errors, S.e_connect, S.e_handshake, S.e_closed, S.e_mismatch, S.e_proto, S.stalled, S.e_ts,
-               cpu_pct, cpu_total, srv_us, srv_pct);
+               cpu_pct, sys_pct, cpu_total, srv_us, srv_pct);
     } else {
         char what[64] = "";
         if (cfg.mode != M_SUB) snprintf(what, sizeof what, "%zu B %s, ", cfg.size, cfg.binary ? "binary" : "text");
@@ -1083,7 +1086,8 @@ int main(int argc, char **argv) {
         printf("  errors       %" PRIu64 ": connect %" PRIu64 ", handshake %" PRIu64 ", closed %" PRIu64 ", mismatch %" PRIu64
                ", protocol %" PRIu64 ", stalled %" PRIu64 ", bad timestamp %" PRIu64 "\n",
                errors, S.e_connect, S.e_handshake, S.e_closed, S.e_mismatch, S.e_proto, S.stalled, S.e_ts);
-        printf("  client CPU   %.1f%% of one core in the window (%.2f s over the whole run)\n", cpu_pct, cpu_total);
+        printf("  client CPU   %.1f%% of one core in the window (%.1f%% in the kernel; %.2f s over the whole run)\n",
+               cpu_pct, sys_pct, cpu_total);
         if (cfg.nspids) {
             if (srv_us >= 0) printf("  server CPU   %.2f us per message, %.1f%% of one core\n", srv_us, srv_pct);
             else printf("  server CPU   n/a\n");

@@ -860,7 +860,8 @@ int rx_after_fork(void) {
   rx.corked = NULL;
   rx.tasks = rx.tasks_tail = NULL;
   rx.stopping = 0;
-  atomic_store(&rx.stop_requested, 0);
+  /* stop_requested is kept: a SIGTERM that reached this child before now
+   * (its handler is inherited) must still stop it. */
   atomic_store(&rx.sleeping, 0);
   close(rx.epfd);
   close(rx.wakefd);

@@ -170,6 +170,7 @@ class RedisEngine(Engine):
     # -- the listener thread -----------------------------------------------------------
     def _listen(self) -> None:
         delay = 0.05
+        last_said = -60.0  # when a failure was last logged: every 10 s at most
         while not self._stop.is_set():
             client = redis.Redis.from_url(self.url, health_check_interval=self.ping,
                                           socket_connect_timeout=5.0)
@@ -184,8 +185,16 @@ class RedisEngine(Engine):
                 _log(f"connected to {self._where()}")
                 self._pump(ps)
             except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
+                now = time.monotonic()
                 if self._connected.is_set():
                     _log(f"connection lost ({exc}); reconnecting")
+                    last_said = now
+                elif now - last_said >= 10.0:
+                    # the first failure, and then a reminder: a wrong
+                    # password must not look like a quiet success
+                    _log(f"cannot connect to {self._where()}: {exc}; retrying "
+                         f"({len(self._backlog)} message(s) queued)")
+                    last_said = now
                 self._connected.clear()
                 self._ps = None
             finally:

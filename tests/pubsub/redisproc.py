@@ -65,7 +65,9 @@ class RedisServer:
             argv += ["--requirepass", self.password]
         if self.acl_user is not None:
             name, pw = self.acl_user
-            argv += ["--user", f"{name} on >{pw} ~* &* +@all", "--user", "default off"]
+            acl = self.workdir / "users.acl"
+            acl.write_text(f"user {name} on >{pw} ~* &* +@all\nuser default off\n")
+            argv += ["--aclfile", str(acl)]
         return argv
 
     # -- lifecycle -----------------------------------------------------------
