@@ -177,10 +177,13 @@ class RedisEngine(Engine):
             ps = client.pubsub()
             try:
                 ps.ping()  # connect now, and authenticate (AUTH from the URL)
-                self._resubscribe(ps)
+                # Visible first, then the snapshot: a subscribe() that came
+                # before this point is in the snapshot, one after it sends
+                # its own SUBSCRIBE (twice is harmless; never is not).
                 self._ps = ps
                 self._connected.set()
-                self._flush()
+                self._resubscribe(ps)
+                self._flush()  # only once Redis confirmed the subscriptions
                 delay = 0.05
                 _log(f"connected to {self._where()}")
                 self._pump(ps)
@@ -212,10 +215,20 @@ class RedisEngine(Engine):
             wanted = list(self._wanted)
         channels = [c for c, p in wanted if not p]
         patterns = [c for c, p in wanted if p]
+        waiting = {}
+        for key in wanted:
+            waiting[key] = self._confirm.setdefault(key, threading.Event())
         if channels:
             ps.subscribe(*channels)
         if patterns:
             ps.psubscribe(*patterns)
+        # Read until Redis confirmed them all (messages meanwhile are
+        # delivered), so the outage queue is flushed into live subscriptions.
+        deadline = time.monotonic() + self.confirm_timeout
+        while any(not e.is_set() for e in waiting.values()) and time.monotonic() < deadline:
+            msg = ps.get_message(timeout=0.05)
+            if msg is not None:
+                self._handle(msg)
 
     def _flush(self) -> None:
         while True:
@@ -236,29 +249,32 @@ class RedisEngine(Engine):
                 if not ps.subscribed:
                     ps.check_health()
                 continue
-            kind = msg.get("type")
-            channel = msg.get("channel")
-            if isinstance(channel, bytes):
-                channel = channel.decode("utf-8", "surrogateescape")
-            if kind in ("subscribe", "psubscribe"):
-                done = self._confirm.pop((channel, kind == "psubscribe"), None)
-                if done is not None:
-                    done.set()
-                continue
-            if kind not in ("message", "pmessage"):
-                continue
-            data = msg["data"]
-            try:
-                message: Message = data.decode("utf-8")
-            except UnicodeDecodeError:
-                message = data
-            if kind == "pmessage":
-                pattern = msg["pattern"]
-                if isinstance(pattern, bytes):
-                    pattern = pattern.decode("utf-8", "surrogateescape")
-                self.deliver_to(pattern, True, channel, message)
-            else:
-                self.deliver_to(channel, False, channel, message)
+            self._handle(msg)
+
+    def _handle(self, msg: Dict[str, Any]) -> None:
+        kind = msg.get("type")
+        channel = msg.get("channel")
+        if isinstance(channel, bytes):
+            channel = channel.decode("utf-8", "surrogateescape")
+        if kind in ("subscribe", "psubscribe"):
+            done = self._confirm.pop((channel, kind == "psubscribe"), None)
+            if done is not None:
+                done.set()
+            return
+        if kind not in ("message", "pmessage"):
+            return
+        data = msg["data"]
+        try:
+            message: Message = data.decode("utf-8")
+        except UnicodeDecodeError:
+            message = data
+        if kind == "pmessage":
+            pattern = msg["pattern"]
+            if isinstance(pattern, bytes):
+                pattern = pattern.decode("utf-8", "surrogateescape")
+            self.deliver_to(pattern, True, channel, message)
+        else:
+            self.deliver_to(channel, False, channel, message)
 
     def _where(self) -> str:
         kw = self._pub.connection_pool.connection_kwargs
