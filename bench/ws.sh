@@ -19,7 +19,8 @@
 #   IODINE [/work/main/.venv/bin/iodine]   PEERS_VENV [bench/.venv-peers]
 #   SERVER_CPU [1]  LOAD_CPU [0]  READY_TIMEOUT [30]
 #   FOREIGN_WARN [10]  flag a run when other processes took >= this % of a benchmark core
-#   RETRIES [2]    re-run a flagged run up to this many times (after RETRY_PAUSE [5] s); the last try counts
+#   RETRIES [2]    re-run a flagged run up to this many times (after RETRY_PAUSE [5] s); the least
+#                  disturbed try counts
 #   WS_LOAD [build/ws_load]  (rebuilt from bench/ws_load.c when missing or older)
 #   OUT [bench/results/ws-latest.md]
 set -Eeuo pipefail
@@ -244,6 +245,11 @@ PY
             if (g > f) f = g; if (f < 0) f = 0; printf "%.0f", f }')
 }
 
+L_VARS=(L_RATE L_MSGS L_CONNECTED L_P50 L_P99 L_P999 L_MAX L_SRV_US L_SRV_PCT L_LOAD_PCT L_LOAD_SYS L_LOAD_TOTAL L_ERR L_ERRS L_FOREIGN)
+declare -A BEST
+keep_try() { local v; for v in "${L_VARS[@]}"; do BEST[$v]=${!v}; done; }
+use_kept_try() { local v; for v in "${L_VARS[@]}"; do printf -v "$v" '%s' "${BEST[$v]}"; done; }
+
 bench_server() {
     NAME=$1
     local port logf sid pidfile i
@@ -274,14 +280,18 @@ bench_server() {
     local rate=() p50=() p99=() p999=() cpu=() spct=() lpct=() errs=0 notes=""
     local try
     for ((i = 1; i <= RUNS; i++)); do
+        BEST=()
         for ((try = 0; ; try++)); do
-            if ! run_load "run$i" "$DURATION" "$RUN_WARMUP" "$sid"; then L_RATE=""; break; fi
+            if ! run_load "run$i" "$DURATION" "$RUN_WARMUP" "$sid"; then break; fi
+            # keep the least disturbed try
+            if ((${#BEST[@]} == 0 || L_FOREIGN < BEST[L_FOREIGN])); then keep_try; fi
             ((L_FOREIGN >= FOREIGN_WARN && try < RETRIES)) || break
             log "$NAME run $i/$RUNS disturbed (other processes took ${L_FOREIGN}% of a benchmark core): retry $((try + 1))/$RETRIES in ${RETRY_PAUSE}s"
             sleep "$RETRY_PAUSE"
         done
-        if [[ -z $L_RATE ]]; then notes+="run$i: ws_load failed; "; continue; fi
-        ((try == 0)) || notes+="run$i retried $try time(s) for disturbance; "
+        if ((${#BEST[@]} == 0)); then notes+="run$i: ws_load failed; "; continue; fi
+        use_kept_try
+        ((try == 0)) || notes+="run$i tried $((try + 1)) times for disturbance (least disturbed kept); "
         rate+=("$L_RATE"); p50+=("$L_P50"); p99+=("$L_P99"); p999+=("$L_P999")
         cpu+=("$L_SRV_US"); spct+=("$L_SRV_PCT"); lpct+=("$L_LOAD_PCT")
         errs=$((errs + L_ERR))
@@ -404,7 +414,7 @@ disturbed=$(for s in $SERVERS; do [[ ${R_NOTE[$s]:-} == *DISTURBED* ]] && echo "
     echo "over the server's processes. errors = connect failures + failed handshakes + unexpected closes + wrong"
     echo "echoes + protocol errors + echoes outstanding > 1 s at the end, over all runs. A run is flagged DISTURBED"
     echo "when other processes took >= ${FOREIGN_WARN}% of the server's or the load generator's core (such a run is"
-    echo "retried up to $RETRIES times; the last try counts)."
+    echo "retried up to $RETRIES times and the least disturbed try is kept)."
     echo
     echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER."
     echo
