@@ -129,11 +129,13 @@ static void grow(void) {
   ps.nbuckets = n;
 }
 
-static void notice(const ps_chan *c, int added) {
+/* Tell the layer above the channel lost its last subscriber. (Its first
+ * subscriber is reported by ps_subscribe's return value instead.) */
+static void notice_gone(const ps_chan *c) {
   ps_msg *m = msg_new(c->name, c->len, NULL, 0, 0);
   if (!m) return;
   m->pattern = c->pattern;
-  if (dsp_post(ps.actor, DSP_PS_CHANNEL, 0, m, (uint64_t)added)) ps_msg_release(m);
+  if (dsp_post(ps.actor, DSP_PS_CHANNEL, 0, m, 0)) ps_msg_release(m);
 }
 
 static ps_chan *chan_get(const char *name, size_t len, int pattern, int *created) {
@@ -170,7 +172,7 @@ static void chan_free(ps_chan *c) {
     if (c->pnext) c->pnext->pprev = c->pprev;
   }
   ps.nchans--;
-  notice(c, 0);
+  notice_gone(c);
   free(c);
 }
 

@@ -87,9 +87,8 @@ int ps_exists(const char *name, size_t len, int pattern);
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text);
 
-/* Drop every subscription of a closing connection (lock held). Returns the
- * callback ids through nothing: the layer above forgets its callbacks on
- * DSP_CLOSE. */
+/* Drop every subscription of a closing connection (lock held). The layer
+ * above forgets the matching callbacks when it handles DSP_CLOSE. */
 void ps_drop_conn(up_conn *u);
 
 /* Counts, for tests and stats. */

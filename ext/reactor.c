@@ -55,7 +55,6 @@ static struct {
   rx_conn **table;
   uint32_t *gens;
   size_t cap, top; /* table size; highest fd + 1 ever used */
-  size_t open;     /* open non-listener connections */
   pthread_mutex_t lock;
   pthread_mutex_t qlock; /* defer queue and timers */
   rx_task *tasks, *tasks_tail;
@@ -97,7 +96,6 @@ int rx_stopping(void) { return rx.stopping || atomic_load(&rx.stop_requested); }
 void rx_set_grace_ms(uint32_t ms) { rx.grace_ms = ms; }
 void rx_set_turn_hook(void (*fn)(void)) { rx.turn_hook = fn; }
 void rx_set_busy_probe(int (*fn)(void)) { rx.busy_probe = fn; }
-size_t rx_conn_count(void) { return rx.open; }
 
 static void wake(void) {
   uint64_t one = 1;
@@ -169,7 +167,6 @@ rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
   }
   rx.table[fd] = c;
   if ((size_t)fd + 1 > rx.top) rx.top = (size_t)fd + 1;
-  rx.open++;
   return c;
 }
 
@@ -687,7 +684,6 @@ static void bury(void) {
       rx_conn *c = list;
       list = c->dead_next;
       if (c->proto != &linger_proto) {
-        if (!(c->flags & RX_F_LISTENER)) rx.open--;
         if (c->proto && c->proto->on_close) c->proto->on_close(c);
         c->proto = NULL;
         c->udata = NULL;
@@ -854,7 +850,6 @@ int rx_after_fork(void) {
     close(c->fd);
     /* c and its protocol state are the parent's copies: left as they are */
   }
-  rx.open = 0;
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;

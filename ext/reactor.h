@@ -128,7 +128,6 @@ static inline int rx_closed(const rx_conn *c) {
  * waiting in a buffer the protocol paused on). */
 void rx_resume(rx_conn *c);
 void rx_touch(rx_conn *c);   /* reset the idle clock */
-size_t rx_conn_count(void);  /* open connections, listeners excluded */
 
 /* Read up to len bytes. Returns >0 bytes, 0 when nothing is available now,
  * -1 when the peer closed its side or the socket failed. On -1 the flag

@@ -129,21 +129,6 @@ static const rx_proto sse_proto = {
 
 int sse_take_over(rx_conn *c, const http_settings *set, dsp_actor *actor) {
   sse_conn *s = calloc(1, sizeof *s);
-  if (!s) {
-    dsp_actor_release(actor);
-    rx_set_proto(c, NULL, NULL);
-    rx_close_now(c);
-    return -1;
-  }
-  s->up.kind = UP_SSE;
-  s->up.actor = actor;
-  s->up.set = set;
-  s->c = c;
-  rx_set_proto(c, &sse_proto, s);
-  c->flags |= RX_F_UPGRADED;
-  c->timeout_ms = set->ping_ms;
-  rx_touch(c);
-  dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
-  if (!rx_in_loop_thread()) rx_resume(c);
-  return 0;
+  if (s) s->c = c;
+  return up_adopt(c, s ? &s->up : NULL, UP_SSE, set, actor, &sse_proto, 0);
 }

@@ -1,10 +1,31 @@
 /* upgrade: see upgrade.h for what this file owns. */
 #include "upgrade.h"
 
+#include "dispatch.h"
 #include "http.h"
 #include "reactor.h"
 #include "sse.h"
 #include "websocket.h"
+
+int up_adopt(rx_conn *c, up_conn *u, int kind, const http_settings *set,
+             dsp_actor *actor, const rx_proto *proto, uint32_t flags) {
+  if (!u) {
+    dsp_actor_release(actor);
+    rx_set_proto(c, NULL, NULL);
+    rx_close_now(c);
+    return -1;
+  }
+  u->kind = kind;
+  u->actor = actor;
+  u->set = set;
+  rx_set_proto(c, proto, u);
+  c->flags |= RX_F_UPGRADED | flags;
+  c->timeout_ms = set->ping_ms;
+  rx_touch(c);
+  dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
+  rx_resume(c);
+  return 0;
+}
 
 up_conn *up_find(uint64_t conn, rx_conn **out) {
   rx_conn *c = rx_find(conn);

@@ -15,6 +15,7 @@
 typedef struct rx_conn rx_conn;
 typedef struct dsp_actor dsp_actor;
 typedef struct http_settings http_settings;
+struct rx_proto;
 
 enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2 };
 
@@ -36,6 +37,16 @@ typedef struct up_conn {
   unsigned closing : 1;     /* close asked for or under way */
   struct ps_sub *subs;      /* pub/sub subscriptions (pubsub.c owns them) */
 } up_conn;
+
+/* Finish a take-over (lock held): `u` (the first member of the new
+ * protocol's state) gets its kind, settings and the connection's actor; the
+ * connection gets `proto`, the upgraded flag plus `flags`, the ping
+ * interval as its idle limit; DSP_OPEN is posted; reading resumes (HTTP may
+ * have paused it with bytes waiting, and edge-triggered epoll will not say
+ * so again). With u == NULL (out of memory) the connection is closed and
+ * the actor released instead. Returns 0 or -1. */
+int up_adopt(rx_conn *c, up_conn *u, int kind, const http_settings *set,
+             dsp_actor *actor, const struct rx_proto *proto, uint32_t flags);
 
 /* The upgraded connection with this id, or NULL. Caller holds the lock. */
 up_conn *up_find(uint64_t conn, rx_conn **out);

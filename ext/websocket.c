@@ -307,25 +307,13 @@ static const rx_proto ws_proto = {
 
 int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
                  const char *left, size_t left_len) {
-  ws_conn *w = calloc(1, sizeof *w);
-  if (!w || left_len > RBUF_SIZE) {
-    free(w);
-    dsp_actor_release(actor);
-    rx_set_proto(c, NULL, NULL);
-    rx_close_now(c);
-    return -1;
+  ws_conn *w = left_len <= RBUF_SIZE ? calloc(1, sizeof *w) : NULL;
+  if (w) {
+    w->c = c;
+    memcpy(w->rbuf, left, left_len);
+    w->rlen = left_len;
   }
-  w->up.kind = UP_WEBSOCKET;
-  w->up.actor = actor;
-  w->up.set = s;
-  w->c = c;
-  memcpy(w->rbuf, left, left_len);
-  w->rlen = left_len;
-  rx_set_proto(c, &ws_proto, w);
-  c->flags |= RX_F_UPGRADED | RX_F_IDLE_READ;
-  c->timeout_ms = s->ping_ms;
-  rx_touch(c);
-  dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
-  if (left_len || !rx_in_loop_thread()) rx_resume(c);
-  return 0;
+  /* silence is measured on input only: our pings must not count as life */
+  return up_adopt(c, w ? &w->up : NULL, UP_WEBSOCKET, s, actor, &ws_proto,
+                  RX_F_IDLE_READ);
 }

@@ -16,6 +16,10 @@ from ._native import ffi, lib
 
 _CALLBACKS = ("on_open", "on_message", "on_drained", "on_shutdown", "on_close")
 
+# Event kinds of upgraded connections, read from the C headers by cffi.
+OPEN, MESSAGE, DRAINED = lib.DSP_OPEN, lib.DSP_MESSAGE, lib.DSP_DRAINED
+SHUTDOWN, CLOSE, FAIL = lib.DSP_SHUTDOWN, lib.DSP_CLOSE, lib.DSP_FAIL
+
 
 def resolve_handler(handler: Any) -> Any:
     """A class is instantiated once per connection; an instance or a module
@@ -158,7 +162,7 @@ class Client:
 def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> None:
     """Run one upgraded-connection event (the core orders them)."""
     client = runtime.clients.get(conn)
-    if kind == 5:  # DSP_MESSAGE
+    if kind == MESSAGE:
         msg = ffi.cast("ws_msg *", ptr)
         data = ffi.unpack(msg.data, msg.len)
         text = msg.text
@@ -170,22 +174,22 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> 
         except Exception:
             log_callback_error("on_message")
         return
-    if kind == 12:  # DSP_FAIL: earlier messages are handled; now the Close
+    if kind == FAIL:  # earlier messages are handled; now the Close
         lib.up_close(conn, int(ptr_arg))
         return
     if client is None:
         return
-    if kind == 8:  # DSP_CLOSE
+    if kind == CLOSE:
         client._open = False
         runtime.clients.pop(conn, None)
         runtime.on_client_closed(client)
         cb = client._cb[4]
         name = "on_close"
-    elif kind == 4:  # DSP_OPEN
+    elif kind == OPEN:
         cb, name = client._cb[0], "on_open"
-    elif kind == 6:  # DSP_DRAINED
+    elif kind == DRAINED:
         cb, name = client._cb[2], "on_drained"
-    elif kind == 7:  # DSP_SHUTDOWN
+    elif kind == SHUTDOWN:
         cb, name = client._cb[3], "on_shutdown"
     else:
         return
@@ -194,5 +198,5 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> 
             cb(client)
         except Exception:
             log_callback_error(name)
-    if kind == 7:
+    if kind == SHUTDOWN:
         lib.up_close(conn, 1001)  # going away, after on_shutdown had its say

@@ -26,6 +26,14 @@ from .wsgi import Response, _log_exception, base_environ, make_input
 
 BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
 
+# Event kinds, read from the C headers by cffi (plain ints: compared per event).
+HTTP_REQUEST = lib.DSP_HTTP_REQUEST
+HTTP_DRAIN = lib.DSP_HTTP_DRAIN
+TASK = lib.DSP_TASK
+TASK_END = lib.DSP_TASK_END
+PUBSUB = lib.DSP_PUBSUB
+PS_CHANNEL = lib.DSP_PS_CHANNEL
+
 # Timer tasks by id: the core only knows the number.
 _tasks: Dict[int, Callable[[], Any]] = {}
 _task_ids = itertools.count(1)
@@ -49,7 +57,7 @@ class Timer:
 
 
 def _run_task(kind: int, task: int) -> None:
-    if kind == 9:  # DSP_TASK_END
+    if kind == TASK_END:
         _tasks.pop(task, None)
         return
     fn = _tasks.get(task)
@@ -93,17 +101,17 @@ class Runtime:
     def handle(self, ev: Any) -> None:
         kind = ev.kind
         try:
-            if kind == 1:  # DSP_HTTP_REQUEST
+            if kind == HTTP_REQUEST:
                 self.on_request(ffi.cast("http_req *", ev.ptr))
-            elif kind == 2:  # DSP_HTTP_DRAIN
+            elif kind == HTTP_DRAIN:
                 resp = self.suspended.pop(ev.conn, None)
                 if resp is not None:
                     resp.pump()
-            elif kind == 3 or kind == 9:  # DSP_TASK, DSP_TASK_END
+            elif kind == TASK or kind == TASK_END:
                 _run_task(kind, ev.arg)
-            elif kind == 10:  # DSP_PUBSUB
+            elif kind == PUBSUB:
                 _pubsub.on_message(self, ev.conn, ev.ptr, ev.arg)
-            elif kind == 11:  # DSP_PS_CHANNEL
+            elif kind == PS_CHANNEL:
                 _pubsub.on_channel(ev.ptr, ev.arg)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
@@ -123,7 +131,7 @@ class Runtime:
             conn = req.conn
             upgrade = req.upgrade
             if upgrade:
-                env["rack.upgrade?"] = "websocket" if upgrade == 1 else "sse"
+                env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
         finally:
             lib.http_req_free(req)
         resp = Response(self, conn, env, upgrade)
@@ -132,7 +140,7 @@ class Runtime:
         resp.run(app)
 
     def new_client(self, conn: int, env: Dict[str, Any], handler: Any, kind: int) -> None:
-        self.clients[conn] = Client(conn, env, handler, "websocket" if kind == 1 else "sse")
+        self.clients[conn] = Client(conn, env, handler, "websocket" if kind == lib.UP_WEBSOCKET else "sse")
 
     def on_client_closed(self, client: Client) -> None:
         _pubsub.forget_client(client)  # the core already dropped them

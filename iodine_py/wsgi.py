@@ -251,7 +251,8 @@ class Response:
         if r == -2:
             raise ValueError(f"malformed header in upgrade response: {headers!r}")
         if r == 0:
-            self.status = status or ("101 Switching Protocols" if self.upgrade == 1 else "200 OK")
+            self.status = status or ("101 Switching Protocols"
+                                     if self.upgrade == lib.UP_WEBSOCKET else "200 OK")
             self.runtime.new_client(self.conn, self.env, self.env["rack.upgrade"], self.upgrade)
         self.sent = True
         self.finish()
