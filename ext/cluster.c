@@ -166,14 +166,14 @@ int cl_worker_adopt(int fd) {
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
   if (!cl_active()) return -1;
   size_t len = 6 + clen + mlen;
-  if (len > CL_MAX_FRAME) return -1;
+  if (len > CL_MAX_FRAME) return -2;
   char head[10];
   put32(head, (uint32_t)len);
   head[4] = 1;
   head[5] = text ? 1 : 0;
   put32(head + 6, (uint32_t)clen);
   rx_lock();
-  int r = -1;
+  int r = -2;
   if (cl.is_worker) {
     rx_conn *c = rx_find(cl.master);
     if (c && c->out_bytes <= CL_MAX_QUEUED) {

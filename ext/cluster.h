@@ -28,7 +28,9 @@ int cl_master_adopt(int fd, int slot);
 /* Worker: adopt its end of the socketpair to the master. 0 or -1. */
 int cl_worker_adopt(int fd);
 /* Send a message to the rest of the cluster (worker: to the master; master:
- * to every worker). Returns 0, or -1 when there is no cluster. Any thread. */
+ * to every worker). Returns 0; -1 when there is no cluster; -2 when it could
+ * not be relayed (larger than CL_MAX_FRAME, the relay to the master backed
+ * up past CL_MAX_QUEUED, or out of memory). Any thread. */
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
 /* Nonzero in a process that is part of a cluster. */
 int cl_active(void);

@@ -112,6 +112,11 @@ void dsp_done(dsp_event *ev) {
   free(ev);
 }
 
+dsp_event *dsp_done_next(dsp_event *done, int block) {
+  dsp_done(done);
+  return dsp_next(block);
+}
+
 int dsp_pending(void) {
   pthread_mutex_lock(&q.mu);
   int any = q.run_head != NULL;

@@ -25,6 +25,7 @@ enum {
   DSP_HTTP_DRAIN = 2,   /* a suspended response may write again (or died) */
   DSP_TASK = 3,         /* arg: a Python-side task id (a timer fired) */
   DSP_TASK_END = 9,     /* arg: that task id will not fire again */
+  DSP_STOPPING = 13,    /* a graceful stop began (once per run) */
 };
 
 typedef struct dsp_event {
@@ -49,6 +50,9 @@ int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg);
  * dsp_done() when handled (that is what lets its actor run again). */
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
+/* dsp_done(done) (NULL: nothing) then dsp_next(block): one call per event
+ * for the Python consumers instead of two. */
+dsp_event *dsp_done_next(dsp_event *done, int block);
 int dsp_pending(void); /* nonzero when events are runnable */
 
 /* Release blocked consumers once the queue is empty; dsp_restart() undoes it

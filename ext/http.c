@@ -5,6 +5,7 @@
  *   H_HEAD --head parsed, body expected--> H_BODY --body complete--> H_APP
  *   H_HEAD --head parsed, no body-------------------------------->  H_APP
  *   H_APP  --response complete, keep-alive--> H_HEAD
+ *   H_HEAD --GET/HEAD of a public file: answered here (static.c)--> H_HEAD
  *   any    --error answer, or close after response--> H_DONE (closing)
  *
  * In H_APP the application owns the request. Bytes that arrive meanwhile
@@ -22,16 +23,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "dispatch.h"
 #include "http1_parser.h"
+#include "proxy.h"
 #include "reactor.h"
 #include "sse.h"
+#include "static.h"
 #include "upgrade.h"
 #include "websocket.h"
 #include "ws_frame.h"
 
 #define RBUF_START 4096
 #define SERVER_LINE "Server: iodine-py\r\n"
+/* Static answers queue files, not bytes: past this much queued output (or
+ * this many queued writes, each holding an open file) the next pipelined
+ * request waits until the peer has read what it asked for. */
+#define STATIC_HIGH_WATER (256 * 1024)
+#define STATIC_MAX_QUEUED 16
 
 typedef enum { H_HEAD, H_BODY, H_APP, H_DONE } http_state;
 
@@ -59,9 +68,13 @@ typedef struct http_conn {
   char ws_accept[29]; /* Sec-WebSocket-Accept, computed at parse time */
   /* the response in progress */
   uint64_t resp_left; /* bytes still owed against the app's Content-Length */
+  uint64_t head_since; /* when the head now arriving began (0: none) */
+  uint64_t body_since; /* when the body now arriving began */
+  uint64_t body_got;   /* body bytes taken off the wire since then */
   unsigned read_paused : 1, keep_alive : 1, is_head : 1, http10 : 1;
   unsigned head_sent : 1, chunked_out : 1, has_cl : 1, no_body : 1;
-  unsigned close_after : 1, drain_armed : 1, peer_gone : 1;
+  unsigned close_after : 1, drain_armed : 1, peer_gone : 1, served : 1;
+  unsigned static_wait : 1; /* static answers queued: parse on when drained */
 } http_conn;
 
 static const rx_proto http_proto;
@@ -161,6 +174,7 @@ static void fail_with(http_conn *h, int code, const char *extra) {
   h->c->flags |= RX_F_LINGER;
   rx_write(h->c, buf, (size_t)n);
   rx_close(h->c);
+  if (al_on()) al_log(h->c->peer, NULL, 0, NULL, 0, 1, code, (uint64_t)n, al_now_us());
 }
 
 static void fail(http_conn *h, int code) { fail_with(h, code, ""); }
@@ -211,6 +225,109 @@ static int header_skipped(const http1_header *hd, const http_conn *h) {
   return 0;
 }
 
+/* A trusted proxy's word on the client (proxy.h): later keys in the blob
+ * replace earlier ones when the environ is built, so REMOTE_ADDR and
+ * wsgi.url_scheme are simply written again. Only the last X-Forwarded-For
+ * and X-Forwarded-Proto lines count: the ones our nearest proxy wrote. */
+static int put_forwarded(sbuf *e, const http1_request *q, const px_trust *trust) {
+  const http1_header *xff = NULL, *xfp = NULL;
+  for (size_t i = 0; i < q->num_headers; i++) {
+    if (http1_name_is(&q->headers[i], "x-forwarded-for", 15)) xff = &q->headers[i];
+    else if (http1_name_is(&q->headers[i], "x-forwarded-proto", 17)) xfp = &q->headers[i];
+  }
+  const char *addr;
+  size_t alen;
+  if (xff && px_client(trust, xff->value, xff->value_len, &addr, &alen) &&
+      env_kv(e, "REMOTE_ADDR", addr, alen))
+    return -1;
+  const char *scheme = xfp ? px_scheme(xfp->value, xfp->value_len) : NULL;
+  if (scheme && env_kv(e, "wsgi.url_scheme", scheme, strlen(scheme))) return -1;
+  return 0;
+}
+
+/* Repeated header names, linked in one pass with a hash table of names
+ * (10,000 headers under raised limits cost 10,000 steps, not 50 million
+ * comparisons): links[i] & LINK_MASK is the index of the next header with
+ * header i's name (LINK_END: none), and LINK_REPEAT is set when header i
+ * is itself a repeat, merged into the first of its name. */
+#define LINK_REPEAT 0x80000000u
+#define LINK_MASK 0x7fffffffu
+#define LINK_END LINK_MASK
+
+static uint32_t name_hash(const char *p, size_t n) {
+  uint32_t x = 2166136261u; /* FNV-1a over the lower-cased name */
+  for (size_t i = 0; i < n; i++) x = (x ^ (uint32_t)lower((unsigned char)p[i])) * 16777619u;
+  return x;
+}
+
+static int link_repeats(const http1_request *q, uint32_t *links) {
+  size_t n = q->num_headers;
+  for (size_t i = 0; i < n; i++) links[i] = LINK_END;
+  if (n < 2) return 0;
+  size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  /* two words per slot: first header of the name + 1 (0: free), last one */
+  uint32_t stack_tab[2 * 128];
+  uint32_t *tab = cap <= 128 ? stack_tab : calloc(2 * cap, sizeof *tab);
+  if (!tab) return -1;
+  if (tab == stack_tab) memset(tab, 0, 2 * cap * sizeof *tab);
+  for (size_t i = 0; i < n; i++) {
+    const http1_header *hd = &q->headers[i];
+    size_t slot = name_hash(hd->name, hd->name_len) & (cap - 1);
+    for (;;) {
+      uint32_t first = tab[2 * slot];
+      if (!first) { /* a name not seen before */
+        tab[2 * slot] = (uint32_t)i + 1;
+        tab[2 * slot + 1] = (uint32_t)i;
+        break;
+      }
+      const http1_header *f = &q->headers[first - 1];
+      if (same_name(hd->name, hd->name_len, f->name, f->name_len)) {
+        uint32_t last = tab[2 * slot + 1];
+        links[last] = (links[last] & LINK_REPEAT) | (uint32_t)i;
+        links[i] = LINK_REPEAT | LINK_END;
+        tab[2 * slot + 1] = (uint32_t)i;
+        break;
+      }
+      slot = (slot + 1) & (cap - 1); /* linear probing: the table is half empty */
+    }
+  }
+  if (tab != stack_tab) free(tab);
+  return 0;
+}
+
+/* HTTP_* (and CONTENT_TYPE) keys, each name once, repeats joined. */
+static int put_headers(const http_conn *h, sbuf *e, const http1_request *q,
+                       const uint32_t *links) {
+  for (size_t i = 0; i < q->num_headers; i++) {
+    const http1_header *hd = &q->headers[i];
+    if (links[i] & LINK_REPEAT) continue; /* merged into the first below */
+    if (header_skipped(hd, h)) continue;
+    if (http1_name_is(hd, "content-type", 12)) {
+      if (env_key(e, "CONTENT_TYPE", 12)) return -1;
+    } else {
+      if (e->len && sb_put(e, "", 1)) return -1;
+      if (sb_grow(e, hd->name_len + 6)) return -1;
+      memcpy(e->p + e->len, "HTTP_", 5);
+      e->len += 5;
+      for (size_t k = 0; k < hd->name_len; k++) {
+        int ch = (unsigned char)hd->name[k];
+        e->p[e->len++] = ch == '-' ? '_' : (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+      }
+      e->p[e->len++] = 0;
+    }
+    if (sb_put(e, hd->value, hd->value_len)) return -1;
+    /* RFC 9110 5.3: repeated fields join with commas; cookies with "; "
+     * (RFC 6265 5.4), which is what cookie parsers expect. */
+    const char *sep = http1_name_is(hd, "cookie", 6) ? "; " : ", ";
+    for (uint32_t j = links[i] & LINK_MASK; j != LINK_END; j = links[j] & LINK_MASK) {
+      const http1_header *o = &q->headers[j];
+      if (sb_put(e, sep, 2) || sb_put(e, o->value, o->value_len)) return -1;
+    }
+  }
+  return 0;
+}
+
 static int build_env(http_conn *h, const http1_request *q) {
   sbuf *e = &h->env;
   e->len = 0;
@@ -243,36 +360,14 @@ static int build_env(http_conn *h, const http1_request *q) {
   char port[8];
   int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
   if (env_kv(e, "REMOTE_PORT", port, (size_t)pl)) return -1;
-  for (size_t i = 0; i < q->num_headers; i++) {
-    const http1_header *hd = &q->headers[i];
-    if (header_skipped(hd, h)) continue;
-    int seen = 0;
-    for (size_t j = 0; j < i && !seen; j++)
-      seen = same_name(hd->name, hd->name_len, q->headers[j].name, q->headers[j].name_len);
-    if (seen) continue; /* merged into the first occurrence below */
-    if (http1_name_is(hd, "content-type", 12)) {
-      if (env_key(e, "CONTENT_TYPE", 12)) return -1;
-    } else {
-      if (e->len && sb_put(e, "", 1)) return -1;
-      if (sb_grow(e, hd->name_len + 6)) return -1;
-      memcpy(e->p + e->len, "HTTP_", 5);
-      e->len += 5;
-      for (size_t k = 0; k < hd->name_len; k++) {
-        int ch = (unsigned char)hd->name[k];
-        e->p[e->len++] = ch == '-' ? '_' : (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
-      }
-      e->p[e->len++] = 0;
-    }
-    if (sb_put(e, hd->value, hd->value_len)) return -1;
-    /* RFC 9110 5.3: repeated fields join with commas; cookies with "; "
-     * (RFC 6265 5.4), which is what cookie parsers expect. */
-    const char *sep = http1_name_is(hd, "cookie", 6) ? "; " : ", ";
-    for (size_t j = i + 1; j < q->num_headers; j++) {
-      const http1_header *o = &q->headers[j];
-      if (!same_name(hd->name, hd->name_len, o->name, o->name_len)) continue;
-      if (sb_put(e, sep, 2) || sb_put(e, o->value, o->value_len)) return -1;
-    }
-  }
+  uint32_t stack_links[64], *links = stack_links;
+  size_t n = q->num_headers;
+  if (n > 64 && !(links = malloc(n * sizeof *links))) return -1;
+  int rc = link_repeats(q, links) ? -1 : put_headers(h, e, q, links);
+  if (links != stack_links) free(links);
+  if (rc) return rc;
+  if (h->set->trust && px_trusted(h->set->trust, h->c->peer, strlen(h->c->peer)))
+    return put_forwarded(e, q, h->set->trust);
   return 0;
 }
 
@@ -355,6 +450,7 @@ static void dispatch(http_conn *h) {
   if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(h->c);
   h->head_sent = h->chunked_out = h->has_cl = h->no_body = 0;
   h->close_after = h->drain_armed = 0;
+  h->served = 1;
   if (dsp_post(h->actor, DSP_HTTP_REQUEST, r->conn, r, 0) == 0) return;
   h->env.p = r->env; /* give the memory back to be freed with the conn */
   free(r);
@@ -422,6 +518,77 @@ static int check_upgrade(http_conn *h, const http1_request *q) {
   return 0;
 }
 
+static void value_of(const http1_request *q, const char *name, size_t len,
+                     const char **v, size_t *vl) {
+  const http1_header *x = find_header(q, name, len);
+  *v = x ? x->value : NULL;
+  *vl = x ? x->value_len : 0;
+}
+
+/* GET or HEAD of a file under the public folder (static.h), answered here
+ * without the application. The connection is in H_HEAD, so every earlier
+ * response is complete and this one leaves in request order. A request
+ * with a body or one that may upgrade is the application's. Returns 1 when
+ * answered (the head is consumed), 0 when the application answers. */
+static int serve_static(http_conn *h, const http1_request *q, size_t consumed) {
+  int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
+  int head = q->method_len == 4 && !memcmp(q->method, "HEAD", 4);
+  if ((!get && !head) || h->upgrade != UP_NONE || h->fr.body == HTTP1_BODY_CHUNKED ||
+      (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length))
+    return 0;
+  st_request rq = {.target = q->target, .target_len = q->target_len, .is_head = head};
+  value_of(q, "if-none-match", 13, &rq.if_none_match, &rq.if_none_match_len);
+  value_of(q, "if-modified-since", 17, &rq.if_modified_since, &rq.if_modified_since_len);
+  value_of(q, "range", 5, &rq.range, &rq.range_len);
+  value_of(q, "if-range", 8, &rq.if_range, &rq.if_range_len);
+  value_of(q, "accept-encoding", 15, &rq.accept_encoding, &rq.accept_encoding_len);
+  uint64_t started = al_on() ? al_now_us() : 0;
+  st_answer a;
+  if (!st_answer_request(h->set->public_root, &rq, &a)) return 0;
+  rx_conn *c = h->c;
+  h->rpos += consumed;
+  h->served = 1;
+  h->is_head = head;
+  h->http10 = q->version_minor == 0;
+  h->keep_alive = h->fr.keep_alive;
+  int keep = h->keep_alive && !h->close_after && !rx_stopping();
+  const char *conn = !keep ? "Connection: close\r\n"
+                     : h->http10 ? "Connection: keep-alive\r\n" : "";
+  size_t dl;
+  const char *date = date_line(&dl);
+  struct iovec iov[6] = {
+      {a.head, a.head_len},
+      {(void *)SERVER_LINE, sizeof SERVER_LINE - 1},
+      {(void *)date, dl},
+      {(void *)conn, strlen(conn)},
+      {(void *)"\r\n", 2},
+      {(void *)a.body, a.body_len},
+  };
+  if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(c); /* batch pipelined answers */
+  int bad = rx_writev(c, iov, a.body_len ? 6 : 5);
+  if (a.fd >= 0) {
+    if (bad) close(a.fd);
+    else bad = rx_write_file(c, a.fd, a.offset, a.length); /* owns the fd now */
+  }
+  if (bad) return 1; /* the connection is going */
+  if (started) {
+    int status = a.head_len > 12 ? atoi(a.head + 9) : 0;
+    uint64_t bytes = a.body_len + (a.fd >= 0 ? a.length : 0);
+    al_log(c->peer, q->method, q->method_len, q->target, q->target_len, q->version_minor,
+           status, head ? 0 : bytes, started);
+  }
+  if (!keep) {
+    h->state = H_DONE;
+    c->flags |= RX_F_LINGER;
+    rx_close(c);
+    return 1;
+  }
+  rx_touch(c);
+  if (c->out_bytes > STATIC_HIGH_WATER || c->out_count > STATIC_MAX_QUEUED)
+    h->static_wait = 1; /* on_drained resumes */
+  return 1;
+}
+
 /* Returns 1 when a request head was taken (go on), 0 to wait or stop. */
 static int parse_head(http_conn *h) {
   const http_settings *s = h->set;
@@ -461,6 +628,7 @@ static int parse_head(http_conn *h) {
     return 0;
   }
   if (check_upgrade(h, &q)) return 0;
+  if (s->public_root && serve_static(h, &q, (size_t)r)) return 1;
   e = build_env(h, &q);
   if (e) {
     fail(h, e == -2 ? 400 : 503);
@@ -484,12 +652,35 @@ static int parse_head(http_conn *h) {
     if (rx_write(h->c, cont, sizeof cont - 1)) return 0;
   }
   h->state = H_BODY;
+  h->body_since = rx_now_ms();
+  h->body_got = 0;
   return 1;
+}
+
+static int read_body_some(http_conn *h);
+
+/* Slow bodies: every byte resets the idle clock, so a body trickled byte by
+ * byte would hold its connection for as long as its declared length lasts.
+ * After a grace period (the header timeout), a body must have averaged at
+ * least min_body_rate bytes a second since it began (408 otherwise). */
+static int body_too_slow(const http_conn *h) {
+  uint64_t rate = h->set->min_body_rate, grace = h->set->header_timeout_ms;
+  if (!rate || !grace) return 0;
+  uint64_t elapsed = rx_now_ms() - h->body_since;
+  return elapsed > grace && h->body_got * 1000 < rate * (elapsed - grace);
 }
 
 static int read_body(http_conn *h) {
   size_t avail = h->rlen - h->rpos;
   if (!avail) return 0;
+  size_t before = h->rpos;
+  int r = read_body_some(h);
+  h->body_got += h->rpos >= before ? h->rpos - before : 0;
+  return r;
+}
+
+static int read_body_some(http_conn *h) {
+  size_t avail = h->rlen - h->rpos;
   char *p = h->rbuf + h->rpos;
   if (h->fr.body == HTTP1_BODY_LENGTH) {
     size_t take = avail < h->body_left ? avail : (size_t)h->body_left;
@@ -528,12 +719,41 @@ static int read_body(http_conn *h) {
   return 1;
 }
 
+/* Slowloris: a head that trickles in byte by byte resets the idle clock on
+ * every byte, so the head as a whole gets a deadline. While one is partly
+ * here, the idle limit is the header timeout too (a silent peer is cut as
+ * soon); a trickling one is caught at its first byte past the deadline. */
+static void head_begun(http_conn *h) {
+  uint32_t t = h->set->header_timeout_ms;
+  h->head_since = rx_now_ms();
+  if (t && (!h->set->keepalive_ms || t < h->set->keepalive_ms)) h->c->timeout_ms = t;
+}
+
+static void head_done(http_conn *h) {
+  h->head_since = 0;
+  h->c->timeout_ms = h->set->keepalive_ms;
+}
+
+static int head_overdue(const http_conn *h) {
+  uint32_t t = h->set->header_timeout_ms;
+  return t && h->head_since && rx_now_ms() - h->head_since >= t;
+}
+
 static void process(http_conn *h) {
   while (!rx_closed(h->c)) {
     if (h->state == H_HEAD) {
-      if (h->rpos == h->rlen || !parse_head(h)) return;
+      if (h->rpos == h->rlen || h->static_wait) return;
+      if (!h->head_since) head_begun(h);
+      if (!parse_head(h)) {
+        if (!rx_closed(h->c) && head_overdue(h)) fail(h, 408);
+        return;
+      }
+      head_done(h);
     } else if (h->state == H_BODY) {
-      if (!read_body(h)) return;
+      if (!read_body(h)) {
+        if (h->state == H_BODY && !rx_closed(h->c) && body_too_slow(h)) fail(h, 408);
+        return;
+      }
     } else {
       return;
     }
@@ -563,6 +783,7 @@ static int make_room(http_conn *h) {
 static void on_eof(http_conn *h) {
   switch (h->state) {
   case H_HEAD:
+    if (h->static_wait) break;              /* seen again once drained */
     if (h->rpos == h->rlen) rx_close(h->c); /* a quiet end between requests */
     else fail(h, 400);                      /* cut off inside a head */
     break;
@@ -604,19 +825,38 @@ static void on_data(rx_conn *c) {
 static void on_timeout(rx_conn *c) {
   http_conn *h = c->udata;
   if (h->state == H_APP && !c->out_bytes) return; /* the application works */
-  if (h->state == H_HEAD && h->rpos == h->rlen) rx_close_now(c);
+  if (h->state == H_HEAD && (h->rpos == h->rlen || h->static_wait)) rx_close_now(c);
   else if (h->state == H_HEAD || h->state == H_BODY) fail(h, 408);
   else rx_close_now(c); /* a peer that stopped reading our response */
 }
 
+/* How long a connection accepted just before a graceful stop gets for its
+ * first request to arrive (a client connects, then writes: closing it in
+ * between would fail a request the server had already taken on). */
+#define FRESH_GRACE_MS 1000
+
 static void on_shutdown(rx_conn *c) {
   http_conn *h = c->udata;
-  if (h->state == H_HEAD && h->rpos == h->rlen) rx_close(c);
-  else h->close_after = 1;
+  if (h->state == H_HEAD && h->rpos == h->rlen) {
+    if (h->served) { /* idle keep-alive: closing it is what clients expect */
+      rx_close(c);
+      return;
+    }
+    c->timeout_ms = FRESH_GRACE_MS;
+    rx_touch(c);
+    rx_resume(c); /* its request may be waiting unread already */
+    return;
+  }
+  h->close_after = 1;
 }
 
 static void on_drained(rx_conn *c) {
   http_conn *h = c->udata;
+  if (h->static_wait) { /* the peer read the files: the next request */
+    h->static_wait = 0;
+    rx_resume(c);
+    return;
+  }
   if (h->state == H_APP && h->drain_armed) {
     h->drain_armed = 0;
     dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
@@ -714,6 +954,8 @@ static int value_has_token(const char *v, size_t n, const char *tok) {
 typedef struct {
   int has_date, has_server, has_cl, close;
   uint64_t cl;
+  const char *xsend; /* X-Sendfile: a file to send instead of the body */
+  size_t xsend_len;
 } app_meta;
 
 /* Copy the application's "name\0value\0..." headers into `o` as header
@@ -729,12 +971,22 @@ static int put_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
   for (size_t i = 0; i < hlen; i++) seps += hd[i] == 0;
   if (hlen ? seps != 2 * count - 1 : count != 0) return -2;
   const char *p = hd, *end = hd + hlen;
+  /* With X-Sendfile the file's size is the Content-Length, not the app's. */
+  int xsend = 0;
+  for (size_t k = 0; k < count && !upgrade; k++) {
+    size_t nl = strnlen(p, (size_t)(end - p));
+    xsend |= same_name(p, nl, "x-sendfile", 10);
+    if (k + 1 == count) break; /* never step past the end */
+    p += nl + 1;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+  }
+  p = hd;
   for (size_t k = 0; k < count; k++) {
     const char *name = p;
     size_t nl = strnlen(p, (size_t)(end - p));
     const char *val = name + nl + 1;
     size_t vl = strnlen(val, (size_t)(end - val));
-    p = val + vl + 1;
+    p = val + vl < end ? val + vl + 1 : end; /* never past one-past-the-end */
     if (!nl) return -2;
     for (size_t i = 0; i < nl; i++)
       if (!is_tchar((unsigned char)name[i])) return -2;
@@ -746,13 +998,17 @@ static int put_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
         if (val[i] < '0' || val[i] > '9') return -2;
         v = v * 10 + (uint64_t)(val[i] - '0');
       }
-      if (m->has_cl || upgrade) continue; /* one is enough */
+      if (m->has_cl || upgrade || xsend) continue; /* one is enough */
       m->has_cl = 1;
       m->cl = v;
     } else if (same_name(name, nl, "transfer-encoding", 17) ||
                same_name(name, nl, "keep-alive", 10) ||
                (upgrade && (same_name(name, nl, "upgrade", 7) ||
                             same_name(name, nl, "content-type", 12)))) {
+      continue;
+    } else if (!upgrade && same_name(name, nl, "x-sendfile", 10)) {
+      m->xsend = val;
+      m->xsend_len = vl;
       continue;
     } else if (same_name(name, nl, "connection", 10)) {
       if (value_has_token(val, vl, "close")) m->close = 1;
@@ -779,10 +1035,32 @@ static int put_defaults(sbuf *o, const app_meta *m) {
   return sb_put(o, "\r\n", 2);
 }
 
-/* Build the status line and headers into `o`. Returns 0 or -2 (malformed). */
+/* X-Sendfile: the file the application named, opened to be sent (its size
+ * in *size), or -1 after a line on stderr. */
+static int xsend_open(const char *v, size_t n, uint64_t *size) {
+  char path[4096];
+  int fd = -ENAMETOOLONG;
+  if (n < sizeof path) {
+    memcpy(path, v, n);
+    path[n] = 0;
+    fd = st_open_file(path, size);
+  }
+  if (fd >= 0) return fd;
+  char eb[128];
+  fprintf(stderr, "iodine: X-Sendfile %.*s: %s, answering 404\n", (int)(n > 1024 ? 1024 : n), v,
+          fd == -EINVAL ? "not an absolute path" : strerror_r(-fd, eb, sizeof eb));
+  return -1;
+}
+
+/* Build the status line and headers into `o`. Returns 0, -2 (malformed) or
+ * -3: the application's X-Sendfile names no file we can send. With `xfd`
+ * an X-Sendfile header is honoured: the file's size is the Content-Length,
+ * the application's body is dropped, and *xfd (else -1) is the file to send
+ * after the head, *xlen bytes. */
 static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
                       const char *hd, size_t hlen, size_t count, size_t blen,
-                      int finish) {
+                      int finish, int *xfd, uint64_t *xlen) {
+  if (xfd) *xfd = -1;
   if (slen < 3 || slen > 512 || (slen > 3 && status[3] != ' ')) return -2;
   for (int i = 0; i < 3; i++)
     if (status[i] < '0' || status[i] > '9') return -2;
@@ -801,7 +1079,25 @@ static int build_head(http_conn *h, sbuf *o, const char *status, size_t slen,
   h->no_body = h->is_head || code < 200 || code == 204 || code == 304;
   h->chunked_out = 0;
   char num[64];
-  if (!h->has_cl && code >= 200 && code != 204 && code != 304) {
+  if (m.xsend && xfd && code >= 200 && code != 204 && code != 304) {
+    uint64_t size = 0;
+    int fd = xsend_open(m.xsend, m.xsend_len, &size);
+    if (fd < 0) return -3;
+    int l = snprintf(num, sizeof num, "Content-Length: %llu\r\n", (unsigned long long)size);
+    if (sb_put(o, num, (size_t)l)) {
+      close(fd);
+      return -1;
+    }
+    h->has_cl = 1;
+    h->resp_left = 0;
+    h->no_body = 1; /* what the application writes is dropped */
+    if (h->is_head || !size) {
+      close(fd);
+    } else {
+      *xfd = fd;
+      *xlen = size;
+    }
+  } else if (!h->has_cl && code >= 200 && code != 204 && code != 304) {
     if (finish && (blen || !h->is_head)) {
       int l = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
       if (sb_put(o, num, (size_t)l)) return -1;
@@ -885,13 +1181,28 @@ int http_respond(uint64_t conn, const char *status, size_t slen,
   http_conn *h = app_conn(conn);
   int r = -1;
   if (h && !h->head_sent) {
-    r = build_head(h, &head, status, slen, headers, hlen, count, blen, finish);
+    int xfd = -1, missing = 0;
+    uint64_t xlen = 0;
+    r = build_head(h, &head, status, slen, headers, hlen, count, blen, finish, &xfd, &xlen);
+    if (r == -3) { /* X-Sendfile named nothing we can send: 404 instead */
+      static const char nf_hd[] = "Content-Type\0text/plain; charset=utf-8";
+      static const char nf[] = "Not Found\n";
+      missing = 1;
+      body = nf;
+      blen = sizeof nf - 1;
+      r = build_head(h, &head, "404 Not Found", 13, nf_hd, sizeof nf_hd - 1, 1, blen, 1,
+                     NULL, NULL);
+    }
     if (r == 0) {
       h->head_sent = 1;
       r = emit(h, head.p, head.len, body, blen);
+      if (missing) h->no_body = 1; /* the application's body is dropped */
+      if (xfd >= 0 && r == 0) r = rx_write_file(h->c, xfd, 0, xlen); /* owns xfd */
+      else if (xfd >= 0) close(xfd);
       if (r == 0 && finish) r = complete(h);
-    } else if (r == -1) {
-      rx_close_now(h->c);
+    } else {
+      if (xfd >= 0) close(xfd);
+      if (r == -1) rx_close_now(h->c);
     }
     if (head.cap > 65536) sb_free(&head);
   }

@@ -35,6 +35,18 @@ typedef struct http_settings {
   uint64_t ws_max_msg;  /* largest WebSocket message, bytes (1009 over) */
   uint32_t ping_ms;     /* WebSocket ping / SSE keep-alive interval */
   size_t max_pending;   /* output a peer may leave unread before it is cut */
+  /* a request head must arrive whole within this (408 over; slowloris) */
+  uint32_t header_timeout_ms;
+  /* proxies whose X-Forwarded-For/-Proto are believed (proxy.h), or NULL */
+  const struct px_trust *trust;
+  /* TLS for this listener's connections (tls.h), or NULL: plain TCP */
+  struct tls_ctx *tls;
+  /* GET/HEAD served from files under this folder before the application
+   * (static.h): a canonical absolute path (realpath), alive as long as the
+   * process; NULL: off */
+  const char *public_root;
+  /* after header_timeout_ms of a body, it must average this (408 under) */
+  uint32_t min_body_rate; /* bytes a second, 0: off */
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with
@@ -68,7 +80,15 @@ void http_req_free(http_req *r);
  * count is checked against the separators, so a NUL smuggled inside a value
  * cannot shift the pairing and inject a header. Returns -2, sending
  * nothing, when the status or a header is malformed (a name that is not a
- * token, a value with CR, LF or NUL). */
+ * token, a value with CR, LF or NUL).
+ *
+ * An `X-Sendfile: /absolute/path` header (not sent on) makes the core send
+ * that file after the head with sendfile, its size as the Content-Length,
+ * and drop whatever body the application gives (here or later through
+ * http_write/http_sendfile); the status and other headers are the
+ * application's. A file that cannot be opened, or is not a regular file,
+ * is answered 404 instead, with a line on stderr. Ignored on statuses
+ * without a body (1xx, 204, 304). */
 int http_respond(uint64_t conn, const char *status, size_t slen,
                  const char *headers, size_t hlen, size_t count,
                  const char *body, size_t blen, int finish);

@@ -187,15 +187,17 @@ static int parse_request_line(const unsigned char *p, const unsigned char *eol,
   req->target = (const char *)t;
   req->target_len = (size_t)(p - t);
 
-  /* Exactly "HTTP/" DIGIT "." DIGIT; HTTP-name is case-sensitive. A
-   * well-formed version we do not speak is 505, anything else is junk. */
+  /* Exactly "HTTP/" DIGIT "." DIGIT; HTTP-name is case-sensitive. A major
+   * version other than 1 is 505, anything malformed is junk. A later 1.x
+   * is answered as the highest minor we speak, 1.1 (RFC 9110 6.2: minor
+   * versions are compatible within a major one). */
   p++;
   if (eol - p != 8 || memcmp(p, "HTTP/", 5) != 0 || !is_digit(p[5]) ||
       p[6] != '.' || !is_digit(p[7]))
     return -400;
-  if (p[5] != '1' || p[7] > '1')
+  if (p[5] != '1')
     return -505;
-  req->version_minor = p[7] - '0';
+  req->version_minor = p[7] > '1' ? 1 : p[7] - '0';
   return 0;
 }
 

@@ -7,8 +7,9 @@
  *  - a subscription without a callback sends the message straight to its
  *    connection from C: framed once per publish as a WebSocket text or
  *    binary frame, or as an SSE event, in one reference-counted buffer that
- *    every recipient's write queue shares (no copy per recipient, no Python
- *    per recipient);
+ *    every recipient's write queue shares (no Python per recipient; the
+ *    reactor copies frames of <= 256 bytes that wait behind other output
+ *    into the recipient's pending buffer, cheaper than a reference);
  *  - a subscription with a callback posts a DSP_PUBSUB event (on the
  *    connection's actor, so it is ordered with that connection's other
  *    callbacks) carrying one shared ps_msg.

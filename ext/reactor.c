@@ -26,6 +26,8 @@ enum { SEG_MEM, SEG_BUF, SEG_FILE };
 struct rx_seg {
   rx_seg *next;
   uint8_t kind;
+  uint32_t writes; /* writes queued in it (small ones share a SEG_MEM) */
+  uint32_t cap;    /* SEG_MEM: bytes of data[] allocated */
   int fd;          /* SEG_FILE */
   uint64_t off;    /* SEG_MEM/SEG_BUF: offset in data; SEG_FILE: file offset */
   uint64_t len;    /* bytes left to send */
@@ -74,6 +76,7 @@ static struct {
   int (*busy_probe)(void);
   int ready;
   int timers_on; /* off in a cluster's master: timers belong to workers */
+  size_t open;   /* sockets attached and not yet closed (listeners too) */
 } rx;
 
 static _Thread_local int in_loop;
@@ -166,9 +169,12 @@ rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
     return NULL;
   }
   rx.table[fd] = c;
+  rx.open++;
   if ((size_t)fd + 1 > rx.top) rx.top = (size_t)fd + 1;
   return c;
 }
+
+size_t rx_open_count(void) { return rx.open; }
 
 rx_conn *rx_find(uint64_t id) {
   uint32_t fd = (uint32_t)id;
@@ -181,6 +187,11 @@ rx_conn *rx_find(uint64_t id) {
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata) {
   c->proto = proto;
   c->udata = udata;
+}
+
+void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state) {
+  c->tr = tr;
+  c->tr_state = state;
 }
 
 void rx_touch(rx_conn *c) { c->active_ms = rx_now_ms(); }
@@ -214,12 +225,18 @@ static void drop_queue(rx_conn *c) {
 static void doom(rx_conn *c, int linger) {
   c->flags |= RX_F_CLOSED;
   c->flags &= ~RX_F_CLOSING;
+  if (c->tr) { /* before the FIN (or a lingering half-close): close_notify */
+    c->tr->close(c);
+    c->tr = NULL;
+    c->tr_state = NULL;
+  }
   drop_queue(c);
   if (linger) {
     c->flags |= RX_F_LINGER;
     shutdown(c->fd, SHUT_WR);
   } else {
     rx.table[c->fd] = NULL;
+    rx.open--;
     close(c->fd); /* also removes it from the epoll set */
     c->flags &= ~RX_F_LINGER;
   }
@@ -239,12 +256,43 @@ void rx_close(rx_conn *c) {
   else if (!in_loop && atomic_load(&rx.sleeping)) wake();
 }
 
+/* Reading through a transport. A TLS read may have to write first
+ * (handshake messages, alerts); until the socket takes them it waits for
+ * EPOLLOUT, which turn() then hands to on_data. */
+static long tr_read(rx_conn *c, void *dst, size_t len) {
+  c->flags &= ~RX_F_TR_WANT_OUT;
+  if (!len) return 0;
+  long n = c->tr->read(c, dst, len);
+  /* A write waiting for input may go on now that input was read; epoll
+   * will not report that input again, so retry it at the end of the turn. */
+  if (c->flags & RX_F_TR_WANT_IN) rx_cork(c);
+  if (n > 0) {
+    c->active_ms = rx_now_ms(); /* handshake bytes alone do not count */
+    return n;
+  }
+  if (n == RX_TR_WANT_READ) return 0;
+  if (n == RX_TR_WANT_WRITE) {
+    c->flags |= RX_F_TR_WANT_OUT;
+    return 0;
+  }
+  c->flags |= RX_F_HUP;
+  return -1;
+}
+
 long rx_read(rx_conn *c, void *dst, size_t len) {
   if (c->flags & RX_F_CLOSED) return -1;
+  if (c->tr) return tr_read(c, dst, len);
+  /* Edge-triggered epoll wants reads until EAGAIN, but a read that returned
+   * less than asked for already emptied the socket: any later byte raises a
+   * new edge. Skipping the read that would only say EAGAIN saves a system
+   * call per request (per message). Not after a FIN was reported: then
+   * the read that returns 0 must happen. */
+  if (c->flags & RX_F_DRAINED) return 0;
   for (;;) {
     ssize_t n = read(c->fd, dst, len);
     if (n > 0) {
       c->active_ms = rx_now_ms();
+      if ((size_t)n < len && !(c->flags & RX_F_RDHUP)) c->flags |= RX_F_DRAINED;
       return (long)n;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -256,9 +304,109 @@ long rx_read(rx_conn *c, void *dst, size_t len) {
 
 /* --- output ---------------------------------------------------------------- */
 
+/* n bytes from the head of the queue went out: note the progress and
+ * retire what was fully written. sendfile() already moved its file offset;
+ * a transport's writes did not (files_too). */
+static void retire(rx_conn *c, size_t n, int files_too) {
+  if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
+  c->out_bytes -= n;
+  while (c->out_head && n) {
+    rx_seg *t = c->out_head;
+    size_t take = t->len < n ? (size_t)t->len : n;
+    if (t->kind != SEG_FILE || files_too) t->off += take;
+    t->len -= take;
+    n -= take;
+    if (t->len) break;
+    c->out_head = t->next;
+    if (!c->out_head) c->out_tail = NULL;
+    c->out_count -= t->writes;
+    if (t->kind == SEG_BUF) rx_buf_release(t->buf);
+    else if (t->kind == SEG_FILE) close(t->fd);
+    free(t);
+  }
+}
+
+/* --- output through a transport (TLS) ---------------------------------------
+ * A transport encrypts what it is given: it cannot take a file by
+ * sendfile(), and each call makes at least one record. So every write gets
+ * one chunk: a large memory segment as it is, or up to STAGE_SIZE bytes
+ * gathered from the head of the queue (small segments joined into one
+ * record; files read with pread(), one bounded buffer at a time, never
+ * whole). The chunk is rebuilt from the queue on each attempt and segments
+ * retire only once written, so the retry after WANT_READ/WANT_WRITE offers
+ * the same bytes again, and never fewer: the queue only grows at its tail. */
+
+#define STAGE_SIZE 16384       /* one TLS record of plaintext */
+#define DIRECT_MAX (1u << 20)  /* bytes offered at once from one segment */
+
+static char stage[STAGE_SIZE]; /* shared: every writer holds the big lock */
+
+/* The next chunk to offer, at *out. 0 when the file at the head of the
+ * queue has no more bytes than it had: it shrank, the response is broken. */
+static size_t tr_chunk(rx_conn *c, const char **out) {
+  rx_seg *s = c->out_head;
+  if (s->kind != SEG_FILE && s->len >= STAGE_SIZE) {
+    const char *base = s->kind == SEG_MEM ? s->data : s->buf->data;
+    *out = base + s->off;
+    return s->len > DIRECT_MAX ? DIRECT_MAX : (size_t)s->len;
+  }
+  size_t n = 0;
+  for (rx_seg *t = s; t && n < STAGE_SIZE; t = t->next) {
+    size_t want = STAGE_SIZE - n;
+    if (t->len < want) want = (size_t)t->len;
+    if (t->kind == SEG_FILE) {
+      ssize_t r;
+      do r = pread(t->fd, stage + n, want, (off_t)t->off);
+      while (r < 0 && errno == EINTR);
+      if (r <= 0) break;
+      n += (size_t)r;
+      if ((size_t)r < want) break; /* short: the next attempt finds out */
+    } else {
+      const char *base = t->kind == SEG_MEM ? t->data : t->buf->data;
+      memcpy(stage + n, base + t->off, want);
+      n += want;
+    }
+  }
+  *out = stage;
+  return n;
+}
+
+static int flush_tr(rx_conn *c) {
+  int waited_in = (c->flags & RX_F_TR_WANT_IN) != 0;
+  c->flags &= ~RX_F_TR_WANT_IN;
+  while (c->out_head) {
+    const char *p;
+    size_t len = tr_chunk(c, &p);
+    if (!len) {
+      doom(c, 0);
+      return -1;
+    }
+    long n = c->tr->write(c, p, len);
+    if (n == RX_TR_WANT_WRITE) return 0; /* EPOLLOUT brings us back */
+    if (n == RX_TR_WANT_READ) {
+      c->flags |= RX_F_TR_WANT_IN; /* turn() retries on EPOLLIN */
+      return 0;
+    }
+    if (n <= 0) {
+      c->flags |= RX_F_HUP;
+      doom(c, 0);
+      return -1;
+    }
+    if (waited_in) {
+      /* That write read from the socket: records it decrypted wait inside
+       * the transport, and epoll will not report them again. */
+      waited_in = 0;
+      rx_resume(c);
+    }
+    retire(c, (size_t)n, 1);
+  }
+  return 0;
+}
+
 /* Write as much of the queue as the socket takes. Returns 0, or -1 when the
  * socket failed (the connection is then killed). */
 static int flush(rx_conn *c) {
+  if (c->tr) return flush_tr(c);
   while (c->out_head) {
     rx_seg *s = c->out_head;
     ssize_t n;
@@ -290,24 +438,7 @@ static int flush(rx_conn *c) {
       doom(c, 0);
       return -1;
     }
-    if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
-    c->out_bytes -= (size_t)n;
-    /* retire what was fully written */
-    size_t left = (size_t)n;
-    while (c->out_head && left) {
-      rx_seg *t = c->out_head;
-      size_t take = t->len < left ? (size_t)t->len : left;
-      if (t->kind != SEG_FILE) t->off += take;
-      t->len -= take;
-      left -= take;
-      if (t->len) break;
-      c->out_head = t->next;
-      if (!c->out_head) c->out_tail = NULL;
-      c->out_count--;
-      if (t->kind == SEG_BUF) rx_buf_release(t->buf);
-      else if (t->kind == SEG_FILE) close(t->fd);
-      free(t);
-    }
+    retire(c, (size_t)n, 0);
   }
   return 0;
 }
@@ -329,6 +460,33 @@ static void enqueue(rx_conn *c, rx_seg *s) {
   c->out_tail = s;
   c->out_bytes += (size_t)s->len;
   c->out_count++;
+  s->writes = 1;
+}
+
+/* Small writes behind others (queued, or corked for the end of the turn)
+ * are copied into the tail's spare room instead of each getting a segment:
+ * a pub/sub fan-out of short messages then costs a memcpy per recipient,
+ * not a malloc, a reference and an iovec, and goes out in one writev. Not
+ * through a transport: TLS retries must see exactly the bytes it was
+ * offered before. Returns 1 when appended. */
+#define SMALL_WRITE 256
+#define SMALL_SEG 1024
+
+static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t total) {
+  rx_seg *t = c->out_tail;
+  if (total > SMALL_WRITE || c->tr || !t || t->kind != SEG_MEM ||
+      t->off + t->len + total > t->cap)
+    return 0;
+  char *dst = t->data + t->off + t->len;
+  for (int i = 0; i < cnt; i++) {
+    memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+    dst += iov[i].iov_len;
+  }
+  t->len += total;
+  t->writes++;
+  c->out_bytes += total;
+  c->out_count++;
+  return 1;
 }
 
 static int can_write(rx_conn *c) {
@@ -337,13 +495,15 @@ static int can_write(rx_conn *c) {
 
 /* Try the socket first when nothing is queued ahead of us: most small
  * replies then cost one syscall and no allocation. What the socket does not
- * take is copied into one queued segment. */
+ * take is copied into one queued segment. A transport always writes from
+ * the queue: it must be able to offer the same bytes again on a retry. */
 int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   if (!can_write(c)) return -1;
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
-  if (!c->out_head && !(c->flags & RX_F_CORK)) {
+  if (append_small(c, iov, cnt, total)) return 0;
+  if (!c->out_head && !(c->flags & RX_F_CORK) && !c->tr) {
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
     ssize_t n;
     do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -360,11 +520,14 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
     if (done == total) return 0;
   }
   size_t left = total - done;
-  rx_seg *s = malloc(sizeof *s + left);
+  /* a small write that must wait gets room for more behind it */
+  size_t cap = left <= SMALL_WRITE && !c->tr ? SMALL_SEG : left;
+  rx_seg *s = malloc(sizeof *s + cap);
   if (!s) {
     doom(c, 0);
     return -1;
   }
+  s->cap = (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap);
   s->kind = SEG_MEM;
   s->off = 0;
   s->len = left;
@@ -381,7 +544,12 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
     dst += l - done;
     done = 0;
   }
+  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
+  if (c->tr && was_empty) { /* a transport writes from the queue (flush_tr) */
+    flush(c);
+    return (c->flags & RX_F_CLOSED) ? -1 : 0;
+  }
   return 0;
 }
 
@@ -392,10 +560,16 @@ int rx_write(rx_conn *c, const void *data, size_t len) {
 
 int rx_write_buf(rx_conn *c, rx_buf *b) {
   if (!can_write(c)) return -1;
+  if (b->len <= SMALL_WRITE && (c->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
+    /* small and waiting anyway: a copy is cheaper than a shared reference */
+    struct iovec iov = {b->data, b->len};
+    return rx_writev(c, &iov, 1);
+  }
   rx_seg *s = malloc(sizeof *s);
   if (!s) return -1;
   rx_buf_retain(b);
   s->kind = SEG_BUF;
+  s->cap = 0;
   s->buf = b;
   s->off = 0;
   s->len = b->len;
@@ -417,6 +591,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
     return -1;
   }
   s->kind = SEG_FILE;
+  s->cap = 0;
   s->fd = fd;
   s->off = offset;
   s->len = len;
@@ -457,6 +632,7 @@ static void uncork_all(void) {
 static void linger_end(rx_conn *c) {
   c->flags &= ~RX_F_LINGER;
   rx.table[c->fd] = NULL;
+  rx.open--;
   close(c->fd);
   c->dead_next = rx.dead;
   rx.dead = c;
@@ -729,6 +905,16 @@ void rx_stop(void) {
   wake();
 }
 
+/* Through a transport a write may wait for input and a read for output
+ * space: hand each readiness to whichever side waits for it. */
+static uint32_t tr_events(const rx_conn *c, uint32_t e) {
+  if ((c->flags & RX_F_TR_WANT_IN) && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    e |= EPOLLOUT;
+  if ((c->flags & RX_F_TR_WANT_OUT) && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+    e |= EPOLLIN;
+  return e;
+}
+
 /* One turn: wait for I/O (at most `max_wait` ms), handle it, then resumes,
  * timers, deferred tasks, idle sweep, the turn hook, corked output, and the
  * end-of-turn frees. Called with the lock held. */
@@ -770,6 +956,11 @@ static void turn(int max_wait) {
     }
     if (c->flags & RX_F_CLOSED) continue;
     if (e & (EPOLLHUP | EPOLLERR)) c->flags |= RX_F_HUP;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      c->flags &= ~RX_F_DRAINED;
+      if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->flags |= RX_F_RDHUP;
+    }
+    if (c->tr) e = tr_events(c, e);
     if ((e & EPOLLOUT) && c->out_head) {
       if (flush(c) == 0) after_flush(c);
     }
@@ -850,6 +1041,7 @@ int rx_after_fork(void) {
     close(c->fd);
     /* c and its protocol state are the parent's copies: left as they are */
   }
+  rx.open = 0;
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;

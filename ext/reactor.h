@@ -57,7 +57,32 @@ enum {
   RX_F_CORK = 1u << 6,    /* hold output until the end of the turn */
   RX_F_IDLE_READ = 1u << 7, /* only input resets the idle clock */
   RX_F_UPGRADED = 1u << 8,  /* udata begins with an up_conn (upgrade.h) */
+  RX_F_TR_WANT_OUT = 1u << 9, /* a transport read waits for output space */
+  RX_F_TR_WANT_IN = 1u << 10, /* a transport write waits for input */
+  RX_F_DRAINED = 1u << 11,  /* a short read emptied the socket: skip reads
+                               until epoll reports input again */
+  RX_F_RDHUP = 1u << 12,    /* epoll saw the peer's FIN or an error: read
+                               on until read() says so itself */
 };
+
+/* A transport between a connection and its socket: TLS (tls.h). Without
+ * one (c->tr NULL, the usual case) the reactor uses the socket itself, with
+ * sendmsg() and sendfile(). A transport's read and write return the bytes
+ * moved (> 0) or one of these; they never return 0. */
+enum {
+  RX_TR_ERROR = -1,      /* end of input, or the connection failed */
+  RX_TR_WANT_READ = -2,  /* nothing moves until the socket is readable */
+  RX_TR_WANT_WRITE = -3, /* nothing moves until the socket is writable */
+};
+typedef struct rx_transport {
+  long (*read)(rx_conn *c, void *dst, size_t len);
+  /* Partial writes are fine. After a WANT_*, the next call must offer at
+   * least the same bytes again (the reactor keeps them queued). */
+  long (*write)(rx_conn *c, const void *src, size_t len);
+  /* The connection is closing (its fd is still open): say goodbye if the
+   * connection is healthy, then free c->tr_state. */
+  void (*close)(rx_conn *c);
+} rx_transport;
 
 struct rx_conn {
   int fd;
@@ -76,6 +101,8 @@ struct rx_conn {
   rx_conn *cork_next;      /* corked list link */
   char peer[48];           /* peer address, text */
   uint16_t peer_port;
+  const rx_transport *tr;  /* NULL: plain socket I/O */
+  void *tr_state;          /* the transport's state */
 };
 
 /* --- lifecycle --------------------------------------------------------- */
@@ -116,7 +143,11 @@ void rx_set_busy_probe(int (*fn)(void));
 /* Adopt a non-blocking fd. The fd is closed when the connection is. */
 rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata);
 rx_conn *rx_find(uint64_t id); /* caller holds the lock; NULL when stale */
+/* Sockets attached now (listeners included; lingering ones until they end). */
+size_t rx_open_count(void);
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata);
+/* Route c's I/O through a transport, before c has read or written. */
+void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state);
 /* Close after the output queue is flushed. */
 void rx_close(rx_conn *c);
 /* Close at once, dropping queued output. */
@@ -132,7 +163,10 @@ void rx_touch(rx_conn *c);   /* reset the idle clock */
 /* Read up to len bytes. Returns >0 bytes, 0 when nothing is available now,
  * -1 when the peer closed its side or the socket failed. On -1 the flag
  * RX_F_HUP is set and the connection is left open: the protocol decides
- * whether a response still in flight is flushed first (rx_close) or not. */
+ * whether a response still in flight is flushed first (rx_close) or not.
+ * Through a transport too, 0 means nothing is buffered anywhere (TLS holds
+ * no decrypted bytes back), so reading until 0 is all edge-triggered epoll
+ * asks; a protocol that stops earlier resumes itself (rx_resume), as ever. */
 long rx_read(rx_conn *c, void *dst, size_t len);
 
 /* --- output ------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/types.h>
@@ -19,19 +20,29 @@
 #include "dispatch.h"
 #include "http.h"
 #include "reactor.h"
+#include "tls.h"
 
 #define MAX_LISTENERS 64
 #define ACCEPT_RETRY_MS 100
+#define CAP_RETRY_MS 20
+#define WORKER_ACCEPT_BATCH 1 /* bench/workers.sh: 1 spreads a burst evenly */
 
 typedef struct listener {
   http_settings set;
   int fd, is_unix;
+  int listening; /* listen() was called on fd (with SO_REUSEPORT: in srv_run) */
+  struct sockaddr_storage addr; /* TCP: where it is bound (the real port) */
+  socklen_t addrlen;
   uint64_t conn; /* attached in this process (0: not attached) */
   pid_t pid;     /* the process that attached it */
 } listener;
 
 static listener *listeners[MAX_LISTENERS];
 static int nlisteners;
+static size_t max_conns; /* accepted connections at once (0: not set yet) */
+static int reuseport;    /* each worker binds its own socket (SO_REUSEPORT) */
+static int accept_batch; /* accepts per turn (0: all waiting; workers: a few) */
+static int cap_timer_armed;
 
 static void on_accept(rx_conn *lc);
 
@@ -41,9 +52,39 @@ static void retry_accept(void *arg) {
   if (c) rx_resume(c);
 }
 
+static void cap_lifted(void *arg) {
+  (void)arg;
+  cap_timer_armed = 0;
+  for (int i = 0; i < nlisteners; i++) {
+    rx_conn *c = listeners[i]->conn ? rx_find(listeners[i]->conn) : NULL;
+    if (c) rx_resume(c);
+  }
+}
+
+/* At the connection cap, stop accepting: new connections wait in the
+ * kernel's backlog (they are not refused) and we look again shortly. A
+ * timer rather than a close hook keeps the reactor ignorant of listeners. */
+static int at_cap(void) {
+  if (!max_conns || rx_open_count() < max_conns + (size_t)nlisteners) return 0;
+  if (!cap_timer_armed) {
+    cap_timer_armed = 1;
+    rx_timer(CAP_RETRY_MS, 0, 0, cap_lifted, NULL, NULL);
+  }
+  return 1;
+}
+
 static void on_accept(rx_conn *lc) {
   listener *l = lc->udata;
-  for (;;) {
+  for (int taken = 0;; taken++) {
+    if (at_cap()) return;
+    if (accept_batch && taken == accept_batch) {
+      /* Workers share the socket: one that took every waiting connection
+       * in one go would end up with all of a burst (all of a client's
+       * keep-alive pool). Take one, then let this turn's other work and
+       * the other workers' accepts run; we come back next turn. */
+      rx_resume(lc);
+      return;
+    }
     struct sockaddr_storage sa;
     socklen_t len = sizeof sa;
     int fd = accept4(lc->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -63,18 +104,36 @@ static void on_accept(rx_conn *lc) {
       port = ntohs(in->sin_port);
     } else if (sa.ss_family == AF_INET6) {
       struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
-      inet_ntop(AF_INET6, &in6->sin6_addr, peer, sizeof peer);
+      /* An IPv4 client of a dual-stack socket is shown as IPv4, as it
+       * would be on an IPv4 listener (logs, REMOTE_ADDR, proxy trust). */
+      if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], peer, sizeof peer);
+      else
+        inet_ntop(AF_INET6, &in6->sin6_addr, peer, sizeof peer);
       port = ntohs(in6->sin6_port);
     }
     if (!l->is_unix) {
       int one = 1; /* responses are written whole: no reason to wait */
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    if (!http_attach(fd, &l->set, peer, port)) close(fd);
+    rx_conn *hc = http_attach(fd, &l->set, peer, port);
+    if (!hc) close(fd);
+    /* TLS goes in before the first read, which http_attach only queued */
+    else if (l->set.tls && tls_attach(hc, l->set.tls)) rx_close_now(hc);
   }
 }
 
-static void listener_shutdown(rx_conn *c) { rx_close_now(c); }
+static int stop_told; /* DSP_STOPPING posted in this run */
+
+/* The reactor tells every connection the server is stopping; the first
+ * listener to hear it tells the application (its start_shutdown hooks). */
+static void listener_shutdown(rx_conn *c) {
+  if (!stop_told) {
+    stop_told = 1;
+    dsp_post(NULL, DSP_STOPPING, 0, NULL, 0);
+  }
+  rx_close_now(c);
+}
 
 static void listener_close(rx_conn *c) {
   listener *l = c->udata;
@@ -95,6 +154,10 @@ static int attach_listeners(void) {
   for (int i = 0; i < nlisteners; i++) {
     listener *l = listeners[i];
     if (l->fd < 0 || (l->conn && l->pid == getpid() && rx_find(l->conn))) continue;
+    if (!l->listening) {
+      if (listen(l->fd, SOMAXCONN) < 0) continue;
+      l->listening = 1;
+    }
     rx_conn *c = rx_attach(l->fd, &listener_proto, l);
     if (!c) continue;
     c->flags |= RX_F_LISTENER;
@@ -108,6 +171,18 @@ static int attach_listeners(void) {
 }
 
 int srv_init(void) { return rx_init(); }
+
+size_t srv_default_max_connections(void) {
+  struct rlimit rl;
+  size_t fds = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    fds = (size_t)rl.rlim_cur;
+  /* leave room for files being sent, spilled bodies, pipes, logs */
+  size_t reserve = fds / 8 < 64 ? 64 : fds / 8;
+  return fds > reserve + 16 ? fds - reserve : 16;
+}
+
+void srv_set_max_connections(size_t n) { max_conns = n; }
 
 static int open_unix(const char *path, int *out) {
   struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -125,7 +200,7 @@ static int open_unix(const char *path, int *out) {
   return 0;
 }
 
-static int open_tcp(const char *addr, int port, int *out, int *bound) {
+static int open_tcp(const char *addr, int port, listener *l, int *bound) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *res = NULL;
@@ -142,7 +217,12 @@ static int open_tcp(const char *addr, int port, int *out, int *bound) {
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+    /* With SO_REUSEPORT the socket is bound (reserving the port) but not
+     * listening: a master's socket must not take a share of connections
+     * that only workers accept. Workers bind their own (srv_after_fork). */
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        (!reuseport && listen(fd, SOMAXCONN) < 0)) {
       err = -errno;
       close(fd);
       continue;
@@ -152,7 +232,10 @@ static int open_tcp(const char *addr, int port, int *out, int *bound) {
     getsockname(fd, (struct sockaddr *)&sa, &len);
     *bound = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                             : ((struct sockaddr_in *)&sa)->sin_port);
-    *out = fd;
+    l->addr = sa;
+    l->addrlen = len;
+    l->listening = !reuseport;
+    l->fd = fd;
     freeaddrinfo(res);
     return 0;
   }
@@ -171,8 +254,9 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
   if (addr && !strncmp(addr, "unix:", 5)) {
     l->is_unix = 1;
     rc = open_unix(addr + 5, &l->fd);
+    l->listening = 1;
   } else {
-    rc = open_tcp(addr, port, &l->fd, &bound);
+    rc = open_tcp(addr, port, l, &bound);
   }
   if (rc) {
     free(l);
@@ -215,6 +299,7 @@ void srv_disarm_signals(void) {
 int srv_run(void (*runner)(void), uint32_t grace_ms) {
   srv_arm_signals(); /* usually already armed, before "Listening" was said */
   attach_listeners();
+  stop_told = 0;
   dsp_restart();
   dsp_set_inline(runner);
   rx_set_turn_hook(dsp_turn);
@@ -280,12 +365,37 @@ void srv_close_listeners(void) {
   rx_unlock();
 }
 
+/* A worker's own SO_REUSEPORT socket on a listener's address. On failure
+ * the inherited (bound, not yet listening) socket is used instead. */
+static void own_socket(listener *l) {
+  int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (l->addr.ss_family == AF_INET6) /* as the first bind had it (dual stack) */
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
+  if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+    close(fd);
+    return;
+  }
+  close(l->fd);
+  l->fd = fd;
+  l->listening = 1;
+}
+
 int srv_after_fork(void) {
+  accept_batch = WORKER_ACCEPT_BATCH;
   dsp_after_fork();
   int rc = rx_after_fork();
-  for (int i = 0; i < nlisteners; i++) listeners[i]->conn = 0;
+  for (int i = 0; i < nlisteners; i++) {
+    listeners[i]->conn = 0;
+    if (reuseport && !listeners[i]->is_unix && listeners[i]->fd >= 0) own_socket(listeners[i]);
+  }
   return rc;
 }
+
+void srv_set_reuseport(int on) { reuseport = on; }
 
 int srv_master_turn(int max_wait_ms) {
   rx_set_timers(0); /* timers are the workers' (they inherit them) */

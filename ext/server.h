@@ -17,6 +17,20 @@
 /* Prepare the core (idempotent). 0 or -errno. */
 int srv_init(void);
 
+/* The cap on connections open at once (accepted ones; listeners do not
+ * count). At the cap, accepting pauses: newcomers wait in the kernel's
+ * backlog until a connection closes. The default leaves an eighth of the
+ * open-file limit (at least 64) for files, temp bodies and pipes. */
+size_t srv_default_max_connections(void);
+void srv_set_max_connections(size_t n);
+
+/* Workers each bind their own socket with SO_REUSEPORT (the kernel spreads
+ * connections by hash) instead of sharing the master's. Call before
+ * srv_listen. Trade-off: a worker that stops takes the connections queued
+ * on its socket with it (they are reset), so rolling restarts are not
+ * lossless; the shared socket (default) never refuses. */
+void srv_set_reuseport(int on);
+
 /* Bind (and listen on) `addr` ("127.0.0.1", "::", "0.0.0.0", a host name, or
  * "unix:/path") and `port` (0: any free port). Returns the bound port (0
  * for Unix sockets) or -errno. Connections accepted there speak HTTP with

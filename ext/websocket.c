@@ -18,7 +18,12 @@
 #include "upgrade.h"
 #include "ws_frame.h"
 
-#define RBUF_SIZE 16384
+/* The read buffer starts small (an idle connection costs little: 10,000
+ * subscribers are mostly idle) and grows to RBUF_MAX the first time a read
+ * fills it (a busy one reads in large gulps). Payloads stream through it,
+ * so its size never limits a message. */
+#define RBUF_START 2048
+#define RBUF_MAX 16384
 /* Per-message bookkeeping counted against the input budget, so a flood of
  * empty messages is bounded too. */
 #define MSG_OVERHEAD 64
@@ -26,8 +31,8 @@
 typedef struct ws_conn {
   up_conn up; /* first: upgrade.c casts udata to it */
   rx_conn *c;
-  uint8_t rbuf[RBUF_SIZE];
-  size_t rpos, rlen;
+  uint8_t *rbuf;
+  size_t rpos, rlen, rcap;
   /* the frame being read */
   ws_head head;
   uint64_t frame_pos; /* payload bytes of this frame already taken */
@@ -142,7 +147,10 @@ static void on_control(ws_conn *w) {
   size_t n = (size_t)w->head.len;
   switch (w->head.opcode) {
   case WS_OP_PING:
-    if (!w->close_sent) send_frame(w, WS_OP_PONG, w->ctl, n);
+    /* A pong is output like any other: a peer that pings without reading
+     * is dropped at the pending-output cap (up_room), not buffered for. */
+    if (!w->close_sent && up_room(w->c, &w->up, n + 2) == 0)
+      send_frame(w, WS_OP_PONG, w->ctl, n);
     break;
   case WS_OP_PONG:
     break; /* its arrival already counted as activity */
@@ -229,18 +237,26 @@ static void on_data(rx_conn *c) {
       return;
     }
     if (w->rpos == w->rlen) w->rpos = w->rlen = 0;
-    if (w->rlen == RBUF_SIZE) {
+    if (w->rlen == w->rcap) {
       memmove(w->rbuf, w->rbuf + w->rpos, w->rlen - w->rpos);
       w->rlen -= w->rpos;
       w->rpos = 0;
     }
-    long n = rx_read(c, w->rbuf + w->rlen, RBUF_SIZE - w->rlen);
+    size_t room = w->rcap - w->rlen;
+    long n = rx_read(c, w->rbuf + w->rlen, room);
     if (n == 0) return;
     if (n < 0) { /* gone without a Close frame: 1006 for on_close */
       rx_close_now(c);
       return;
     }
     w->rlen += (size_t)n;
+    if ((size_t)n == room && w->rcap < RBUF_MAX) { /* more is waiting: read bigger */
+      uint8_t *p = realloc(w->rbuf, RBUF_MAX);
+      if (p) {
+        w->rbuf = p;
+        w->rcap = RBUF_MAX;
+      }
+    }
     w->ping_out = 0;
   }
 }
@@ -294,6 +310,7 @@ static void on_close(rx_conn *c) {
   dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(w->up.actor);
   free(w->msg);
+  free(w->rbuf);
   free(w);
 }
 
@@ -307,7 +324,15 @@ static const rx_proto ws_proto = {
 
 int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
                  const char *left, size_t left_len) {
-  ws_conn *w = left_len <= RBUF_SIZE ? calloc(1, sizeof *w) : NULL;
+  ws_conn *w = left_len <= RBUF_MAX ? calloc(1, sizeof *w) : NULL;
+  if (w) {
+    w->rcap = left_len <= RBUF_START ? RBUF_START : RBUF_MAX;
+    w->rbuf = malloc(w->rcap);
+    if (!w->rbuf) {
+      free(w);
+      w = NULL;
+    }
+  }
   if (w) {
     w->c = c;
     memcpy(w->rbuf, left, left_len);

@@ -2,5 +2,6 @@
 __version__ = "0.1.0"
 
 from .server import Iodine  # noqa: E402
+from .upgrade import UpgradeResponse, upgrade, upgrade_type  # noqa: E402
 
-__all__ = ["Iodine", "__version__"]
+__all__ = ["Iodine", "UpgradeResponse", "upgrade", "upgrade_type", "__version__"]

@@ -6,7 +6,11 @@ real headers (the ``...;`` lets cffi read them), so the two cannot drift.
 """
 import glob
 import os
+import shlex
+import subprocess
 import sys
+import tempfile
+from typing import Dict, List, Optional
 
 from cffi import FFI
 
@@ -35,8 +39,10 @@ typedef struct dsp_event {
 #define DSP_PUBSUB ...
 #define DSP_PS_CHANNEL ...
 #define DSP_FAIL ...
+#define DSP_STOPPING ...
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
+dsp_event *dsp_done_next(dsp_event *done, int block);
 int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
 void dsp_stop(void);
 
@@ -52,6 +58,11 @@ typedef struct http_settings {
     uint64_t ws_max_msg;
     uint32_t ping_ms;
     size_t max_pending;
+    uint32_t header_timeout_ms;
+    const struct px_trust *trust;
+    struct tls_ctx *tls;
+    const char *public_root;
+    uint32_t min_body_rate;
 } http_settings;
 typedef struct http_req {
     uint64_t conn;
@@ -120,8 +131,27 @@ long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
 size_t ps_channel_count(void);
 size_t ps_sub_count(void);
 
+/* accesslog.h */
+#define DSP_LOG ...
+void al_enable(int on);
+void al_free(char *line);
+
+/* proxy.h */
+typedef struct px_trust px_trust;
+px_trust *px_parse(const char *spec, char *err, size_t errlen);
+
+/* tls.h */
+typedef struct tls_ctx tls_ctx;
+int tls_available(void);
+tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
+                     size_t errlen);
+void tls_ctx_free(tls_ctx *t);
+
 /* server.h */
 int srv_init(void);
+size_t srv_default_max_connections(void);
+void srv_set_max_connections(size_t n);
+void srv_set_reuseport(int on);
 int srv_listen(const char *addr, int port, const http_settings *settings);
 int srv_run(void (*runner)(void), uint32_t grace_ms);
 void srv_stop(void);
@@ -154,18 +184,74 @@ if os.environ.get("IODINE_SANITIZE"):
 if os.environ.get("IODINE_DEBUG"):
     CFLAGS += ["-O0", "-g"]
 
+
+def find_openssl() -> Optional[Dict[str, List[str]]]:
+    """How to build against OpenSSL 3 (TLS), or None to build without it.
+
+    A tiny program is compiled and linked with the flags pkg-config gives
+    (or plain -lssl -lcrypto): that answers whether the headers and the
+    libraries are really there, which looking for files would only guess.
+    IODINE_NO_TLS=1 builds without TLS even when OpenSSL is present."""
+    if os.environ.get("IODINE_NO_TLS", "") not in ("", "0"):
+        return None
+    flags = ["-lssl", "-lcrypto"]
+    try:
+        out = subprocess.run(["pkg-config", "--cflags", "--libs", "openssl"],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 and out.stdout.strip():
+            flags = shlex.split(out.stdout)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    probe = (
+        "#include <openssl/ssl.h>\n"
+        "#if OPENSSL_VERSION_NUMBER < 0x30000000L\n#error OpenSSL 3 needed\n#endif\n"
+        "int main(void) { SSL_CTX_free(SSL_CTX_new(TLS_server_method())); return 0; }\n")
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(probe)
+        try:
+            ok = subprocess.run([*cc, src, "-o", os.path.join(tmp, "probe"), *flags],
+                                capture_output=True, timeout=120).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+    if not ok:
+        return None
+    found: Dict[str, List[str]] = {"include_dirs": [], "library_dirs": [], "libraries": [],
+                                   "extra": []}
+    for flag in flags:
+        for prefix, key in (("-I", "include_dirs"), ("-L", "library_dirs"), ("-l", "libraries")):
+            if flag.startswith(prefix) and len(flag) > 2:
+                found[key].append(flag[2:])
+                break
+        else:
+            found["extra"].append(flag)
+    return found
+
+
+OPENSSL = find_openssl()
+if OPENSSL is None:
+    sys.stderr.write("iodine-py: building without TLS (no OpenSSL 3 headers and "
+                     "libraries found: install libssl-dev, then rebuild)\n")
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "iodine_py._native",
     '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n'
     '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n'
-    '#include "pubsub.h"\n#include "cluster.h"\n',
+    '#include "pubsub.h"\n#include "cluster.h"\n#include "proxy.h"\n'
+    '#include "tls.h"\n#include "accesslog.h"\n',
     sources=SOURCES,
-    include_dirs=["ext"],
+    include_dirs=["ext"] + (OPENSSL["include_dirs"] if OPENSSL else []),
+    define_macros=[("IODINE_TLS", "1")] if OPENSSL else [],
+    library_dirs=OPENSSL["library_dirs"] if OPENSSL else [],
+    libraries=OPENSSL["libraries"] if OPENSSL else [],
     extra_compile_args=CFLAGS,
     extra_link_args=(["-fsanitize=" + os.environ["IODINE_SANITIZE"]]
-                     if os.environ.get("IODINE_SANITIZE") else []),
+                     if os.environ.get("IODINE_SANITIZE") else [])
+                    + (OPENSSL["extra"] if OPENSSL else []),
 )
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import KIB, MIB, Config, ConfigError
@@ -17,12 +18,12 @@ from .importer import ImportFromStringError, load_app
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"iodine: error: {message} (see iodine --help)\n")
         raise SystemExit(2)
 
 
-def _int(lo: int, what: str):
+def _int(lo: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -42,6 +43,12 @@ def _seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"seconds must be positive, not {text}")
     return value
+
+
+def _seconds_or_off(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
 
 
 def _port(text: str) -> int:
@@ -68,11 +75,27 @@ def build_parser() -> _Parser:
                    help="TCP port (default: $PORT or 3000; 0 picks a free port)")
     g.add_argument("-b", "--bind", "--address", dest="address", default=None,
                    help="address to bind, or unix:/path (default: 0.0.0.0)")
+    g = p.add_argument_group("TLS (https://, wss://)")
+    g.add_argument("-tls", "--tls", dest="tls", action="store_true",
+                   help="serve TLS; alone, with a self-signed certificate for localhost "
+                        "made at start (development only)")
+    g.add_argument("-tls-cert", "--tls-cert", dest="tls_cert", default=None, metavar="FILE",
+                   help="PEM certificate (chain) to serve; implies -tls, needs -tls-key")
+    g.add_argument("-tls-key", "--tls-key", dest="tls_key", default=None, metavar="FILE",
+                   help="PEM private key of -tls-cert (not encrypted)")
+    g = p.add_argument_group("static files")
+    g.add_argument("-www", "--public", dest="public", default=None, metavar="DIR",
+                   help="serve GET/HEAD for files under DIR from C, before the app "
+                        "(folders: index.html; .gz siblings; ETag, Range)")
     g = p.add_argument_group("concurrency")
     g.add_argument("-t", "--threads", type=_int(1, "threads"), default=None,
                    help="Python threads running the app (default: 1, on the event loop)")
-    g.add_argument("-w", "--workers", type=_int(1, "workers"), default=None,
-                   help="worker processes (default: $WEB_CONCURRENCY or 1)")
+    g.add_argument("-w", "--workers", type=_int(0, "workers"), default=None,
+                   help="worker processes; 0: one per CPU core (default: $WEB_CONCURRENCY or 1)")
+    g.add_argument("--reuseport", action="store_true", default=None,
+                   help="each worker binds its own SO_REUSEPORT socket instead of sharing "
+                        "the master's (connections arriving before workers bind, or queued "
+                        "on a worker that stops, are refused: see README)")
     g = p.add_argument_group("limits")
     g.add_argument("-maxbd", "--max-body", dest="max_body", type=_int(1, "max body (MiB)"),
                    default=None, help="largest request body, MiB (default: 50)")
@@ -87,6 +110,16 @@ def build_parser() -> _Parser:
                    help="idle keep-alive timeout, seconds (default: 40)")
     g.add_argument("--body-spill", dest="body_spill", type=_int(1, "body spill (KiB)"),
                    default=None, help="bodies over this many KiB go to a temp file (default: 1024)")
+    g.add_argument("--header-timeout", dest="header_timeout", type=_seconds_or_off, default=None,
+                   help="a request head must arrive whole within this, seconds; 0: off (default: 10)")
+    g.add_argument("--min-body-rate", dest="min_body_rate", type=_int(0, "min body rate"),
+                   default=None,
+                   help="after --header-timeout, a request body must average this many bytes a "
+                        "second (408 under); 0: off (default: 240)")
+    g.add_argument("--max-connections", dest="max_connections", type=_int(0, "max connections"),
+                   default=None,
+                   help="connections open at once; at the cap new ones wait in the backlog "
+                        "(default 0: the open-file limit less an eighth)")
     g = p.add_argument_group("WebSocket and SSE")
     g.add_argument("-maxms", "--max-msg", dest="ws_max_msg", type=_int(1, "max message (KiB)"),
                    default=None, help="largest incoming WebSocket message, KiB (default: 256)")
@@ -100,6 +133,12 @@ def build_parser() -> _Parser:
                    help="share pub/sub through Redis: redis://[user:password@]host:port/db")
     g.add_argument("-rp", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
                    help="seconds between PINGs that detect a dead Redis connection (default: 30)")
+    g = p.add_argument_group("behind a proxy")
+    g.add_argument("--trust-proxy", "--forwarded-allow-ips", dest="trust_proxy", default=None,
+                   metavar="ADDRS",
+                   help="addresses/networks (e.g. 127.0.0.1,10.0.0.0/8, or *) whose X-Forwarded-For "
+                        "and X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme "
+                        "(default: $FORWARDED_ALLOW_IPS or none)")
     g = p.add_argument_group("shutdown")
     g.add_argument("--grace", type=float, default=None,
                    help="seconds in-flight requests get to finish on shutdown (default: 10)")
@@ -112,6 +151,45 @@ def build_parser() -> _Parser:
     g.add_argument("-V", "--version", action="version", version=f"iodine-py {__version__}")
     del d
     return p
+
+
+# The README's command-line reference is made from the parser (make docs),
+# and a test fails when the two differ, so the document cannot drift.
+README_START = "<!-- cli-reference: generated by `make docs` from iodine_py/cli.py -->"
+README_END = "<!-- /cli-reference -->"
+_DEFAULT = re.compile(r"\s*\(default:?\s*(.*)\)\s*$", re.S)
+
+
+def markdown_reference() -> str:
+    """The flags as Markdown tables, one per group of --help."""
+    out = []
+    for group in build_parser()._action_groups:
+        acts = [a for a in group._group_actions if a.option_strings]
+        if not acts or group.title in ("help",):
+            continue
+        out += [f"**{group.title}**", "", "| flag | meaning | default |", "|---|---|---|"]
+        for a in acts:
+            flags = ", ".join(f"`{o}`" for o in a.option_strings)
+            text = " ".join((a.help or "").split())
+            m = _DEFAULT.search(text)
+            default = m.group(1) if m else ("off" if a.nargs == 0 else "none")
+            meaning = text[:m.start()] if m else text
+            out.append(f"| {flags} | {meaning.replace('|', '/')} | {default.replace('|', '/')} |")
+        out.append("")
+    out.append("`-h`, `--help` shows this grouped by topic; `-V`, `--version` the version.")
+    return "\n".join(out)
+
+
+def update_readme(path: str) -> bool:
+    """Rewrite the generated section of README; True when it changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start, end = text.index(README_START), text.index(README_END)
+    new = text[:start + len(README_START)] + "\n" + markdown_reference() + "\n" + text[end:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
@@ -146,11 +224,32 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         cfg.redis = ns.redis
     if ns.redis_ping is not None:
         cfg.redis_ping = ns.redis_ping
+    if ns.header_timeout is not None:
+        cfg.header_timeout = ns.header_timeout
+    if ns.reuseport:
+        cfg.reuseport = True
+    if ns.min_body_rate is not None:
+        cfg.min_body_rate = ns.min_body_rate
+    if ns.max_connections is not None:
+        cfg.max_connections = ns.max_connections
+    if ns.trust_proxy is not None:
+        cfg.trust_proxy = ns.trust_proxy
     if ns.grace is not None:
         cfg.grace = ns.grace
     cfg.log = ns.log
     cfg.quiet = ns.quiet
+    cfg.tls = ns.tls or ns.tls_cert is not None
+    cfg.tls_cert = ns.tls_cert
+    cfg.tls_key = ns.tls_key
+    if ns.public is not None:
+        cfg.public = ns.public
     return cfg.validate()
+
+
+def _tls_available() -> bool:
+    from ._native import lib
+
+    return bool(lib.tls_available())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -162,6 +261,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(str(exc))
     if not ns.app:
         parser.error("no application given: iodine APP (a file like app.py or module:attr)")
+    if cfg.tls and not _tls_available():
+        sys.stderr.write("iodine: error: TLS is not available: this build lacked the OpenSSL "
+                         "headers (or had IODINE_NO_TLS=1); install libssl-dev, then rebuild: "
+                         "pip install --force-reinstall --no-cache-dir iodine-py, or make install "
+                         "in a checkout\n")
+        return 2
     try:
         app = load_app(ns.app)
     except ImportFromStringError as exc:
@@ -172,6 +277,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Iodine.listen(app)
     try:
         Iodine.start()
+    except ConfigError as exc:
+        parser.error(str(exc))
     except OSError as exc:
         sys.stderr.write(f"iodine: error: {exc.strerror or exc}\n")
         return 2

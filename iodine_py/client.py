@@ -10,9 +10,12 @@ last.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 
 from ._native import ffi, lib
+
+if TYPE_CHECKING:
+    from .pubsub import EngineArg
 
 _CALLBACKS = ("on_open", "on_message", "on_drained", "on_shutdown", "on_close")
 
@@ -47,7 +50,7 @@ class Client:
         self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said
         self._open = True
         self.subscriptions: Dict[Tuple[str, bool], int] = {}
-        self._cb: Tuple[Optional[Callable], ...] = (None,) * 5
+        self._cb: Tuple[Optional[Callable[..., Any]], ...] = (None,) * 5
         self._set_handler(handler)
 
     def _set_handler(self, handler: Any) -> None:
@@ -68,17 +71,20 @@ class Client:
         SSE: one event, with optional event name and id. Returns False once
         the connection is closed (or closing)."""
         if self.protocol == "websocket":
+            rc: int
             if type(data) is str:
                 raw = data.encode("utf-8")
-                return lib.ws_write(self.conn, raw, len(raw), 1) == 0
+                rc = lib.ws_write(self.conn, raw, len(raw), 1)
+                return rc == 0
             if not isinstance(data, bytes):
-                data = bytes(data)
-            return lib.ws_write(self.conn, data, len(data), 0) == 0
-        raw = data.encode("utf-8") if type(data) is str else bytes(data)
+                data = bytes(data)  # type: ignore[arg-type]  # bytearray, memoryview
+            rc = lib.ws_write(self.conn, data, len(data), 0)
+            return rc == 0
+        raw = data.encode("utf-8") if type(data) is str else bytes(data)  # type: ignore[arg-type]
         ev = event.encode("utf-8") if event is not None else ffi.NULL
         ident = str(id).encode("utf-8") if id is not None else ffi.NULL
-        r = lib.sse_write(self.conn, raw, len(raw), ev, len(ev) if event is not None else 0,
-                          ident, len(ident) if id is not None else 0)
+        r: int = lib.sse_write(self.conn, raw, len(raw), ev, len(ev) if event is not None else 0,
+                               ident, len(ident) if id is not None else 0)
         if r == -2:
             raise ValueError("SSE event names and ids cannot contain line breaks")
         return r == 0
@@ -132,7 +138,8 @@ class Client:
         lib.up_timeout(self.conn, int(max(0.0, float(seconds)) * 1000))
 
     # -- pub/sub ----------------------------------------------------------------
-    def subscribe(self, channel: Union[str, bytes], callback: Optional[Callable[..., Any]] = None,
+    def subscribe(self, channel: Union[str, bytes],
+                  callback: Optional[Callable[["Client", str, Union[str, bytes]], Any]] = None,
                   pattern: bool = False) -> Optional[bool]:
         """Subscribe this connection. Without a callback each message goes
         straight to the peer from C (WebSocket: text for str, binary for
@@ -149,7 +156,7 @@ class Client:
         return client_unsubscribe(self, channel, pattern)
 
     def publish(self, channel: Union[str, bytes], message: Union[str, bytes],
-                engine: Any = None) -> bool:
+                engine: "EngineArg" = None) -> bool:
         from .pubsub import publish
 
         return publish(channel, message, engine)

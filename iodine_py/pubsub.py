@@ -18,10 +18,15 @@ many clients share it. An engine delivers what it receives with
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Protocol, Set,
+                    Tuple, Union)
 
 from ._native import ffi, lib
+
+if TYPE_CHECKING:
+    from .redis_engine import RedisEngine
 
 Message = Union[str, bytes]
 
@@ -60,12 +65,30 @@ def _register(callback: Optional[Callable[..., Any]]) -> int:
     return cid
 
 
+class EngineLike(Protocol):
+    """What the server needs of an engine (subclassing Engine is optional):
+    it calls subscribe/unsubscribe with (channel, pattern) and publish with
+    (channel, message); their results are not used."""
+
+    def subscribe(self, __channel: str, __pattern: bool) -> Any: ...
+
+    def unsubscribe(self, __channel: str, __pattern: bool) -> Any: ...
+
+    def publish(self, __channel: str, __message: Message) -> Any: ...
+
+
+#: ``engine=`` of publish: an engine, None (the default engine) or False
+#: (this process only).
+EngineArg = Union[EngineLike, None, Literal[False]]
+
+
 def publish_local(channel: Union[str, bytes], message: Message) -> bool:
     """Deliver to this process's subscribers only."""
     name = _name(channel)
     data, text = _payload(message)
     lib.srv_init()
-    return lib.ps_publish(name, len(name), data, len(data), text) >= 0
+    rc: int = lib.ps_publish(name, len(name), data, len(data), text)
+    return rc >= 0
 
 
 class Engine:
@@ -100,8 +123,9 @@ class Engine:
         sub = _name(subscription)
         name = _name(channel)
         data, text = _payload(message)
-        return lib.ps_deliver(sub, len(sub), int(bool(pattern)), name, len(name),
-                              data, len(data), text) >= 0
+        rc: int = lib.ps_deliver(sub, len(sub), int(bool(pattern)), name, len(name),
+                                 data, len(data), text)
+        return rc >= 0
 
 
 class ProcessEngine(Engine):
@@ -130,7 +154,12 @@ class ClusterEngine(Engine):
         lib.srv_init()
         if cluster.role != "master":
             lib.ps_publish(name, len(name), data, len(data), text)
-        lib.cl_publish(name, len(name), data, len(data), text)
+        if lib.cl_publish(name, len(name), data, len(data), text) == -2:
+            # delivered here, but the other workers will not see it
+            sys.stderr.write(f"iodine: pub/sub: a {len(data)}-byte message to {channel!r} "
+                             "could not be relayed to the other workers (too large, or "
+                             "the relay is backed up)\n")
+            return False
         return True
 
     def __repr__(self) -> str:
@@ -141,20 +170,20 @@ class _PubSub:
     """``Iodine.PubSub``: engines and their management."""
 
     Engine = Engine
-    PROCESS: Engine = ProcessEngine()
-    CLUSTER: Engine = ClusterEngine()
+    PROCESS: ProcessEngine = ProcessEngine()
+    CLUSTER: ClusterEngine = ClusterEngine()
 
     def __init__(self) -> None:
-        self._engines: List[Any] = []
-        self._default: Any = self.CLUSTER
+        self._engines: List[EngineLike] = []
+        self._default: EngineLike = self.CLUSTER
 
     @property
-    def default(self) -> Any:
+    def default(self) -> EngineLike:
         """Where ``publish`` goes when no engine is named."""
         return self._default
 
     @default.setter
-    def default(self, engine: Any) -> None:
+    def default(self, engine: Optional[EngineLike]) -> None:
         if engine is None:
             engine = self.CLUSTER
         if not callable(getattr(engine, "publish", None)):
@@ -163,7 +192,7 @@ class _PubSub:
         if engine not in (self.CLUSTER, self.PROCESS) and engine not in self._engines:
             self.attach(engine)
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: EngineLike) -> None:
         """Start telling `engine` about this process's channels (those that
         exist now, and those to come)."""
         for name in ("subscribe", "unsubscribe", "publish"):
@@ -177,14 +206,14 @@ class _PubSub:
         for channel, pattern in live:
             _tell(engine, "subscribe", channel, pattern)
 
-    def detach(self, engine: Any) -> None:
+    def detach(self, engine: EngineLike) -> None:
         with _lock:
             if engine in self._engines:
                 self._engines.remove(engine)
         if self._default is engine:
             self._default = self.CLUSTER
 
-    def reset(self, engine: Any) -> None:
+    def reset(self, engine: EngineLike) -> None:
         """Tell `engine` about every live channel again, as if newly attached
         (an engine that lost its connection calls this after reconnecting)."""
         with _lock:
@@ -193,10 +222,10 @@ class _PubSub:
             _tell(engine, "subscribe", channel, pattern)
 
     @property
-    def engines(self) -> List[Any]:
+    def engines(self) -> List[EngineLike]:
         return list(self._engines)
 
-    def Redis(self, url: str, **options: Any) -> Any:
+    def Redis(self, url: str, **options: Any) -> "RedisEngine":
         from .redis_engine import RedisEngine
 
         return RedisEngine(url, **options)
@@ -205,7 +234,7 @@ class _PubSub:
 PubSub = _PubSub()
 
 
-def _tell(engine: Any, what: str, channel: str, pattern: bool) -> None:
+def _tell(engine: EngineLike, what: str, channel: str, pattern: bool) -> None:
     try:
         getattr(engine, what)(channel, pattern)
     except Exception:
@@ -216,7 +245,7 @@ def _tell(engine: Any, what: str, channel: str, pattern: bool) -> None:
 
 # -- the application-facing calls --------------------------------------------
 
-def publish(channel: Union[str, bytes], message: Message, engine: Any = None) -> bool:
+def publish(channel: Union[str, bytes], message: Message, engine: EngineArg = None) -> bool:
     """Publish to every subscriber the engine reaches (default: the whole
     cluster of this server). ``engine=False``: this process only."""
     if engine is False:
@@ -256,7 +285,7 @@ def unsubscribe(channel: Union[str, bytes], pattern: bool = False) -> bool:
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
     lib.srv_init()
     with _lock:
-        found = lib.ps_unsubscribe(0, name, len(name), int(bool(pattern))) >= 0
+        found: bool = lib.ps_unsubscribe(0, name, len(name), int(bool(pattern))) >= 0
         cid = _global.pop(key, None)
     if cid:
         _callbacks.pop(cid, None)
@@ -284,7 +313,7 @@ def client_subscribe(client: Any, channel: Union[str, bytes],
 def client_unsubscribe(client: Any, channel: Union[str, bytes], pattern: bool) -> bool:
     name = _name(channel)
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
-    found = lib.ps_unsubscribe(client.conn, name, len(name), int(bool(pattern))) >= 0
+    found: bool = lib.ps_unsubscribe(client.conn, name, len(name), int(bool(pattern))) >= 0
     cid = client.subscriptions.pop(key, None)
     if cid:
         _callbacks.pop(cid, None)

@@ -39,7 +39,7 @@ from .pubsub import Engine, Message
 try:  # redis-py is a dependency of the Redis engine only
     import redis
 except ImportError:  # pragma: no cover - exercised only without redis-py
-    redis = None
+    redis = None  # type: ignore[assignment, unused-ignore]
 
 
 def _log(text: str) -> None:
@@ -253,7 +253,7 @@ class RedisEngine(Engine):
 
     def _handle(self, msg: Dict[str, Any]) -> None:
         kind = msg.get("type")
-        channel = msg.get("channel")
+        channel: Any = msg.get("channel")  # str, or bytes decoded just below
         if isinstance(channel, bytes):
             channel = channel.decode("utf-8", "surrogateescape")
         if kind in ("subscribe", "psubscribe"):

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import __version__
 from ._native import ffi, lib
-from .config import Config, ConfigError, Listener
+from .config import Config, ConfigError, Listener, cpu_count
 from . import client as _client
+from . import hooks as _hooks
 from . import pubsub as _pubsub
+from .accesslog import AccessLog
 from .client import Client
-from .wsgi import Response, _log_exception, base_environ, make_input
+from .wsgi import Response, WSGIApp, _log_exception, base_environ, make_input
 
 BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
 
@@ -33,6 +36,10 @@ TASK = lib.DSP_TASK
 TASK_END = lib.DSP_TASK_END
 PUBSUB = lib.DSP_PUBSUB
 PS_CHANNEL = lib.DSP_PS_CHANNEL
+STOPPING = lib.DSP_STOPPING
+LOG = lib.DSP_LOG
+NULL = ffi.NULL
+REQ_T = ffi.typeof("http_req *")
 
 # Timer tasks by id: the core only knows the number.
 _tasks: Dict[int, Callable[[], Any]] = {}
@@ -76,12 +83,16 @@ def iodine_py_run_events() -> None:
     if rt is None:
         return
     handle = rt.handle
-    next_event = lib.dsp_next
+    done_next = lib.dsp_done_next
+    ev = NULL
     for _ in range(BATCH):
-        ev = next_event(0)
-        if ev == ffi.NULL:
+        # finishing an event (which lets its connection's next one run)
+        # and taking the next is one call into C
+        ev = done_next(ev, 0)
+        if ev == NULL:
             return
         handle(ev)
+    lib.dsp_done(ev)
 
 
 class Runtime:
@@ -92,6 +103,7 @@ class Runtime:
         self.suspended: Dict[int, Response] = {}
         self.clients: Dict[int, Client] = {}
         self.access_log = config.log and not config.quiet
+        self.log: Optional[AccessLog] = None
         multithread = config.threads > 1
         multiprocess = config.workers > 1
         for lst in listeners:
@@ -99,10 +111,12 @@ class Runtime:
 
     # -- events ----------------------------------------------------------------
     def handle(self, ev: Any) -> None:
+        """Run one event. The caller passes it to dsp_done afterwards: only
+        then may the same connection's next event run (ordering)."""
         kind = ev.kind
         try:
             if kind == HTTP_REQUEST:
-                self.on_request(ffi.cast("http_req *", ev.ptr))
+                self.on_request(ffi.cast(REQ_T, ev.ptr))
             elif kind == HTTP_DRAIN:
                 resp = self.suspended.pop(ev.conn, None)
                 if resp is not None:
@@ -113,20 +127,23 @@ class Runtime:
                 _pubsub.on_message(self, ev.conn, ev.ptr, ev.arg)
             elif kind == PS_CHANNEL:
                 _pubsub.on_channel(ev.ptr, ev.arg)
+            elif kind == STOPPING:
+                _hooks.fire("start_shutdown")
+            elif kind == LOG:  # a line for an answer the core gave itself
+                if self.log is not None:
+                    self.log.write(ffi.unpack(ffi.cast("char *", ev.ptr), ev.arg).decode("latin-1"))
+                lib.al_free(ffi.cast("char *", ev.ptr))
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
             _log_exception("the server's event handler")
-        finally:
-            # Only now may this connection's next event run (ordering).
-            lib.dsp_done(ev)
 
     def on_request(self, req: Any) -> None:
         try:
             app, base = self.apps[req.tag]
             env = base.copy()
-            parts = ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0")
-            env.update(zip(parts[::2], parts[1::2]))
+            parts = iter(ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0"))
+            env.update(zip(parts, parts))  # "KEY\0value\0KEY\0value"
             env["wsgi.input"] = make_input(req)
             conn = req.conn
             upgrade = req.upgrade
@@ -146,12 +163,14 @@ class Runtime:
         _pubsub.forget_client(client)  # the core already dropped them
 
     def log_access(self, resp: Response) -> None:
+        log = self.log
+        if log is None:
+            return
         env = resp.env
         took = (time.perf_counter() - resp.started) * 1000.0
         status = (resp.status or "-").split(" ", 1)[0]
-        stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-        sys.stderr.write(
-            f'{env.get("REMOTE_ADDR", "-")} - - [{stamp}] "{env.get("REQUEST_METHOD")} '
+        log.write(
+            f'{env.get("REMOTE_ADDR", "-")} - - [{log.stamp()}] "{env.get("REQUEST_METHOD")} '
             f'{env.get("REQUEST_URI")} {env.get("SERVER_PROTOCOL")}" {status} '
             f'{resp.bytes_out} {took:.3f}ms\n')
 
@@ -159,6 +178,9 @@ class Runtime:
     def serve(self) -> None:
         global _runtime
         _runtime = self
+        if self.access_log:
+            self.log = AccessLog()
+        lib.al_enable(1 if self.access_log else 0)
         grace_ms = int(self.config.grace * 1000)
         threads = self.config.threads
         try:
@@ -174,15 +196,74 @@ class Runtime:
                     t.join(timeout=self.config.grace + 5)
         finally:
             _runtime = None
+            if self.log is not None:
+                self.log.close()
 
     def _worker(self) -> None:
-        next_event = lib.dsp_next
+        done_next = lib.dsp_done_next
         handle = self.handle
+        ev = NULL
         while True:
-            ev = next_event(1)
-            if ev == ffi.NULL:
+            ev = done_next(ev, 1)
+            if ev == NULL:
                 return
             handle(ev)
+
+
+def _ignore_usr1() -> None:
+    """SIGUSR1 restarts workers; with none, it must not kill the server."""
+    try:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+def _tls_ctx(lst: Listener) -> Any:
+    """The listener's TLS context for the core (NULL: plain TCP)."""
+    if not lst.tls:
+        return ffi.NULL
+    if not lib.tls_available():
+        raise ConfigError("TLS is not available: this build lacked the OpenSSL headers "
+                          "(or had IODINE_NO_TLS=1); install libssl-dev, then rebuild")
+    err = ffi.new("char[512]")
+    cert = os.fsencode(lst.tls_cert) if lst.tls_cert else ffi.NULL
+    key = os.fsencode(lst.tls_key) if lst.tls_key else ffi.NULL
+    ctx = lib.tls_ctx_new(cert, key, err, len(err))
+    if ctx == ffi.NULL:
+        raise ConfigError("TLS: " + ffi.string(err).decode("utf-8", "replace"))
+    return ctx
+
+
+_trusts: Dict[str, Any] = {}
+
+
+def _trust(spec: str) -> Any:
+    """The C form of a trust_proxy setting (kept for the process's life:
+    every connection of the listener points at it)."""
+    spec = (spec or "").strip()
+    if not spec:
+        return ffi.NULL
+    if spec not in _trusts:
+        err = ffi.new("char[]", 128)
+        t = lib.px_parse(spec.encode("latin-1", "replace"), err, 128)
+        if t == ffi.NULL:
+            raise ConfigError(f"trust_proxy: {ffi.string(err).decode()}")
+        _trusts[spec] = t
+    return _trusts[spec]
+
+
+_public_roots: Dict[str, Any] = {}
+
+
+def _public_root(folder: Optional[str]) -> Any:
+    """The C form of a public folder: its realpath (static.c checks every
+    file against it), kept for the process's life like _trusts."""
+    if folder is None:
+        return ffi.NULL
+    real = os.path.realpath(folder)
+    if real not in _public_roots:
+        _public_roots[real] = ffi.new("char[]", os.fsencode(real))
+    return _public_roots[real]
 
 
 class _Iodine:
@@ -226,20 +307,32 @@ class _Iodine:
     PubSub = _pubsub.PubSub
 
     @staticmethod
-    def publish(channel: Any, message: Any, engine: Any = None) -> bool:
+    def publish(channel: Union[str, bytes], message: _pubsub.Message,
+                engine: _pubsub.EngineArg = None) -> bool:
         """Publish to every subscriber (default engine: the whole cluster of
         this server; engine=False: this process only). Any thread."""
         return _pubsub.publish(channel, message, engine)
 
     @staticmethod
-    def subscribe(channel: Any, callback: Callable[..., Any], pattern: bool = False) -> bool:
+    def subscribe(channel: Union[str, bytes], callback: Callable[[str, _pubsub.Message], Any],
+                  pattern: bool = False) -> bool:
         """callback(channel, message) for every message published to
         `channel` (a glob pattern when pattern=True)."""
         return _pubsub.subscribe(channel, callback, pattern)
 
     @staticmethod
-    def unsubscribe(channel: Any, pattern: bool = False) -> bool:
+    def unsubscribe(channel: Union[str, bytes], pattern: bool = False) -> bool:
         return _pubsub.unsubscribe(channel, pattern)
+
+    # -- lifecycle -------------------------------------------------------------
+    STATES = _hooks.STATES
+
+    @staticmethod
+    def on_state(event: str, fn: _hooks.F) -> _hooks.F:
+        """Call fn() at a point of the server's life: pre_start,
+        before_fork, after_fork, enter_child, enter_master, start_shutdown,
+        on_finish (order: see iodine_py/hooks.py and the README)."""
+        return _hooks.on_state(event, fn)
 
     # -- timers and tasks ------------------------------------------------------
     def run_every(self, ms: float, fn: Callable[[], Any], repetitions: int = 0) -> Timer:
@@ -265,13 +358,16 @@ class _Iodine:
         """Call fn on the next turn of the event loop."""
         return self.run_every(0, fn, repetitions=1)
 
-    def listen(self, app: Callable, port: Optional[int] = None,
+    def listen(self, app: WSGIApp, port: Optional[int] = None,
                address: Optional[str] = None, **limits: Any) -> Listener:
         """Serve ``app`` (a WSGI callable) on ``address:port`` once started.
 
         ``limits`` override the defaults for this listener: max_body,
         max_head, max_header_line, max_headers (bytes or counts), keepalive
-        and body_spill (seconds, bytes)."""
+        and body_spill (seconds, bytes); public=DIR serves GET/HEAD for files
+        under DIR from C before ``app`` is called (README "Static files");
+        tls=True serves HTTPS with a self-signed development certificate,
+        tls_cert=FILE and tls_key=FILE with yours (README "TLS")."""
         if not callable(app):
             raise TypeError("app must be a WSGI callable")
         lst = self.config.listener(app, port, address, **limits)
@@ -286,6 +382,11 @@ class _Iodine:
         rc = lib.srv_init()
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
+        if self.config.workers == 0:
+            self.config.workers = cpu_count()
+        lib.srv_set_reuseport(int(self.config.reuseport and self.config.workers > 1))
+        lib.srv_set_max_connections(self.config.max_connections
+                                    or lib.srv_default_max_connections())
         # From here a SIGINT/SIGTERM means "stop gracefully", even if it
         # lands before the loop runs (it is remembered).
         lib.srv_arm_signals()
@@ -299,17 +400,25 @@ class _Iodine:
             raise
         if self.config.redis:
             self.PubSub.default = self.PubSub.Redis(self.config.redis, ping=self.config.redis_ping)
+        # Until a master installs its rolling-restart handler (and for good
+        # without workers) SIGUSR1 must not kill the server: ignore it
+        # before anyone is told we listen.
+        _ignore_usr1()
         self._banner()
         listeners = self._listeners
         try:
+            _hooks.fire("pre_start")
             if self.config.workers > 1:
                 from .cluster import Master
 
                 Master(self.config.workers, self.config.grace,
                        lambda: Runtime(self.config, listeners).serve(),
-                       lambda event: None).run()
+                       _hooks.fire).run()
             else:
+                _hooks.fire("enter_master")
+                _hooks.fire("enter_child")
                 Runtime(self.config, listeners).serve()
+            _hooks.fire("on_finish")
         finally:
             self._listeners = []
         if not self.config.quiet:
@@ -324,9 +433,14 @@ class _Iodine:
             "max_headers": lst.max_headers, "max_body": lst.max_body,
             "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
             "tag": tag, "ws_max_msg": lst.ws_max_msg,
-            "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending})
+            "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending,
+            "header_timeout_ms": int(lst.header_timeout * 1000),
+            "min_body_rate": lst.min_body_rate,
+            "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
+            "public_root": _public_root(lst.public)})
         rc = lib.srv_listen(addr, lst.port, settings)
         if rc < 0:
+            lib.tls_ctx_free(settings.tls)
             where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
             raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")
         lst.bound_port = rc
@@ -347,6 +461,9 @@ class _Iodine:
         lines.append(f"threads: {self.config.threads}, workers: {self.config.workers}")
         if self.config.redis:
             lines.append(f"pub/sub: Redis at {self.config.redis.split('@')[-1]}")
+        if any(lst.tls and not lst.tls_cert for lst in self._listeners):
+            lines.append("TLS: self-signed certificate for localhost, made at start "
+                         "(development only: clients will not trust it)")
         sys.stderr.write("\n".join(lines) + "\n")
         sys.stderr.flush()
 
@@ -357,7 +474,8 @@ class _Iodine:
         host = lst.address or "0.0.0.0"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{lst.bound_port}"
+        scheme = "https" if lst.tls else "http"
+        return f"{scheme}://{host}:{lst.bound_port}"
 
 
 Iodine = _Iodine()

@@ -19,9 +19,13 @@ import stat
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ._native import ffi, lib
+
+#: A WSGI application (PEP 3333): app(environ, start_response) -> body chunks.
+#: (wsgiref.types.WSGIApplication says the same, from Python 3.11 on.)
+WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Stop iterating the app's body past this many queued bytes (per connection).
 HIGH_WATER = 256 * 1024
@@ -47,7 +51,7 @@ class _EmptyInput:
     def readlines(self, hint: int = -1) -> List[bytes]:
         return []
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(())
 
     def close(self) -> None:
@@ -67,7 +71,7 @@ class FileWrapper:
         if hasattr(filelike, "close"):
             self.close = filelike.close
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         read = self.filelike.read
         while True:
             data = read(self.blksize)
@@ -115,7 +119,8 @@ def base_environ(listener: Any, multithread: bool, multiprocess: bool) -> Dict[s
         "SERVER_PORT": port,
         "SERVER_SOFTWARE": "iodine-py",
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
+        # a trusted proxy's X-Forwarded-Proto still overrides it (per request)
+        "wsgi.url_scheme": "https" if getattr(listener, "tls", False) else "http",
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
@@ -196,7 +201,8 @@ class Response:
         status = self.status
         if status is None:
             raise AssertionError("the application returned without calling start_response()")
-        headers = self.headers
+        # set together with status by start_response()
+        headers: List[Tuple[str, str]] = self.headers  # type: ignore[assignment]
         flat = "\0".join([x for pair in headers for x in pair]).encode("latin-1")
         s = status.encode("latin-1")
         self.bytes_out += len(body)
@@ -208,7 +214,7 @@ class Response:
         if finish:
             self.done = True
 
-    def run(self, app: Callable) -> None:
+    def run(self, app: WSGIApp) -> None:
         try:
             result = app(self.env, self.start_response)
         except BaseException:

@@ -17,6 +17,8 @@
 #define _DEFAULT_SOURCE
 #include "http1_parser.h"
 
+#include "check.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,47 +26,6 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-static void check(int ok, int line, const char *fmt, ...) {
-  va_list ap;
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL line %d: ", line);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  printf("\n");
-}
-#define CHECK(cond, ...) check(!!(cond), __LINE__, __VA_ARGS__)
-
-/* ---- guard page ------------------------------------------------------- */
-
-static char *arena;
-static size_t arena_len;
-
-static void arena_init(void) {
-  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-  arena_len = (size_t)1 << 20;
-  arena = mmap(NULL, arena_len + pg, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (arena == MAP_FAILED || mprotect(arena + arena_len, pg, PROT_NONE)) {
-    perror("mmap");
-    exit(2);
-  }
-}
-
-/* Copies n bytes so that the last one sits just before the guard page. */
-static char *at_end(const char *src, size_t n) {
-  char *p = arena + arena_len - n;
-  if (n)
-    memmove(p, src, n);
-  return p;
-}
 
 /* ---- head driver ------------------------------------------------------ */
 
@@ -86,13 +47,13 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
   int full, rk, bad = 0;
   size_t k, sc, done_at = (size_t)-1;
 
-  b = at_end(in, n);
+  b = guarded(in, n);
   memset(&r, 0, sizeof r);
   r.headers = hdrs;
   full = http1_parse_request(b, n, NULL, lim, &r);
 
   for (k = 0; k <= n && !bad; k++) {
-    b = at_end(in, k);
+    b = guarded(in, k);
     memset(&r, 0, sizeof r);
     r.headers = hdrs;
     sc = 0;
@@ -126,7 +87,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
 
   sc = 0;
   for (k = 0; k <= n && !bad; k++) {
-    b = at_end(in, k);
+    b = guarded(in, k);
     memset(&r, 0, sizeof r);
     r.headers = hdrs;
     rk = http1_parse_request(b, k, &sc, lim, &r);
@@ -145,7 +106,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
     break;
   }
 
-  b = at_end(in, n);
+  b = guarded(in, n);
   memset(req, 0, sizeof *req);
   req->headers = hdrs;
   full = http1_parse_request(b, n, NULL, lim, req);
@@ -224,7 +185,7 @@ static ssize_t feed(const char *in, size_t n, const size_t *cuts, size_t ncuts,
   *blen = 0;
   for (i = 0; i <= ncuts; i++) {
     size_t stop = i < ncuts ? cuts[i] : n, len = stop - start;
-    char *b = at_end(in + start, len);
+    char *b = guarded(in + start, len);
     uint64_t before = d.total;
     rc = http1_decode_chunked(&d, b, &len);
     if (len > stop - start || (rc >= 0 && (size_t)rc > stop - start))
@@ -354,8 +315,11 @@ static void test_request_line(void) {
   EXPECT_HEAD("GET /foo bar/ HTTP/1.1\r\n\r\n", -400);
   EXPECT_HEAD("GET  HTTP/1.1\r\n\r\n", -400);
 
-  /* versions */
-  EXPECT_HEAD("GET / HTTP/1.2\r\n\r\n", -505);
+  /* versions: a later 1.x is served as 1.1 (RFC 9110 6.2) */
+  rc = HEAD("GET / HTTP/1.2\r\nHost: a\r\n\r\n", &r);
+  CHECK(rc == 27 && r.version_minor == 1, "HTTP/1.2 answered as 1.1: %d", rc);
+  rc = HEAD("GET / HTTP/1.9\r\nHost: a\r\n\r\n", &r);
+  CHECK(rc == 27 && r.version_minor == 1, "HTTP/1.9 answered as 1.1: %d", rc);
   EXPECT_HEAD("GET / HTTP/2.0\r\n\r\n", -505);
   EXPECT_HEAD("GET / HTTP/0.9\r\n\r\n", -505);
   EXPECT_HEAD("GET / HTTP/9.9\r\n\r\n", -505);
@@ -561,7 +525,7 @@ static void test_limits(void) {
     n += (size_t)sprintf(big + n, "\r\n\r\n");
     memset(&r, 0, sizeof r);
     r.headers = hdrs;
-    rc = http1_parse_request(at_end(big, n), n, NULL, &def_lim, &r);
+    rc = http1_parse_request(guarded(big, n), n, NULL, &def_lim, &r);
     CHECK(rc == (i ? -431 : (int)n), "header line of %zu: %d", 8192 + i, rc);
   }
 }
@@ -1071,7 +1035,7 @@ static void test_chunked(void) {
 }
 
 int main(void) {
-  arena_init();
+  guard_init((size_t)1 << 20);
   test_request_line();
   test_headers();
   test_limits();

@@ -21,59 +21,14 @@
 #define _DEFAULT_SOURCE
 #include "ws_frame.h"
 
+#include "check.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-static void check(int ok, int line, const char *fmt, ...) {
-  va_list ap;
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL line %d: ", line);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-}
-#define CHECK(c, ...) check(!!(c), __LINE__, __VA_ARGS__)
-
-/* ---- guarded buffers ---------------------------------------------------- */
-
-static uint8_t *guard_base;
-static size_t guard_room; /* readable bytes before the PROT_NONE page */
-
-static void guard_init(void) {
-  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-  size_t room = ((2u << 20) + pg - 1) / pg * pg; /* 2 MiB */
-  void *m = mmap(NULL, room + pg, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) {
-    perror("mmap");
-    exit(2);
-  }
-  if (mprotect((uint8_t *)m + room, pg, PROT_NONE)) {
-    perror("mprotect");
-    exit(2);
-  }
-  guard_base = m;
-  guard_room = room;
-}
-
-/* src[0..n) copied so that its last byte is the last readable byte. */
-static uint8_t *guarded(const void *src, size_t n) {
-  uint8_t *p = guard_base + guard_room - n;
-  if (n)
-    memcpy(p, src, n);
-  return p;
-}
 
 /* ---- tiny deterministic PRNG (xorshift64*) ----------------------------- */
 
@@ -1017,7 +972,7 @@ static void test_accept_key(void) {
 }
 
 int main(void) {
-  guard_init();
+  guard_init(2u << 20);
   test_rfc_examples();
   test_lengths();
   test_head_errors();

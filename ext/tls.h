@@ -1,0 +1,43 @@
+/* tls: TLS for reactor connections, with OpenSSL.
+ *
+ * Owns: the per-listener TLS context (certificate and key, loaded from PEM
+ * files or made on the fly as a self-signed development certificate) and
+ * each TLS connection's OpenSSL state, which it plugs into the reactor as
+ * the connection's transport (rx_transport, reactor.h). The handshake runs
+ * inside the first reads and writes, so it is driven by epoll readiness like
+ * any other I/O; close_notify is sent when the reactor closes a healthy
+ * connection.
+ *
+ * Must never: block (every socket is non-blocking and every OpenSSL call
+ * returns at once), parse a protocol above TLS, touch the output queue or
+ * epoll itself (the reactor does both), or talk to the terminal (an
+ * encrypted key fails to load instead of prompting for a pass phrase).
+ *
+ * Built without OpenSSL (no IODINE_TLS), every function is a stub and
+ * tls_available() says 0. */
+#ifndef IODINE_TLS_H
+#define IODINE_TLS_H
+
+#include <stddef.h>
+
+typedef struct rx_conn rx_conn;
+typedef struct tls_ctx tls_ctx;
+
+/* 1 when this build has TLS (OpenSSL was found at build time), else 0. */
+int tls_available(void);
+
+/* A server context from a PEM certificate chain and a PEM private key, or,
+ * with both NULL, a fresh self-signed certificate for CN=localhost (SAN
+ * localhost, 127.0.0.1, ::1) for development. NULL on failure, with a
+ * one-line reason in err (always NUL-terminated when errlen > 0). */
+tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
+                     size_t errlen);
+/* Release the caller's reference; connections keep theirs. */
+void tls_ctx_free(tls_ctx *t);
+
+/* Make c speak TLS (as the server) before it has read or written
+ * anything. 0, or -1 (out of memory, or no TLS in this build). The loop
+ * thread, holding the big lock. */
+int tls_attach(rx_conn *c, tls_ctx *t);
+
+#endif

@@ -1,0 +1,65 @@
+"""Lifecycle hooks: ``Iodine.on_state(event, fn)``.
+
+Order, with workers (``-w N``, N > 1)::
+
+    master: pre_start, (before_fork, after_fork) for each worker, enter_master,
+            ... serving ...  start_shutdown, on_finish
+    worker: after_fork, enter_child, ... serving ...  start_shutdown, on_finish
+
+A worker restarted by the master (a crash, or SIGUSR1's rolling restart)
+runs the worker's list again, and the master runs before_fork/after_fork
+around it.
+
+Without workers the one process is both master and child::
+
+    pre_start, enter_master, enter_child, ... serving ...  start_shutdown, on_finish
+
+``pre_start`` runs once the listening sockets are bound (ports are known)
+and before any fork; ``start_shutdown`` when a graceful stop begins (in-flight
+requests are still finishing); ``on_finish`` when the process is done
+serving, just before ``Iodine.start()`` returns or the worker exits.
+Hooks for one event run in the order they were added; an exception is
+logged and the next hook runs.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, List, TypeVar
+
+STATES = ("pre_start", "before_fork", "after_fork", "enter_child",
+          "enter_master", "start_shutdown", "on_finish")
+
+F = TypeVar("F", bound=Callable[[], object])
+
+_hooks: Dict[str, List[Callable[[], object]]] = {s: [] for s in STATES}
+_lock = threading.Lock()
+
+
+def on_state(event: str, fn: F) -> F:
+    """Run ``fn()`` at ``event`` (one of STATES). Returns fn. Any thread."""
+    if event not in _hooks:
+        raise ValueError(f"unknown state {event!r}; expected one of {', '.join(STATES)}")
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    with _lock:
+        _hooks[event].append(fn)
+    return fn
+
+
+def fire(event: str) -> None:
+    with _lock:
+        fns = list(_hooks[event])
+    for fn in fns:
+        try:
+            fn()
+        except Exception:
+            from .wsgi import _log_exception
+
+            _log_exception(f"an on_state({event!r}) hook")
+
+
+def clear() -> None:
+    """Forget every hook (tests, and a second start in one process)."""
+    with _lock:
+        for fns in _hooks.values():
+            fns.clear()

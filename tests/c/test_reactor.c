@@ -1,0 +1,317 @@
+/* Build: cc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -Iext ext/reactor.c tests/c/test_reactor.c -o build/test_reactor
+ *
+ * The reactor's transport hook (the part TLS plugs into), with a fake
+ * transport over a socketpair, so every crossing OpenSSL can produce is
+ * produced on purpose:
+ *   - a read that must wait for output space resumes on EPOLLOUT;
+ *   - a write that must wait for input resumes on EPOLLIN, and then
+ *     resumes the protocol (the transport may hold input it read); a read
+ *     that epoll did not announce retries it too;
+ *   - a refused write is offered again with at least the same bytes,
+ *     through partial writes, small segments, a file (read in bounded
+ *     pieces, never sendfile) and a large segment, all in order;
+ *   - end of input sets RX_F_HUP; close hands the transport its fd once. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "reactor.h"
+
+static int ok, fails;
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (cond) ok++;                                                   \
+    else {                                                            \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
+      fails++;                                                        \
+    }                                                                 \
+  } while (0)
+
+/* --- the fake transport ----------------------------------------------------- */
+
+static struct {
+  int read_want_write;  /* next reads answer WANT_WRITE this many times */
+  int write_want_read;  /* next writes answer WANT_READ this many times */
+  int refuse_every_other; /* alternate WANT_WRITE and acceptance */
+  size_t max_write;     /* a partial write takes at most this */
+  size_t max_offer;     /* largest len offered */
+  int refused;          /* the last write was refused... */
+  char last[1 << 16];   /* ...offering these bytes (the first 64 KiB) */
+  size_t last_len;
+  int shrunk;           /* a retry offered fewer or other bytes */
+  int closes, fd_open_at_close;
+  char held[64];        /* input read from the socket, not yet given out */
+  size_t held_len;
+} fk;
+
+static long fk_read(rx_conn *c, void *dst, size_t len) {
+  if (fk.read_want_write) {
+    /* as TLS does: take the record off the socket, then find it needs to
+     * write before it can give anything out (so no input stays in the
+     * kernel to make epoll report EPOLLIN again) */
+    fk.read_want_write--;
+    ssize_t r = read(c->fd, fk.held, sizeof fk.held);
+    if (r > 0) fk.held_len = (size_t)r;
+    return RX_TR_WANT_WRITE;
+  }
+  if (fk.held_len) {
+    size_t n = fk.held_len < len ? fk.held_len : len;
+    memcpy(dst, fk.held, n);
+    memmove(fk.held, fk.held + n, fk.held_len - n);
+    fk.held_len -= n;
+    return (long)n;
+  }
+  ssize_t n = read(c->fd, dst, len);
+  if (n > 0) return (long)n;
+  if (n < 0 && errno == EAGAIN) return RX_TR_WANT_READ;
+  return RX_TR_ERROR;
+}
+
+static long fk_write(rx_conn *c, const void *src, size_t len) {
+  if (len > fk.max_offer) fk.max_offer = len;
+  if (fk.refused) { /* the retry must offer at least the same bytes */
+    size_t cmp = fk.last_len < sizeof fk.last ? fk.last_len : sizeof fk.last;
+    if (len < fk.last_len || memcmp(src, fk.last, cmp)) fk.shrunk = 1;
+    fk.refused = 0;
+  } else if (fk.write_want_read || fk.refuse_every_other) {
+    fk.refused = 1;
+    fk.last_len = len;
+    memcpy(fk.last, src, len < sizeof fk.last ? len : sizeof fk.last);
+    if (fk.write_want_read) {
+      fk.write_want_read--;
+      return RX_TR_WANT_READ;
+    }
+    return RX_TR_WANT_WRITE;
+  }
+  if (fk.max_write && len > fk.max_write) len = fk.max_write;
+  ssize_t n = write(c->fd, src, len);
+  if (n > 0) return (long)n;
+  if (n < 0 && errno == EAGAIN) return RX_TR_WANT_WRITE;
+  return RX_TR_ERROR;
+}
+
+static void fk_close(rx_conn *c) {
+  fk.closes++;
+  fk.fd_open_at_close = fcntl(c->fd, F_GETFD) != -1;
+}
+
+static const rx_transport fake = {.read = fk_read, .write = fk_write, .close = fk_close};
+
+/* --- a protocol that records what it reads ------------------------------- */
+
+static char got[64];
+static size_t got_len;
+static int on_data_calls, last_read;
+
+static void on_data(rx_conn *c) {
+  on_data_calls++;
+  for (;;) {
+    long n = rx_read(c, got + got_len, sizeof got - got_len);
+    last_read = (int)n;
+    if (n <= 0) return;
+    got_len += (size_t)n;
+  }
+}
+
+static const rx_proto proto = {.on_data = on_data};
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static void turns(int n) {
+  for (int i = 0; i < n; i++) rx_run_once(20);
+}
+
+static size_t drain(int fd, char *dst, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    char sink[65536];
+    ssize_t r = read(fd, dst ? dst + n : sink, dst ? cap - n : sizeof sink);
+    if (r <= 0) return n;
+    if (dst) n += (size_t)r;
+  }
+}
+
+static rx_conn *pair(int *peer) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return NULL;
+  *peer = sv[1];
+  rx_lock();
+  rx_conn *c = rx_attach(sv[0], &proto, NULL);
+  rx_set_transport(c, &fake, NULL);
+  rx_unlock();
+  return c;
+}
+
+static void reset(void) {
+  memset(&fk, 0, sizeof fk);
+  got_len = 0;
+  on_data_calls = 0;
+}
+
+/* --- the cases -------------------------------------------------------------- */
+
+static void read_waits_for_output_space(void) {
+  reset();
+  int peer;
+  rx_conn *c = pair(&peer);
+  int sz = 4096;
+  setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  char junk[4096] = {0};
+  while (write(c->fd, junk, sizeof junk) > 0) {} /* the socket is full */
+  turns(1);
+  fk.read_want_write = 1;
+  CHECK(write(peer, "abc", 3) == 3);
+  turns(1);
+  CHECK(on_data_calls >= 1 && got_len == 0);
+  CHECK(c->flags & RX_F_TR_WANT_OUT);
+  int before = on_data_calls;
+  drain(peer, NULL, 0); /* room again: an EPOLLOUT edge, no new input */
+  turns(2);
+  CHECK(on_data_calls > before);
+  CHECK(got_len == 3 && !memcmp(got, "abc", 3));
+  CHECK(!(c->flags & RX_F_TR_WANT_OUT));
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  close(peer);
+}
+
+static void write_waits_for_input(void) {
+  reset();
+  int peer;
+  rx_conn *c = pair(&peer);
+  turns(1); /* the first, "writable", edge goes by */
+  fk.write_want_read = 1;
+  rx_lock();
+  CHECK(rx_write(c, "hello", 5) == 0);
+  rx_unlock();
+  CHECK(c->out_bytes == 5 && (c->flags & RX_F_TR_WANT_IN));
+  turns(2);
+  char buf[16];
+  CHECK(read(peer, buf, sizeof buf) < 0); /* nothing went out: no input yet */
+  on_data_calls = 0;
+  CHECK(write(peer, "x", 1) == 1);
+  turns(1);
+  CHECK(!fk.shrunk);
+  CHECK(read(peer, buf, sizeof buf) == 5 && !memcmp(buf, "hello", 5));
+  CHECK(c->out_bytes == 0 && !(c->flags & RX_F_TR_WANT_IN));
+  /* once for the input, once more because the write read from the socket */
+  CHECK(on_data_calls == 2);
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  close(peer);
+}
+
+static void read_retries_a_write_waiting_for_input(void) {
+  reset();
+  int peer;
+  rx_conn *c = pair(&peer);
+  turns(1);
+  fk.write_want_read = 1;
+  rx_lock();
+  CHECK(rx_write(c, "later", 5) == 0);
+  CHECK(c->flags & RX_F_TR_WANT_IN);
+  rx_resume(c); /* the protocol reads without epoll saying so */
+  rx_unlock();
+  turns(1);
+  char buf[16];
+  CHECK(read(peer, buf, sizeof buf) == 5 && !memcmp(buf, "later", 5));
+  CHECK(c->out_bytes == 0 && !fk.shrunk);
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  close(peer);
+}
+
+static void retries_offer_the_same_bytes(void) {
+  reset();
+  int peer;
+  rx_conn *c = pair(&peer);
+  turns(1);
+  /* expected output: small segments, a file (offset 1000, 100000 bytes),
+   * more small ones, and a 300 KiB segment */
+  size_t flen = 100000, blen = 300 * 1024, total = 0;
+  char *expect = malloc(flen + blen + 64), *file = malloc(flen + 1000), *big = malloc(blen);
+  char *out = malloc(flen + blen + 64);
+  for (size_t i = 0; i < flen + 1000; i++) file[i] = (char)(i * 7 + 3);
+  for (size_t i = 0; i < blen; i++) big[i] = (char)(i * 13 + 1);
+  char path[] = "/tmp/test_reactor_XXXXXX";
+  int fd = mkstemp(path);
+  unlink(path);
+  CHECK(fd >= 0 && write(fd, file, flen + 1000) == (ssize_t)(flen + 1000));
+  fk.refuse_every_other = 1;
+  fk.max_write = 7000;
+  rx_lock();
+  rx_cork(c); /* queue it all, then flush at the end of the turn */
+  rx_write(c, "head-", 5);
+  memcpy(expect + total, "head-", 5), total += 5;
+  rx_write(c, "one-", 4);
+  memcpy(expect + total, "one-", 4), total += 4;
+  CHECK(rx_write_file(c, fd, 1000, flen) == 0);
+  memcpy(expect + total, file + 1000, flen), total += flen;
+  rx_write(c, "-tail", 5);
+  memcpy(expect + total, "-tail", 5), total += 5;
+  rx_write(c, big, blen);
+  memcpy(expect + total, big, blen), total += blen;
+  rx_unlock();
+  size_t n = 0;
+  for (int i = 0; i < 5000 && n < total; i++) {
+    if (fk.refused) { /* a real refusal comes with a later EPOLLOUT; */
+      rx_lock();      /* here a cork stands in for it: it flushes too */
+      rx_cork(c);
+      rx_unlock();
+    }
+    turns(1);
+    n += drain(peer, out + n, flen + blen + 64 - n);
+  }
+  CHECK(n == total && !memcmp(out, expect, total));
+  CHECK(!fk.shrunk);
+  CHECK(fk.max_offer <= (1u << 20));
+  CHECK(c->out_bytes == 0 && c->out_count == 0);
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  close(peer);
+  free(expect), free(file), free(big), free(out);
+}
+
+static void eof_and_close(void) {
+  reset();
+  int peer;
+  rx_conn *c = pair(&peer);
+  turns(1);
+  close(peer); /* end of input */
+  turns(1);
+  CHECK(last_read == -1 && (c->flags & RX_F_HUP));
+  rx_lock();
+  rx_close_now(c);
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  CHECK(fk.closes == 1 && fk.fd_open_at_close);
+}
+
+int main(void) {
+  if (rx_init()) {
+    printf("rx_init failed\n");
+    return 1;
+  }
+  read_waits_for_output_space();
+  write_waits_for_input();
+  read_retries_a_write_waiting_for_input();
+  retries_offer_the_same_bytes();
+  eof_and_close();
+  printf("%d passed, %d failed\n", ok, fails);
+  return fails != 0;
+}
