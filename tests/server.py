@@ -51,7 +51,7 @@ def repo_on_path_env() -> dict:
     return {}
 
 
-LISTENING_RE = re.compile(r"Listening on http://(?P<host>[^\s:/]+|\[[^\]]+\]):(?P<port>\d+)")
+LISTENING_RE = re.compile(r"Listening on https?://(?P<host>[^\s:/]+|\[[^\]]+\]):(?P<port>\d+)")
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
@@ -97,7 +97,7 @@ def base_env(extra: Optional[dict] = None) -> dict:
 
 class ServerProcess:
     def __init__(self, argv: Sequence[str], env: Optional[dict] = None,
-                 cwd: Union[str, Path, None] = None):
+                 cwd: Union[str, Path, None] = None, preexec_fn=None):
         self.argv = list(argv)
         self.cwd = str(cwd or REPO_ROOT)
         self.stderr_lines: list[str] = []
@@ -111,7 +111,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             self.argv, cwd=self.cwd, env=env if env is not None else base_env(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=preexec_fn)
         self._readers = [
             threading.Thread(target=self._reader, args=(self.proc.stderr, self.stderr_lines),
                              daemon=True),
@@ -156,6 +156,24 @@ class ServerProcess:
                     raise AssertionError(
                         f"server exited (code {self.proc.returncode}) before printing "
                         f"{rx.pattern!r}; stderr:\n{self.stderr}")
+                self._cond.wait(min(remaining, 0.2))
+
+    def wait_for_lines(self, pattern: Union[str, re.Pattern], count: int,
+                       timeout: float = 5.0) -> list:
+        """Wait until `count` stderr lines match `pattern`; returns the matches."""
+        rx = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [m for m in map(rx.search, self.stderr_lines) if m]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None
+                                      and not any(t.is_alive() for t in self._readers)):
+                    raise AssertionError(
+                        f"{len(found)} of {count} stderr lines matching {rx.pattern!r} "
+                        f"within {timeout}s; stderr so far:\n{self.stderr}")
                 self._cond.wait(min(remaining, 0.2))
 
     def stderr_mark(self) -> int:

@@ -62,6 +62,16 @@ def test_http2_version_is_505(srv):
     check_rejected(srv, b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505)
 
 
+def test_a_later_http1_minor_version_is_answered_as_11(srv):
+    """RFC 9110 6.2: a recipient of a higher minor version of its major
+    version answers as the highest minor it supports; it is not refused."""
+    with srv.connect() as c:
+        c.send(b"GET / HTTP/1.2\r\n" + H + b"\r\n")
+        resp = c.read_response()
+    assert resp.status == 200
+    assert resp.version == "HTTP/1.1"
+
+
 def test_missing_host_in_http11_is_400(srv):
     """RFC 9112 3.2: 'A server MUST respond with a 400 (Bad Request) status
     code to any HTTP/1.1 request message that lacks a Host header field.'"""

@@ -1,0 +1,103 @@
+"""`iodine --version`, the grouping of `iodine --help`, and the one-line
+exit-2 errors that tests/http/test_cli.py does not cover: an app file with
+no `app` (or a non-callable one), and a port already in use."""
+from __future__ import annotations
+
+import re
+import socket
+from typing import Dict, List
+
+import pytest
+
+import iodine_py
+from tests.server import run_cli
+
+
+def assert_one_line_error(proc, code: int = 2) -> str:
+    err = proc.stderr.decode("utf-8", "replace")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}; stderr:\n{err}"
+    assert "Traceback" not in err, f"a traceback instead of an error message:\n{err}"
+    assert len(lines) == 1, f"expected a one-line error, got {len(lines)} lines:\n{err}"
+    assert lines[0].startswith("iodine: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_prints_the_package_version_and_exits_0(flag):
+    proc = run_cli(flag)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == f"iodine-py {iodine_py.__version__}"
+    assert proc.stderr == b""
+
+
+def _help_sections(text: str) -> Dict[str, List[str]]:
+    """--help's sections by heading ('listening', ...), each with the
+    option strings that start its entries."""
+    sections: Dict[str, List[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+            sections[current] = []
+        elif current is not None and re.match(r"^  -", line):
+            sections[current] += re.findall(r"(?:^|, )(-{1,2}[\w-]+)", line.strip())
+    return sections
+
+
+def test_help_groups_the_flags_by_topic():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    sections = _help_sections(proc.stdout.decode())
+    expected = {
+        "listening": ["-p", "--port", "-b", "--bind"],
+        "concurrency": ["-t", "--threads", "-w", "--workers"],
+        "limits": ["-maxbd", "--max-body", "-maxhd", "--max-head", "-k", "--keep-alive"],
+        "WebSocket and SSE": ["-maxms", "--max-msg", "-ping", "--ping"],
+        "pub/sub": ["-r", "--redis"],
+        "shutdown": ["--grace"],
+        "logging": ["-v", "--verbose", "-q", "--quiet"],
+        "help": ["-h", "--help", "-V", "--version"],
+    }
+    for heading, flags in expected.items():
+        assert heading in sections, f"--help has no {heading!r} section: {list(sections)}"
+        missing = [f for f in flags if f not in sections[heading]]
+        assert not missing, f"--help's {heading!r} section lacks {missing}: {sections[heading]}"
+    # every flag sits in a topic: no catch-all "options" section
+    for catch_all in ("options", "optional arguments"):
+        assert not sections.get(catch_all), f"flags outside any group: {sections[catch_all]}"
+
+
+def test_app_file_without_an_app_attribute_is_a_one_line_error(tmp_path):
+    path = tmp_path / "no_app_here.py"
+    path.write_text("application = None  # named differently\n")
+    line = assert_one_line_error(run_cli(str(path), "-p", "0"))
+    assert "no_app_here.py" in line and "'app'" in line, line
+
+
+def test_app_attribute_that_is_not_callable_is_a_one_line_error(tmp_path):
+    path = tmp_path / "not_callable.py"
+    path.write_text("app = 42\n")
+    line = assert_one_line_error(run_cli(str(path), "-p", "0"))
+    assert "not callable" in line, line
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_is_a_one_line_error(workers):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = run_cli("tests/apps/hello.py", "-p", str(port), "-b", "127.0.0.1",
+                       "-w", workers)
+    line = assert_one_line_error(proc)
+    assert str(port) in line and "in use" in line, line
+
+
+def test_too_many_workers_is_one_line_and_exit_2():
+    from tests.server import run_cli
+
+    r = run_cli("tests/apps/hello.py", "-p", "0", "-w", "5000")
+    assert r.returncode == 2
+    err = r.stderr.decode().strip()
+    assert err.count("\n") == 0 and "workers must be at most 1024" in err, err
