@@ -15,12 +15,25 @@
  *          each starting with a timestamp when -t is given; anything received is counted.
  *   probe  one connection, one echo, exit status 0 if the echo came back intact within -C s.
  *          Used as a readiness check by bench/ws.sh.
+ *   fanout one publisher and -c subscribers in one process (bench/pubsub.sh). The subscribers
+ *          connect to the URL's path, then one more connection, the publisher, to --pub-path.
+ *          The publisher sends -s byte messages carrying a send timestamp (CLOCK_MONOTONIC ns)
+ *          and a sequence number: text "TTTTTTTTTTTTTTTTSSSSSSSSSSSSSSSS..." (16 hex digits
+ *          each) or, with -B, 8 + 8 bytes little-endian. The server is expected to deliver
+ *          every message to every subscriber. First a sync phase: a message every 100 ms (once
+ *          the previous one reached a subscriber) until one has reached every subscriber (so
+ *          all are subscribed). Then the publisher sends as fast as the server takes, keeping
+ *          at most --window messages in flight (published, not yet received by every
+ *          subscriber), and at most -r messages/s if -r is given. Reports deliveries/s counted at the subscribers, publish-to-receive
+ *          latency percentiles over every delivery, publish-to-last-subscriber ("complete")
+ *          latency per message, and checks that each subscriber sees the sequence numbers
+ *          in order without gaps.
  *
  * Timeline: connect (at most -b handshakes in flight, so the server's accept backlog is not
  * overrun; -C s deadline) -> warm-up (-w s, not counted) -> measured window (-d s) -> close
  * (close frame, wait for the server's close, then close the socket).
  *
- * Latencies go into a histogram of 1 us buckets up to 4.19 s (slower ones are counted in an
+ * Latencies go into a histogram of 1 us buckets up to 16.7 s (slower ones are counted in an
  * overflow bucket and reported as the maximum).
  */
 #define _GNU_SOURCE
@@ -48,14 +61,14 @@
 
 #define MAX_THREADS 64
 #define MAX_SERVER_PIDS 64
-#define HIST_US (1u << 22)           /* 1 us buckets: 0 .. 4,194,303 us */
+#define HIST_US (1u << 24)           /* 1 us buckets: 0 .. 16,777,215 us */
 #define MAX_MSG (64u << 20)          /* largest message accepted from the server */
 #define RBUF_INIT 4096
 #define HS_MAX 16384                 /* largest handshake response */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-enum { M_ECHO, M_SUB, M_PUB, M_PROBE };
-static const char *mode_name[] = {"echo", "sub", "pub", "probe"};
+enum { M_ECHO, M_SUB, M_PUB, M_PROBE, M_FANOUT };
+static const char *mode_name[] = {"echo", "sub", "pub", "probe", "fanout"};
 
 enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DEAD };
 
@@ -79,9 +92,13 @@ static struct {
     size_t hello_len;
     pid_t spids[MAX_SERVER_PIDS];
     int nspids;
+    char pub_path[2048];             /* fanout: the publisher's path */
+    int window;                      /* fanout: messages in flight at most */
+    double fan_stall;                /* fanout: no message completed for this long: give up those in flight */
 } cfg = {
     .mode = M_ECHO, .conns = 100, .size = 32, .duration = 10, .warmup = 1, .threads = 1, .depth = 1,
     .batch = 256, .connect_timeout = 30, .close_timeout = 2, .stall_s = 1,
+    .pub_path = "/pub", .window = 16, .fan_stall = 10,
 };
 
 /* ------------------------------------------------------------------ shared run state */
@@ -90,6 +107,7 @@ static _Atomic uint64_t g_win_end = UINT64_MAX;
 static atomic_int g_stop;                            /* 1: stop sending, close everything */
 static atomic_int g_workers_connected;               /* workers whose connect phase is over */
 static atomic_int g_probe_ok;
+static atomic_int g_fan_synced;                      /* fanout: every subscriber got a message */
 static volatile sig_atomic_t g_signal;
 
 static uint64_t now_ns(void) {
@@ -238,6 +256,30 @@ struct conn {
     uint8_t *payload;                            /* message sent (echo: expected back) */
     uint64_t *t_sent;                            /* echo: send time of each message in flight (ring of -p) */
     uint64_t seq, acked, win_msgs;               /* echo: last sequence number sent / echoed back */
+    bool is_pub;                                 /* fanout: the publisher */
+    uint64_t last_seq;                           /* fanout: last sequence number received */
+};
+
+/* fanout: per message in flight, how many subscribers have it and when it was sent */
+#define FAN_RING (1u << 16)
+#define FAN_MASK (FAN_RING - 1)
+#define FAN_SYNC_NS 100000000u                   /* sync phase: at most one message per 100 ms */
+
+struct fanout {
+    struct conn *pub;
+    uint32_t *count;                             /* [seq & FAN_MASK] receipts */
+    uint64_t *t_sent;                            /* [seq & FAN_MASK] send time */
+    uint64_t seq;                                /* last sequence number sent */
+    uint64_t done;                               /* every seq <= done has reached every subscriber (or was given up) */
+    uint64_t sync_seq;                           /* the first message that reached every subscriber (0: syncing) */
+    uint64_t pub_start, pub_total, last_sync_send;
+    uint64_t progress;                           /* when `done` last moved */
+    int subs_open;
+    struct hist complete;                        /* send -> received by the last subscriber, per message */
+    /* counted in the measured window (by send time) */
+    uint64_t published;
+    /* whole run */
+    uint64_t lost, order, stalled, throttled, max_inflight, completed;
 };
 
 struct worker {
@@ -255,6 +297,7 @@ struct worker {
     /* whole run */
     uint64_t e_connect, e_handshake, e_closed, e_mismatch, e_proto, e_ts, stalled, pub_total, pub_rr;
     uint64_t min_conn_msgs, max_conn_msgs;
+    struct fanout f;
 };
 
 static void conn_fail(struct worker *w, struct conn *c, uint64_t *counter);
@@ -272,7 +315,10 @@ static void conn_release(struct worker *w, struct conn *c) {
     if (c->fd >= 0) close(c->fd);                /* close() also drops it from the epoll set */
     c->fd = -1;
     if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) w->inflight--;
-    if (c->state == C_OPEN || c->state == C_CLOSING) w->open_now--;
+    if (c->state == C_OPEN || c->state == C_CLOSING) {
+        w->open_now--;
+        if (cfg.mode == M_FANOUT && !c->is_pub) w->f.subs_open--;
+    }
     c->state = C_DEAD;
     free(c->rbuf); c->rbuf = NULL; c->rlen = c->rcap = 0;
     free(c->wbuf); c->wbuf = NULL; c->wlen = c->woff = c->wcap = 0;
@@ -418,6 +464,114 @@ static bool parse_ts(int op, const uint8_t *p, size_t len, uint64_t *t) {
     return true;
 }
 
+/* ------------------------------------------------------------------ fanout */
+static void put_u64(uint8_t *p, uint64_t v) {    /* 16 hex digits, or 8 bytes LE with -B */
+    if (cfg.binary) for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    else for (int i = 0; i < 16; i++) p[i] = (uint8_t)hexd[(v >> (60 - 4 * i)) & 15];
+}
+
+static bool parse_ts(int op, const uint8_t *p, size_t len, uint64_t *t);
+
+static bool fan_parse(int op, const uint8_t *p, size_t len, uint64_t *ts, uint64_t *seq) {
+    size_t k = op == 2 ? 8 : 16;
+    return len >= 2 * k && parse_ts(op, p, len, ts) && parse_ts(op, p + k, len - k, seq);
+}
+
+/* message s has reached every open subscriber */
+static void fan_complete(struct worker *w, uint64_t s, uint64_t now, bool in_win) {
+    struct fanout *f = &w->f;
+    if (!f->sync_seq) {                          /* from now on every subscriber is subscribed */
+        f->sync_seq = s;
+        f->pub_start = now;
+        atomic_store(&g_fan_synced, 1);
+    } else {
+        f->completed++;
+        uint64_t t = f->t_sent[s & FAN_MASK];
+        if (in_win && t <= now) hist_add(&f->complete, now - t);
+    }
+    f->done = s;
+    f->progress = now;
+}
+
+static void fan_receive(struct worker *w, struct conn *c, int op, const uint8_t *p, size_t len, uint64_t now, bool in_win) {
+    struct fanout *f = &w->f;
+    uint64_t ts, s;
+    if (c->is_pub) return;                       /* nothing is expected there; ignored */
+    if (!fan_parse(op, p, len, &ts, &s)) { w->e_ts++; return; }
+    if (s == 0 || s > f->seq) { w->e_mismatch++; return; }     /* never sent */
+    if (in_win) {
+        w->msgs++;
+        w->bytes += len;
+        c->win_msgs++;
+        if (ts <= now && now - ts < 3600ull * 1000000000u) hist_add(&w->h, now - ts);
+        else w->e_ts++;
+    }
+    if (f->sync_seq && s > f->sync_seq) {        /* in order, no gaps: checked once all are subscribed */
+        if (s <= c->last_seq) f->order++;
+        else if (s != c->last_seq + 1) f->lost += s - c->last_seq - 1;
+    }
+    if (s > c->last_seq) c->last_seq = s;
+    if (s > f->done && s + FAN_RING > f->seq) {
+        uint32_t n = ++f->count[s & FAN_MASK];
+        if ((int)n >= f->subs_open) fan_complete(w, s, now, in_win);
+    }
+}
+
+static void fan_send(struct worker *w, struct conn *c, uint64_t now) {
+    struct fanout *f = &w->f;
+    uint64_t s = ++f->seq;
+    f->count[s & FAN_MASK] = 0;
+    f->t_sent[s & FAN_MASK] = now;
+    put_u64(c->payload, now);
+    put_u64(c->payload + (cfg.binary ? 8 : 16), s);
+    uint64_t ws = atomic_load_explicit(&g_win_start, memory_order_relaxed);
+    uint64_t we = atomic_load_explicit(&g_win_end, memory_order_relaxed);
+    if (now >= ws && now < we) f->published++;
+    f->pub_total++;
+    if (s - f->done > f->max_inflight) f->max_inflight = s - f->done;
+    conn_queue(w, c, cfg.binary ? 2 : 1, c->payload, cfg.size);
+}
+
+/* the publisher: called every loop iteration once connected */
+static void fan_pump(struct worker *w, uint64_t now) {
+    struct fanout *f = &w->f;
+    struct conn *c = f->pub;
+    if (!c || c->state != C_OPEN || w->closing || atomic_load_explicit(&g_stop, memory_order_relaxed)) return;
+    if (f->seq > f->done) {                      /* no message completed for --fan-stall s: give up on those */
+        uint64_t since = f->t_sent[(f->done + 1) & FAN_MASK];
+        if (f->progress > since) since = f->progress;
+        if (now - since > (uint64_t)(cfg.fan_stall * 1e9)) {
+            if (f->sync_seq) f->stalled += f->seq - f->done;   /* some subscriber stopped getting them */
+            f->done = f->seq;
+            f->progress = now;
+        }
+    }
+    if (!f->sync_seq) {                          /* the next one once a subscriber got the last one */
+        if (f->seq && (now - f->last_sync_send < FAN_SYNC_NS || !f->count[f->seq & FAN_MASK])) return;
+        f->last_sync_send = now;
+        fan_send(w, c, now);
+        conn_flush(w, c);
+        return;
+    }
+    uint64_t cap = cfg.window > 0 && (uint64_t)cfg.window < FAN_RING / 2 ? (uint64_t)cfg.window : FAN_RING / 2;
+    uint64_t inflight = f->seq - f->done;
+    uint64_t allow = inflight < cap ? cap - inflight : 0;
+    if (cfg.rate > 0) {
+        uint64_t due = (uint64_t)((double)(now - f->pub_start) * cfg.rate / 1e9);
+        uint64_t behind = due > f->pub_total ? due - f->pub_total : 0;
+        if (behind > allow) {                    /* the window is full: those are not sent at all */
+            f->throttled += behind - allow;
+            f->pub_total += behind - allow;
+            behind = allow;
+        }
+        allow = behind;
+    }
+    if (!allow) return;
+    if (allow > 256) allow = 256;
+    for (uint64_t i = 0; i < allow && c->state == C_OPEN; i++) fan_send(w, c, now);
+    if (c->state == C_OPEN) conn_flush(w, c);
+}
+
 /* a complete data message from the server; false if the connection died */
 static bool on_message(struct worker *w, struct conn *c, int op, const uint8_t *p, size_t len) {
     if (c->state != C_OPEN) return true;         /* closing: late messages are not counted */
@@ -456,6 +610,9 @@ static bool on_message(struct worker *w, struct conn *c, int op, const uint8_t *
         if (!atomic_load_explicit(&g_stop, memory_order_relaxed) && now < we) return echo_send_next(w, c, true);
         return true;
     }
+    case M_FANOUT:
+        fan_receive(w, c, op, p, len, now, in_win);
+        return true;
     case M_SUB:
     case M_PUB:
         if (in_win) {
@@ -478,6 +635,10 @@ static void conn_opened(struct worker *w, struct conn *c) {
     w->inflight--;
     w->open_now++;
     atomic_fetch_add(&w->connected_total, 1);
+    if (cfg.mode == M_FANOUT) {
+        if (c->is_pub) return;
+        w->f.subs_open++;
+    }
     if (cfg.hello && !conn_send_frame(w, c, 1, (const uint8_t *)cfg.hello, cfg.hello_len)) return;
     if ((cfg.mode == M_ECHO || cfg.mode == M_PROBE) && !atomic_load(&g_stop)) {
         for (int i = 0; i < cfg.depth; i++)      /* -p > 1: all in one write, several frames per read */
@@ -668,7 +829,7 @@ static void on_connected(struct worker *w, struct conn *c) {
     int rl = snprintf(req, sizeof req,
                       "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      cfg.path, cfg.host, cfg.port, c->key);
+                      c->is_pub ? cfg.pub_path : cfg.path, cfg.host, cfg.port, c->key);
     if (rl <= 0 || (size_t)rl >= sizeof req || !reserve(&c->wbuf, &c->wcap, (size_t)rl)) { conn_fail(w, c, &w->e_connect); return; }
     memcpy(c->wbuf, req, (size_t)rl);
     c->wlen = (size_t)rl;
@@ -726,6 +887,10 @@ static void *worker_main(void *arg) {
         }
         if (w->closing && (w->open_now == 0 || now_ns() > close_deadline)) break;
         int timeout = w->connect_done ? 10 : 2;
+        if (cfg.mode == M_FANOUT && w->connect_done && !w->closing) {
+            fan_pump(w, now_ns());
+            timeout = 1;
+        }
         if (cfg.mode == M_PUB && w->connect_done && !w->closing && w->open_now > 0 && pub_rate > 0) {
             now = now_ns();
             uint64_t due = (uint64_t)((double)(now - pub_start) * pub_rate / 1e9);
@@ -763,6 +928,7 @@ static void *worker_main(void *arg) {
         if (w->c[i].state != C_DEAD && w->c[i].state != C_IDLE) conn_release(w, &w->c[i]);
     w->min_conn_msgs = UINT64_MAX;
     for (int i = 0; i < w->n; i++) {
+        if (w->c[i].is_pub) continue;
         if (w->c[i].win_msgs < w->min_conn_msgs) w->min_conn_msgs = w->c[i].win_msgs;
         if (w->c[i].win_msgs > w->max_conn_msgs) w->max_conn_msgs = w->c[i].win_msgs;
     }
@@ -807,9 +973,9 @@ static long server_ticks(void) {                 /* utime+stime of the --server-
 static void usage(FILE *f) {
     fprintf(f,
         "usage: ws_load [options] ws://HOST:PORT/PATH\n"
-        "  -m MODE          echo (default) | sub | pub | probe\n"
+        "  -m MODE          echo (default) | sub | pub | probe | fanout\n"
         "  -c N             connections (default 100)\n"
-        "  -s BYTES         message size for echo/pub/probe (default 32)\n"
+        "  -s BYTES         message size for echo/pub/probe/fanout (default 32; fanout at least 32, 16 with -B)\n"
         "  -d SECONDS       measured window (default 10)\n"
         "  -w SECONDS       warm-up after all connections are up, not counted (default 1)\n"
         "  -T N             threads, connections split between them (default 1)\n"
@@ -825,6 +991,12 @@ static void usage(FILE *f) {
         "  --hello TEXT     text message sent once right after each handshake (e.g. a subscribe)\n"
         "  --server-pid P[,P...]  report these processes' CPU (utime+stime) per message in the window\n"
         "  --stall SECONDS  echo: an echo outstanding this long at the end counts as stalled (default 1)\n"
+        "  --pub-path PATH  fanout: the publisher connects to this path (default /pub); -c subscribers\n"
+        "                   connect to the URL's path\n"
+        "  --window N       fanout: messages in flight at most (published, not yet received by every\n"
+        "                   subscriber; default 16); -r additionally caps messages/s (default: none)\n"
+        "  --fan-stall S    fanout: when no message has reached every subscriber for S seconds while\n"
+        "                   some are in flight, those are given up and counted as stalled (default 10)\n"
         "  --json           one JSON object on stdout instead of text\n"
         "  -q               probe: print nothing\n");
 }
@@ -890,6 +1062,8 @@ int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"json", no_argument, 0, 'J'}, {"hello", required_argument, 0, 'H'},
         {"server-pid", required_argument, 0, 'P'}, {"stall", required_argument, 0, 'S'},
+        {"pub-path", required_argument, 0, 'U'}, {"window", required_argument, 0, 'W'},
+        {"fan-stall", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bool rate_set = false, ctimeout_set = false;
     int o;
@@ -900,6 +1074,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(optarg, "sub")) cfg.mode = M_SUB;
             else if (!strcmp(optarg, "pub")) cfg.mode = M_PUB;
             else if (!strcmp(optarg, "probe")) cfg.mode = M_PROBE;
+            else if (!strcmp(optarg, "fanout")) cfg.mode = M_FANOUT;
             else { fprintf(stderr, "ws_load: unknown mode '%s'\n", optarg); return 2; }
             break;
         case 'c': cfg.conns = (int)num_arg(optarg, "-c"); break;
@@ -918,6 +1093,12 @@ int main(int argc, char **argv) {
         case 'J': cfg.json = true; break;
         case 'H': cfg.hello = optarg; cfg.hello_len = strlen(optarg); break;
         case 'S': cfg.stall_s = num_arg(optarg, "--stall"); break;
+        case 'U':
+            if (optarg[0] != '/' || strlen(optarg) >= sizeof cfg.pub_path) { fprintf(stderr, "ws_load: bad --pub-path\n"); return 2; }
+            snprintf(cfg.pub_path, sizeof cfg.pub_path, "%s", optarg);
+            break;
+        case 'W': cfg.window = (int)num_arg(optarg, "--window"); break;
+        case 'X': cfg.fan_stall = num_arg(optarg, "--fan-stall"); break;
         case 'P': {
             char *save = NULL, *s = strdup(optarg);
             for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save))
@@ -936,6 +1117,14 @@ int main(int argc, char **argv) {
         if (!ctimeout_set) cfg.connect_timeout = 2;
     }
     if (cfg.mode == M_PUB && !rate_set) cfg.rate = 1000;
+    if (cfg.mode == M_FANOUT) {
+        cfg.threads = 1;                         /* the receipt counts are not shared between threads */
+        size_t need = cfg.binary ? 16 : 32;
+        if (cfg.size < need) cfg.size = need;
+        if (cfg.window < 0 || cfg.window > (int)(FAN_RING / 2)) { fprintf(stderr, "ws_load: --window must be 0..%u\n", FAN_RING / 2); return 2; }
+        if (!rate_set) cfg.rate = 0;
+        if (cfg.window == 0 && cfg.rate == 0) { fprintf(stderr, "ws_load: fanout needs --window or -r\n"); return 2; }
+    }
     if (cfg.conns < 1 || cfg.conns > 1000000) { fprintf(stderr, "ws_load: -c must be 1..1000000\n"); return 2; }
     if (cfg.threads < 1 || cfg.threads > MAX_THREADS) { fprintf(stderr, "ws_load: -T must be 1..%d\n", MAX_THREADS); return 2; }
     if (cfg.threads > cfg.conns) cfg.threads = cfg.conns;
@@ -945,7 +1134,7 @@ int main(int argc, char **argv) {
     if (cfg.depth < 1 || cfg.depth > 65536) { fprintf(stderr, "ws_load: -p must be 1..65536\n"); return 2; }
     if (cfg.duration > 86400 || cfg.warmup > 86400) { fprintf(stderr, "ws_load: -d/-w too large\n"); return 2; }
     parse_url(cfg.url);
-    raise_nofile(cfg.conns + 64);
+    raise_nofile(cfg.conns + 64 + (cfg.mode == M_FANOUT));
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -955,12 +1144,13 @@ int main(int argc, char **argv) {
     static struct worker W[MAX_THREADS];
     uint64_t seed = now_ns() ^ ((uint64_t)getpid() << 32);
     int per = cfg.conns / cfg.threads, extra = cfg.conns % cfg.threads, first = 0;
-    struct conn *all = calloc((size_t)cfg.conns, sizeof *all);
+    int nconns = cfg.conns + (cfg.mode == M_FANOUT);     /* fanout: + the publisher, last */
+    struct conn *all = calloc((size_t)nconns, sizeof *all);
     if (!all) { perror("calloc"); return 1; }
     for (int t = 0; t < cfg.threads; t++) {
         struct worker *w = &W[t];
         w->id = t;
-        w->n = per + (t < extra);
+        w->n = per + (t < extra) + (cfg.mode == M_FANOUT);
         w->c = all + first;
         first += w->n;
         w->batch = cfg.batch / cfg.threads > 0 ? cfg.batch / cfg.threads : 1;
@@ -977,6 +1167,14 @@ int main(int argc, char **argv) {
             if (!c->payload || !c->t_sent) { perror("malloc"); return 1; }
             for (size_t k = 0; k < cfg.size; k++) c->payload[k] = (uint8_t)('a' + rng_next(&w->rng) % 26);
         }
+        if (cfg.mode == M_FANOUT) {
+            w->f.pub = &w->c[w->n - 1];
+            w->f.pub->is_pub = true;
+            w->f.count = calloc(FAN_RING, sizeof *w->f.count);
+            w->f.t_sent = calloc(FAN_RING, sizeof *w->f.t_sent);
+            if (!w->f.count || !w->f.t_sent) { perror("calloc"); return 1; }
+            hist_init(&w->f.complete);
+        }
     }
     uint64_t t_begin = now_ns();
     for (int t = 0; t < cfg.threads; t++)
@@ -990,6 +1188,21 @@ int main(int argc, char **argv) {
     uint64_t t_connected = now_ns();
     int connected = 0;
     for (int t = 0; t < cfg.threads; t++) connected += atomic_load(&W[t].connected_total);
+    bool pub_connected = false;
+    if (cfg.mode == M_FANOUT) {
+        pub_connected = W[0].f.pub->state == C_OPEN;
+        if (pub_connected) connected--;          /* count subscribers only */
+        /* sync: wait (within -C) until one message has reached every subscriber */
+        uint64_t deadline = t_begin + (uint64_t)(cfg.connect_timeout * 1e9);
+        while (pub_connected && connected > 0 && !atomic_load(&g_fan_synced) && !atomic_load(&g_stop) && now_ns() < deadline)
+            sleep_until(now_ns() + 2000000);
+        if (!atomic_load(&g_fan_synced)) {
+            fprintf(stderr, "ws_load: fanout: %s\n", !pub_connected ? "the publisher could not connect"
+                    : "no message reached every subscriber within -C seconds");
+            connected = 0;
+        }
+        t_connected = now_ns();
+    }
 
     if (cfg.mode == M_PROBE) {
         uint64_t deadline = t_begin + (uint64_t)(cfg.connect_timeout * 1e9);
@@ -1049,9 +1262,16 @@ int main(int argc, char **argv) {
     static const double qs[] = {0.5, 0.9, 0.99, 0.999};
     uint64_t qv[4];
     hist_quantiles(&S.h, qs, 4, qv);
-    uint64_t errors = S.e_connect + S.e_handshake + S.e_closed + S.e_mismatch + S.e_proto + S.stalled;
+    struct fanout *F = &W[0].f;                  /* fanout runs one thread */
+    uint64_t fq[4] = {0};
+    if (cfg.mode == M_FANOUT) {
+        S.stalled += F->stalled;
+        hist_quantiles(&F->complete, qs, 3, fq);
+        fq[3] = F->complete.max_us;
+    }
+    uint64_t errors = S.e_connect + S.e_handshake + S.e_closed + S.e_mismatch + S.e_proto + S.stalled + F->lost + F->order;
     double mean = S.h.n ? (double)S.h.sum_us / (double)S.h.n : 0;
-    const char *unit = cfg.mode == M_ECHO ? "messages" : cfg.mode == M_SUB ? "deliveries" : "received";
+    const char *unit = cfg.mode == M_ECHO ? "messages" : cfg.mode == M_SUB || cfg.mode == M_FANOUT ? "deliveries" : "received";
     if (S.min_conn_msgs == UINT64_MAX) S.min_conn_msgs = 0;
 
     if (cfg.json) {
@@ -1062,15 +1282,25 @@ int main(int argc, char **argv) {
                ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 ",\"over_hist\":%" PRIu64 "},"
                "\"per_conn_msgs\":{\"min\":%" PRIu64 ",\"max\":%" PRIu64 "},"
                "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"handshake\":%" PRIu64 ",\"closed\":%" PRIu64
-               ",\"mismatch\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"stalled\":%" PRIu64 ",\"bad_timestamp\":%" PRIu64 "},"
-               "\"client_cpu_pct\":%.1f,\"client_sys_pct\":%.1f,\"client_cpu_total_s\":%.3f,\"server_cpu_us_per_msg\":%.3f,\"server_cpu_pct\":%.1f}\n",
+               ",\"mismatch\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"stalled\":%" PRIu64 ",\"bad_timestamp\":%" PRIu64
+               ",\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64 "},"
+               "\"client_cpu_pct\":%.1f,\"client_sys_pct\":%.1f,\"client_cpu_total_s\":%.3f,\"server_cpu_us_per_msg\":%.3f,\"server_cpu_pct\":%.1f",
                mode_name[cfg.mode], cfg.url, cfg.conns, connected, (double)(t_connected - t_begin) / 1e9, cfg.threads,
                cfg.size, cfg.depth, cfg.frag, cfg.binary ? "true" : "false", cfg.warmup, win,
                S.msgs, rate, S.bytes, S.sent, win > 0 ? (double)S.sent / win : 0,
                S.h.n, S.h.n ? S.h.min_us : 0, mean, qv[0], qv[1], qv[2], qv[3], S.h.max_us, S.h.over,
                S.min_conn_msgs, S.max_conn_msgs,
                errors, S.e_connect, S.e_handshake, S.e_closed, S.e_mismatch, S.e_proto, S.stalled, S.e_ts,
-               cpu_pct, sys_pct, cpu_total, srv_us, srv_pct);
+               F->lost, F->order, cpu_pct, sys_pct, cpu_total, srv_us, srv_pct);
+        if (cfg.mode == M_FANOUT)
+            printf(",\"fanout\":{\"subscribers\":%d,\"pub_path\":\"%s\",\"inflight_window\":%d,\"rate_limit\":%.1f,"
+                   "\"synced\":%s,\"published\":%" PRIu64 ",\"publish_rate\":%.1f,\"published_total\":%" PRIu64
+                   ",\"completed\":%" PRIu64 ",\"max_inflight\":%" PRIu64 ",\"throttled\":%" PRIu64
+                   ",\"complete_us\":{\"n\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64 "}}",
+                   cfg.conns, cfg.pub_path, cfg.window, cfg.rate, atomic_load(&g_fan_synced) ? "true" : "false",
+                   F->published, win > 0 ? (double)F->published / win : 0, F->pub_total, F->completed,
+                   F->max_inflight, F->throttled, F->complete.n, fq[0], fq[1], fq[2], fq[3]);
+        printf("}\n");
     } else {
         char what[64] = "";
         if (cfg.mode != M_SUB) snprintf(what, sizeof what, "%zu B %s, ", cfg.size, cfg.binary ? "binary" : "text");
@@ -1080,6 +1310,15 @@ int main(int argc, char **argv) {
         printf("  %-12s %.1f/s  (%" PRIu64 " in window, per connection min %" PRIu64 " max %" PRIu64 ")\n", unit, rate,
                S.msgs, S.min_conn_msgs, S.max_conn_msgs);
         if (cfg.mode == M_PUB) printf("  sent         %.1f/s  (%" PRIu64 " in window)\n", win > 0 ? (double)S.sent / win : 0, S.sent);
+        if (cfg.mode == M_FANOUT) {
+            printf("  published    %.1f/s  (%" PRIu64 " in window; window %d in flight%s; max in flight %" PRIu64 ")\n",
+                   win > 0 ? (double)F->published / win : 0, F->published, cfg.window, cfg.rate > 0 ? ", rate-limited" : "",
+                   F->max_inflight);
+            if (F->complete.n)
+                printf("  complete us  p50 %" PRIu64 "  p90 %" PRIu64 "  p99 %" PRIu64 "  max %" PRIu64
+                       "  (publish -> last subscriber, n=%" PRIu64 ")\n", fq[0], fq[1], fq[2], fq[3], F->complete.n);
+            printf("  order        lost %" PRIu64 ", out of order %" PRIu64 ", throttled %" PRIu64 "\n", F->lost, F->order, F->throttled);
+        }
         if (S.h.n)
             printf("  latency us   p50 %" PRIu64 "  p90 %" PRIu64 "  p99 %" PRIu64 "  p99.9 %" PRIu64 "  max %" PRIu64
                    "  mean %.1f  (n=%" PRIu64 ")\n", qv[0], qv[1], qv[2], qv[3], S.h.max_us, mean, S.h.n);
