@@ -160,7 +160,7 @@ peak_rss_kib() {   # VmHWM summed over the session's processes
 }
 
 median() {         # median of the numeric arguments
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2}'
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.10g\n", (a[NR/2]+a[NR/2+1])/2}'
 }
 
 wait_ready() {     # wait_ready PID URL LOGFILE: poll until the server answers 200, with a deadline

@@ -12,7 +12,16 @@ struct dsp_actor {
   int refs;      /* the owner's + one per event not yet done */
   int scheduled; /* in the run queue */
   int running;   /* an event of ours is being handled */
+  int streak;    /* events run back to back (see dsp_done_next) */
 };
+
+/* How many of one actor's events a consumer may run back to back before
+ * the actor goes to the tail of the run queue. Running a connection's
+ * pipelined requests together is what lets their answers leave in one
+ * write (the connection stays corked until the loop turn ends); taking
+ * them round-robin with every other connection's made it one write per
+ * answer. The cap keeps a flooding connection from starving the rest. */
+#define STREAK_MAX 32
 
 static struct {
   pthread_mutex_t mu;
@@ -103,6 +112,7 @@ void dsp_done(dsp_event *ev) {
   dsp_actor *a = ev->actor;
   pthread_mutex_lock(&q.mu);
   a->running = 0;
+  a->streak = 0;
   if (a->head) {
     run_push(a);
     pthread_cond_signal(&q.cv);
@@ -112,9 +122,40 @@ void dsp_done(dsp_event *ev) {
   free(ev);
 }
 
+/* The next event of done's actor, if one waits and the streak allows;
+ * then done is finished and freed here. NULL: done is untouched. */
+static dsp_event *take_same(dsp_event *done) {
+  dsp_actor *a = done->actor;
+  pthread_mutex_lock(&q.mu);
+  dsp_event *ev = a->head;
+  if (ev && a->streak < STREAK_MAX) {
+    /* still running: nobody else can have taken this actor */
+    a->streak++;
+    a->head = ev->next;
+    if (!a->head) a->tail = NULL;
+    actor_unref(a); /* done's reference; ev holds its own */
+  } else {
+    ev = NULL;
+  }
+  pthread_mutex_unlock(&q.mu);
+  if (ev) free(done);
+  return ev;
+}
+
 dsp_event *dsp_done_next(dsp_event *done, int block) {
+  if (done) {
+    dsp_event *ev = take_same(done);
+    if (ev) return ev;
+  }
   dsp_done(done);
   return dsp_next(block);
+}
+
+dsp_event *dsp_done_same(dsp_event *done) {
+  if (!done) return NULL;
+  dsp_event *ev = take_same(done);
+  if (!ev) dsp_done(done);
+  return ev;
 }
 
 int dsp_pending(void) {

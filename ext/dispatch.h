@@ -51,8 +51,15 @@ int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg);
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 /* dsp_done(done) (NULL: nothing) then dsp_next(block): one call per event
- * for the Python consumers instead of two. */
+ * for the Python consumers instead of two. When done's actor has another
+ * event waiting, that one is returned (up to a streak cap) instead of the
+ * run queue's head: a connection's pipelined requests run together. */
 dsp_event *dsp_done_next(dsp_event *done, int block);
+/* Like dsp_done_next(done, 0) but only ever returns done's actor's next
+ * event (NULL: none, or the streak is spent; done is finished either way).
+ * For a consumer whose budget is spent: it finishes the connection's run
+ * instead of cutting its batch of answers in two. */
+dsp_event *dsp_done_same(dsp_event *done);
 int dsp_pending(void); /* nonzero when events are runnable */
 
 /* Release blocked consumers once the queue is empty; dsp_restart() undoes it

@@ -1195,6 +1195,11 @@ int http_respond(uint64_t conn, const char *status, size_t slen,
     }
     if (r == 0) {
       h->head_sent = 1;
+      /* More pipelined requests wait behind this one: hold the answer for
+       * the end of the loop turn so theirs join it in one write. (The cork
+       * taken when this request was dispatched is gone if a turn ended
+       * in between: the application budget per turn ran out first.) */
+      if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(h->c);
       r = emit(h, head.p, head.len, body, blen);
       if (missing) h->no_body = 1; /* the application's body is dropped */
       if (xfd >= 0 && r == 0) r = rx_write_file(h->c, xfd, 0, xlen); /* owns xfd */

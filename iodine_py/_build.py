@@ -43,6 +43,7 @@ typedef struct dsp_event {
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 dsp_event *dsp_done_next(dsp_event *done, int block);
+dsp_event *dsp_done_same(dsp_event *done);
 int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
 void dsp_stop(void);
 

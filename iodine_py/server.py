@@ -92,7 +92,14 @@ def iodine_py_run_events() -> None:
         if ev == NULL:
             return
         handle(ev)
-    lib.dsp_done(ev)
+    # budget spent: finish this connection's run of events first, so its
+    # answers still leave together at the end of the turn
+    done_same = lib.dsp_done_same
+    while True:
+        ev = done_same(ev)
+        if ev == NULL:
+            return
+        handle(ev)
 
 
 class Runtime:

@@ -10,6 +10,10 @@
 #ifndef IODINE_TEST_CHECK_H
 #define IODINE_TEST_CHECK_H
 
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS (include check.h first) */
+#endif
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

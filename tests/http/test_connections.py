@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.apps import basic
@@ -228,3 +230,51 @@ def test_hundred_pipelined_requests(srv):
         for i in range(n):
             resp = c.read_response(timeout=10)
             assert resp.body == basic.default_body("GET", f"/p{i}?pad={'x' * 200}"), i
+
+
+def _data_segments_in(sock) -> int:
+    """tcpi_data_segs_in of struct tcp_info (Linux >= 4.6): how many
+    data-carrying TCP segments this socket has received."""
+    import struct
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(info) < 156:
+        pytest.skip("kernel's tcp_info has no tcpi_data_segs_in")
+    return struct.unpack_from("I", info, 152)[0]
+
+
+def test_pipelined_answers_of_many_connections_leave_in_one_write_each(run_server):
+    """Twenty connections each pipeline 16 requests while the loop is busy,
+    so the loop finds them all at once. Each connection's 16 answers must
+    leave in one write (one TCP segment on loopback): its requests run back
+    to back and its output stays corked until the turn ends. Taking every
+    connection's requests round-robin, as the dispatcher once did, split each
+    batch over several writes (one per loop turn)."""
+    srv = run_server("gates")
+    n_conns, depth = 20, 16
+    conns = [srv.connect(timeout=10) for _ in range(n_conns)]
+    busy = srv.connect(timeout=10)
+    try:
+        for c in conns:  # connected and accepted before the loop is busied
+            c.request("GET", "/warm")
+            assert c.read_response().status == 200
+        before = [_data_segments_in(c.sock) for c in conns]
+        mark = srv.stderr_mark()
+        # one thread (-t 1): application code runs on the loop thread, so
+        # this request keeps the loop away from the sockets for 0.5 s
+        busy.send(build_request("GET", "/slow/busy?delay=0.5&size=1", host=busy.authority))
+        srv.wait_for_stderr("slow-started busy", start=mark, timeout=5)
+        batch = b"".join(build_request("GET", f"/r{i}", host=conns[0].authority)
+                         for i in range(depth))
+        for c in conns:
+            c.send(batch)
+        assert busy.read_response(timeout=10).status == 200
+        for c in conns:
+            for _ in range(depth):
+                assert c.read_response(timeout=10).status == 200
+        segments = [_data_segments_in(c.sock) - b for c, b in zip(conns, before)]
+        whole = sum(1 for s in segments if s == 1)
+        assert whole >= n_conns - 2, f"data segments per connection: {segments}"
+    finally:
+        busy.close()
+        for c in conns:
+            c.close()
