@@ -328,11 +328,20 @@ static int put_headers(const http_conn *h, sbuf *e, const http1_request *q,
   return 0;
 }
 
+const char *http_env_fixed(void) {
+  return "REQUEST_METHOD REQUEST_URI PATH_INFO QUERY_STRING SERVER_PROTOCOL REMOTE_ADDR "
+         "REMOTE_PORT";
+}
+
+/* A value of the fixed part of the blob, in http_env_fixed() order. */
+static int env_val(sbuf *e, const char *v, size_t vl) {
+  if (e->len && sb_put(e, "", 1)) return -1;
+  return sb_put(e, v, vl);
+}
+
 static int build_env(http_conn *h, const http1_request *q) {
   sbuf *e = &h->env;
   e->len = 0;
-  if (env_kv(e, "REQUEST_METHOD", q->method, q->method_len)) return -1;
-  if (env_kv(e, "REQUEST_URI", q->target, q->target_len)) return -1;
   const char *t = q->target, *end = t + q->target_len;
   /* absolute-form: keep only the path and query */
   if (t < end && *t != '/' && *t != '*') {
@@ -346,20 +355,21 @@ static int build_env(http_conn *h, const http1_request *q) {
   }
   const char *qm = memchr(t, '?', (size_t)(end - t));
   const char *pend = qm ? qm : end;
-  if (env_key(e, "PATH_INFO", 9)) return -1;
+  char port[8];
+  int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
+  /* the fixed part, in http_env_fixed() order */
+  if (env_val(e, q->method, q->method_len)) return -1;
+  if (env_val(e, q->target, q->target_len)) return -1;
+  if (sb_put(e, "", 1)) return -1;
   if (t == pend && (!qm || t != q->target)) {
     if (sb_put(e, "/", 1)) return -1;
   } else if (put_path(e, t, (size_t)(pend - t))) {
     return -2;
   }
-  if (env_kv(e, "QUERY_STRING", qm ? qm + 1 : "", qm ? (size_t)(end - qm - 1) : 0))
-    return -1;
-  if (env_kv(e, "SERVER_PROTOCOL", q->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8))
-    return -1;
-  if (env_kv(e, "REMOTE_ADDR", h->c->peer, strlen(h->c->peer))) return -1;
-  char port[8];
-  int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
-  if (env_kv(e, "REMOTE_PORT", port, (size_t)pl)) return -1;
+  if (env_val(e, qm ? qm + 1 : "", qm ? (size_t)(end - qm - 1) : 0)) return -1;
+  if (env_val(e, q->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8)) return -1;
+  if (env_val(e, h->c->peer, strlen(h->c->peer))) return -1;
+  if (env_val(e, port, (size_t)pl)) return -1;
   uint32_t stack_links[64], *links = stack_links;
   size_t n = q->num_headers;
   if (n > 64 && !(links = malloc(n * sizeof *links))) return -1;

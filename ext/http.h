@@ -56,13 +56,22 @@ typedef struct http_req {
   int tag;
   int is_head;
   int upgrade;      /* UP_NONE, UP_WEBSOCKET or UP_SSE (rack.upgrade?) */
-  char *env;        /* "KEY\0value\0KEY\0value" (no trailing NUL pair) */
+  char *env;        /* the environ blob: see http_env_fixed() */
   size_t env_len;
   char *body;       /* in-memory body, or NULL */
   size_t body_len;
   int body_fd;      /* spilled body (read from offset 0), or -1 */
   uint64_t body_size;
 } http_req;
+
+/* The environ blob of a request: "v1\0v2\0...\0v7" for the keys named
+ * by http_env_fixed(), in that order (space-separated: REQUEST_METHOD,
+ * REQUEST_URI, PATH_INFO, QUERY_STRING, SERVER_PROTOCOL, REMOTE_ADDR,
+ * REMOTE_PORT), then "\0KEY\0value" pairs (HTTP_*, CONTENT_TYPE,
+ * CONTENT_LENGTH, and a trusted proxy's REMOTE_ADDR or wsgi.url_scheme,
+ * which replace the earlier ones). The fixed keys carry no names so the
+ * environ costs Python seven fewer strings to make and hash. */
+const char *http_env_fixed(void);
 
 /* Take over an accepted socket. `peer` is the text address. */
 rx_conn *http_attach(int fd, const http_settings *s, const char *peer,

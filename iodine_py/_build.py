@@ -78,6 +78,7 @@ typedef struct http_req {
     uint64_t body_size;
 } http_req;
 void http_req_free(http_req *r);
+const char *http_env_fixed(void);
 int http_respond(uint64_t conn, const char *status, size_t slen,
                  const char *headers, size_t hlen, size_t count,
                  const char *body, size_t blen, int finish);

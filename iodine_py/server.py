@@ -27,6 +27,9 @@ from .accesslog import AccessLog
 from .client import Client
 from .wsgi import Response, WSGIApp, _log_exception, base_environ, make_input
 
+# The environ keys whose values open every request's blob, in order (http.h).
+ENV_FIXED = tuple(ffi.string(lib.http_env_fixed()).decode().split())
+
 BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
 
 # Event kinds, read from the C headers by cffi (plain ints: compared per event).
@@ -150,7 +153,8 @@ class Runtime:
             app, base = self.apps[req.tag]
             env = base.copy()
             parts = iter(ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0"))
-            env.update(zip(parts, parts))  # "KEY\0value\0KEY\0value"
+            env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
+            env.update(zip(parts, parts))
             env["wsgi.input"] = make_input(req)
             conn = req.conn
             upgrade = req.upgrade
