@@ -18,12 +18,17 @@
 #include "upgrade.h"
 #include "ws_frame.h"
 
-/* The read buffer starts small (an idle connection costs little: 10,000
- * subscribers are mostly idle) and grows to RBUF_MAX the first time a read
- * fills it (a busy one reads in large gulps). Payloads stream through it,
- * so its size never limits a message. */
-#define RBUF_START 2048
+/* Reading. Input is read into one buffer shared by every connection of the
+ * process (`shared`, RBUF_MAX bytes, used only inside on_data, which runs
+ * under the reactor's big lock) and parsed from there. Only the tail of a frame that has not
+ * fully arrived is copied into the connection's own buffer, which is freed
+ * again as soon as it is consumed. An idle connection (10,000 subscribers
+ * are mostly idle) then holds no read buffer at all, and a busy one reads
+ * in RBUF_MAX gulps. Payloads stream through (see above), so the buffer
+ * size never limits a message: a partial frame head is at most 14 bytes
+ * and a partial payload is appended to the message as it comes. */
 #define RBUF_MAX 16384
+static uint8_t shared[RBUF_MAX];
 /* Per-message bookkeeping counted against the input budget, so a flood of
  * empty messages is bounded too. */
 #define MSG_OVERHEAD 64
@@ -31,8 +36,8 @@
 typedef struct ws_conn {
   up_conn up; /* first: upgrade.c casts udata to it */
   rx_conn *c;
-  uint8_t *rbuf;
-  size_t rpos, rlen, rcap;
+  uint8_t *rbuf; /* `shared` inside on_data; else pending bytes, or NULL */
+  size_t rpos, rlen;
   /* the frame being read */
   ws_head head;
   uint64_t frame_pos; /* payload bytes of this frame already taken */
@@ -226,39 +231,57 @@ static void process(ws_conn *w) {
   }
 }
 
+/* Between reads only an unfinished frame head (at most 13 bytes) or, just
+ * after the handshake, the bytes that came behind it are pending: they
+ * wait in a small buffer of the connection's own. */
+static int keep_rest(ws_conn *w) {
+  size_t rest = w->rlen - w->rpos;
+  uint8_t *own = NULL;
+  if (rest) {
+    own = malloc(rest);
+    if (!own) return -1;
+    memcpy(own, w->rbuf + w->rpos, rest);
+  }
+  w->rbuf = own;
+  w->rpos = 0;
+  w->rlen = rest;
+  return 0;
+}
+
 static void on_data(rx_conn *c) {
   ws_conn *w = c->udata;
+  /* what was pending goes in front of the new input, in the shared buffer */
+  size_t have = w->rlen - w->rpos;
+  if (have) memcpy(shared, w->rbuf + w->rpos, have);
+  free(w->rbuf);
+  w->rbuf = shared;
+  w->rpos = 0;
+  w->rlen = have;
   for (;;) {
     process(w);
-    if (rx_closed(c)) return;
-    if (w->close_sent || w->failing) return; /* input is over */
+    if (rx_closed(c)) return; /* the connection is gone, with its state */
+    if (w->close_sent || w->failing) { /* input is over: drop the rest */
+      w->rpos = w->rlen;
+      break;
+    }
     if (w->inflight > in_budget(w)) {
       w->read_paused = 1; /* the application is behind: stop reading */
-      return;
+      break;
     }
-    if (w->rpos == w->rlen) w->rpos = w->rlen = 0;
-    if (w->rlen == w->rcap) {
-      memmove(w->rbuf, w->rbuf + w->rpos, w->rlen - w->rpos);
-      w->rlen -= w->rpos;
-      w->rpos = 0;
-    }
-    size_t room = w->rcap - w->rlen;
-    long n = rx_read(c, w->rbuf + w->rlen, room);
-    if (n == 0) return;
+    size_t rest = w->rlen - w->rpos; /* an unfinished frame head */
+    if (w->rpos) memmove(shared, shared + w->rpos, rest);
+    w->rpos = 0;
+    w->rlen = rest;
+    long n = rx_read(c, shared + rest, RBUF_MAX - rest);
+    if (n == 0) break; /* nothing more for now */
     if (n < 0) { /* gone without a Close frame: 1006 for on_close */
       rx_close_now(c);
       return;
     }
     w->rlen += (size_t)n;
-    if ((size_t)n == room && w->rcap < RBUF_MAX) { /* more is waiting: read bigger */
-      uint8_t *p = realloc(w->rbuf, RBUF_MAX);
-      if (p) {
-        w->rbuf = p;
-        w->rcap = RBUF_MAX;
-      }
-    }
     w->ping_out = 0;
   }
+  if (keep_rest(w)) rx_close_now(c);
 }
 
 void ws_msg_done(ws_msg *m) {
@@ -310,7 +333,7 @@ static void on_close(rx_conn *c) {
   dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(w->up.actor);
   free(w->msg);
-  free(w->rbuf);
+  if (w->rbuf != shared) free(w->rbuf); /* closed inside on_data: shared */
   free(w);
 }
 
@@ -324,20 +347,20 @@ static const rx_proto ws_proto = {
 
 int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
                  const char *left, size_t left_len) {
+  /* bytes that came behind the handshake: the only time input lands in
+   * the connection's own buffer before anything is parsed */
   ws_conn *w = left_len <= RBUF_MAX ? calloc(1, sizeof *w) : NULL;
-  if (w) {
-    w->rcap = left_len <= RBUF_START ? RBUF_START : RBUF_MAX;
-    w->rbuf = malloc(w->rcap);
+  if (w && left_len) {
+    w->rbuf = malloc(left_len);
     if (!w->rbuf) {
       free(w);
       w = NULL;
+    } else {
+      memcpy(w->rbuf, left, left_len);
+      w->rlen = left_len;
     }
   }
-  if (w) {
-    w->c = c;
-    memcpy(w->rbuf, left, left_len);
-    w->rlen = left_len;
-  }
+  if (w) w->c = c;
   /* silence is measured on input only: our pings must not count as life */
   return up_adopt(c, w ? &w->up : NULL, UP_WEBSOCKET, s, actor, &ws_proto,
                   RX_F_IDLE_READ);
