@@ -1215,6 +1215,7 @@ int http_respond(uint64_t conn, const char *status, size_t slen,
       if (xfd >= 0 && r == 0) r = rx_write_file(h->c, xfd, 0, xlen); /* owns xfd */
       else if (xfd >= 0) close(xfd);
       if (r == 0 && finish) r = complete(h);
+      if (r == 0 && missing) r = 1;
     } else {
       if (xfd >= 0) close(xfd);
       if (r == -1) rx_close_now(h->c);

@@ -96,7 +96,8 @@ void http_req_free(http_req *r);
  * and drop whatever body the application gives (here or later through
  * http_write/http_sendfile); the status and other headers are the
  * application's. A file that cannot be opened, or is not a regular file,
- * is answered 404 instead, with a line on stderr. Ignored on statuses
+ * is answered 404 instead, with a line on stderr, and 1 is returned (so
+ * the access log shows the 404 that was sent). Ignored on statuses
  * without a body (1xx, 204, 304). */
 int http_respond(uint64_t conn, const char *status, size_t slen,
                  const char *headers, size_t hlen, size_t count,

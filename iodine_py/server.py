@@ -140,9 +140,10 @@ class Runtime:
             elif kind == STOPPING:
                 _hooks.fire("start_shutdown")
             elif kind == LOG:  # a line for an answer the core gave itself
+                line = ffi.cast("char *", ev.ptr)
                 if self.log is not None:
-                    self.log.write(ffi.unpack(ffi.cast("char *", ev.ptr), ev.arg).decode("latin-1"))
-                lib.al_free(ffi.cast("char *", ev.ptr))
+                    self.log.write(ffi.unpack(line, ev.arg).decode("latin-1"))
+                lib.al_free(line)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
@@ -221,12 +222,13 @@ class Runtime:
             handle(ev)
 
 
-def _ignore_usr1() -> None:
-    """SIGUSR1 restarts workers; with none, it must not kill the server."""
+def _ignore_usr1() -> Any:
+    """SIGUSR1 restarts workers; with none, it must not kill the server.
+    Returns the handler it replaced (None: signals are not ours to set)."""
     try:
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        return signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     except ValueError:  # not the main thread: leave signals alone
-        pass
+        return None
 
 
 def _tls_ctx(lst: Listener) -> Any:
@@ -414,7 +416,7 @@ class _Iodine:
         # Until a master installs its rolling-restart handler (and for good
         # without workers) SIGUSR1 must not kill the server: ignore it
         # before anyone is told we listen.
-        _ignore_usr1()
+        usr1 = _ignore_usr1()
         self._banner()
         listeners = self._listeners
         try:
@@ -432,6 +434,8 @@ class _Iodine:
             _hooks.fire("on_finish")
         finally:
             self._listeners = []
+            if usr1 is not None:  # the process's own handling, as it was
+                signal.signal(signal.SIGUSR1, usr1)
         if not self.config.quiet:
             sys.stderr.write("iodine: stopped\n")
             sys.stderr.flush()

@@ -210,6 +210,8 @@ class Response:
                              body, len(body), finish)
         if r == -2:
             raise ValueError(f"malformed status or header in response: {status!r} {headers!r}")
+        if r == 1:  # X-Sendfile named no file: the core answered 404 instead
+            self.status = "404 Not Found"
         self.sent = True
         if finish:
             self.done = True

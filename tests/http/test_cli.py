@@ -152,6 +152,31 @@ def test_programmatic_api(run_server, server_python):
     assert resp.body == programmatic.BODY + b" multithread=1"
 
 
+def test_programmatic_start_gives_sigusr1_back(server_python):
+    """While serving without workers SIGUSR1 is ignored (it would kill the
+    process); once Iodine.start() returns, the process's own handler is
+    back."""
+    script = (
+        "import signal\n"
+        "from iodine_py import Iodine\n"
+        "mine = lambda *a: None\n"
+        "signal.signal(signal.SIGUSR1, mine)\n"
+        "seen = []\n"
+        "def during():\n"
+        "    seen.append(signal.getsignal(signal.SIGUSR1))\n"
+        "    Iodine.stop()\n"
+        "Iodine.listen(lambda e, s: [], port=0, address='127.0.0.1')\n"
+        "Iodine.run_after(1, during)\n"
+        "Iodine.start()\n"
+        "print('during', seen == [signal.SIG_IGN])\n"
+        "print('after', signal.getsignal(signal.SIGUSR1) is mine)\n")
+    import subprocess
+    out = subprocess.run([server_python, "-c", script], env=repo_on_path_env(),
+                         cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert "during True" in out.stdout and "after True" in out.stdout, out.stdout + out.stderr
+
+
 def test_quiet_still_reports_where_it_listens(run_server):
     """-q silences the banner and logs but keeps the `Listening on` line,
     which supervisors and these tests rely on to learn an ephemeral port."""

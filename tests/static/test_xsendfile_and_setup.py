@@ -72,6 +72,14 @@ def test_x_sendfile_without_a_sendable_file_is_404_and_logged(static_srv, site, 
     static_srv.wait_for_stderr(f"X-Sendfile {path}", start=mark)
 
 
+def test_x_sendfile_404_is_what_the_access_log_shows(run_server, site):
+    srv = run_server("static_apps", "-www", str(site.pub), "-v")
+    target = xsend_target(str(site.xs / "nope.bin"))
+    assert srv.get(target).status == 404
+    # the app said 200; the line must carry the status that was sent
+    srv.wait_for_stderr(f'"GET {target} HTTP/1.1" 404 ')
+
+
 def test_x_sendfile_pipelined_between_static_and_app(static_srv, site):
     from tests.rawhttp import build_request
 
