@@ -25,7 +25,7 @@ from . import hooks as _hooks
 from . import pubsub as _pubsub
 from .accesslog import AccessLog
 from .client import Client
-from .wsgi import Response, WSGIApp, _log_exception, base_environ, make_input
+from .wsgi import Response, WSGIApp, _log_exception, base_environ, compact_environ, make_input
 
 # The environ keys whose values open every request's blob, in order (http.h).
 ENV_FIXED = tuple(ffi.string(lib.http_env_fixed()).decode().split())
@@ -169,6 +169,7 @@ class Runtime:
         resp.run(app)
 
     def new_client(self, conn: int, env: Dict[str, Any], handler: Any, kind: int) -> None:
+        compact_environ(env)
         self.clients[conn] = Client(conn, env, handler, "websocket" if kind == lib.UP_WEBSOCKET else "sse")
 
     def on_client_closed(self, client: Client) -> None:

@@ -89,3 +89,39 @@ def test_idle_websockets_hold_no_read_buffer(run_server, many_fds):
     finally:
         for s in socks:
             s.close()
+
+
+def test_compact_environ_keeps_the_dict_and_shares_repeated_strings():
+    """What a kept environ goes through at upgrade (iodine_py.wsgi)."""
+    from iodine_py import wsgi
+
+    def environ(port):
+        # fresh strings, as the server decodes them per request
+        return {"REQUEST_METHOD": "".join(["G", "ET"]), "HTTP_UPGRADE": "".join(["web", "socket"]),
+                "REMOTE_PORT": str(port), "HTTP_SEC_WEBSOCKET_KEY": f"key-{port}",
+                "".join(["HTTP_X_", "ONE"]): "x", "wsgi.input": None}
+
+    a, b = environ(40000), environ(40001)
+    a_id, a_order = id(a), list(a)
+    wsgi.compact_environ(a)
+    wsgi.compact_environ(b)
+    assert id(a) == a_id and list(a) == a_order, "same dict, same order"
+    assert a == {"REQUEST_METHOD": "GET", "HTTP_UPGRADE": "websocket", "REMOTE_PORT": "40000",
+                 "HTTP_SEC_WEBSOCKET_KEY": "key-40000", "HTTP_X_ONE": "x", "wsgi.input": None}
+    keys_a = {k: k for k in a}
+    for k in b:  # header names are shared
+        assert keys_a[k] is k
+    assert a["REQUEST_METHOD"] is b["REQUEST_METHOD"]
+    assert a["HTTP_UPGRADE"] is b["HTTP_UPGRADE"]
+    # values unique per connection are left alone (they would only fill the table)
+    assert "REMOTE_PORT" not in wsgi._SHARED_VALUES
+    assert "HTTP_SEC_WEBSOCKET_KEY" not in wsgi._SHARED_VALUES
+
+
+def test_the_shared_string_table_is_bounded(monkeypatch):
+    from iodine_py import wsgi
+
+    monkeypatch.setattr(wsgi, "_SHARED", {})
+    for i in range(wsgi._SHARED_MAX + 100):
+        wsgi.compact_environ({f"HTTP_X_{i}": "v"})
+    assert len(wsgi._SHARED) == wsgi._SHARED_MAX
