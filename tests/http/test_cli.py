@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.apps import hello, programmatic
-from tests.server import REPO_ROOT, repo_on_path_env, run_cli
+from tests.server import REPO_ROOT, base_env, repo_on_path_env, run_cli
 
 FLAGS = ["-p", "--port", "-b", "--bind", "-t", "--threads", "-w", "--workers", "-v", "-q",
          "-maxbd", "-maxhd", "--max-header-line", "--max-headers", "-k", "--body-spill",
@@ -171,7 +171,7 @@ def test_programmatic_start_gives_sigusr1_back(server_python):
         "print('during', seen == [signal.SIG_IGN])\n"
         "print('after', signal.getsignal(signal.SIGUSR1) is mine)\n")
     import subprocess
-    out = subprocess.run([server_python, "-c", script], env=repo_on_path_env(),
+    out = subprocess.run([server_python, "-c", script], env=base_env(repo_on_path_env()),
                          cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=20)
     assert out.returncode == 0, out.stderr
     assert "during True" in out.stdout and "after True" in out.stdout, out.stdout + out.stderr

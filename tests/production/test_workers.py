@@ -121,8 +121,19 @@ def test_workers_zero_means_one_per_cpu(run_server):
     srv.assert_alive()
 
 
-def _pids_of_keepalive_burst(srv, n=40):
-    conns = [Connection(srv.host, srv.port, timeout=10) for _ in range(n)]
+def _pids_of_keepalive_burst(srv, n=40, hold=()):
+    """Open n connections, then ask on each which pid serves it. The pids in
+    `hold` are stopped while the connections are made, so the whole burst is
+    waiting in the accept queue when they run again (else, on an idle
+    machine, whichever worker wakes first can take every connection as it
+    arrives, one at a time: that is not a burst)."""
+    for pid in hold:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        conns = [Connection(srv.host, srv.port, timeout=10) for _ in range(n)]
+    finally:
+        for pid in hold:
+            os.kill(pid, signal.SIGCONT)
     try:
         for c in conns:
             c.request("GET", "/")
@@ -137,7 +148,7 @@ def test_a_burst_of_connections_is_shared_by_the_workers(run_server):
     # burst (a client opening its pool) does not all land on one worker.
     srv = run_server("whoami", "-w", "2")
     srv.wait_for_lines("started (pid", 2, timeout=10)
-    pids = _pids_of_keepalive_burst(srv)
+    pids = _pids_of_keepalive_burst(srv, hold=worker_pids(srv))
     assert len(set(pids)) == 2, f"one worker took all {len(pids)} connections"
 
 

@@ -187,8 +187,10 @@ def test_a_class_is_instantiated_once_per_connection(srv):
     """rack.upgrade = a class: each connection gets its own instance, which
     is what client.handler returns."""
     ids = []
-    for _ in range(2):
-        with wsraw.connect_srv(srv, "/?class=1") as ws:
+    # both open at once: a closed connection's instance may be freed and
+    # its id() reused by the next one
+    with wsraw.connect_srv(srv, "/?class=1") as ws1, wsraw.connect_srv(srv, "/?class=1") as ws2:
+        for ws in (ws1, ws2):
             h = json.loads(command(ws, "handler"))
             assert h["is_self"] is True and h["type"] == "Commands"
             assert json.loads(command(ws, "handler"))["id"] == h["id"], \
