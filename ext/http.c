@@ -333,9 +333,10 @@ const char *http_env_fixed(void) {
          "REMOTE_PORT";
 }
 
-/* A value of the fixed part of the blob, in http_env_fixed() order. */
+/* A value after the first of the blob's fixed part (each one, even an
+ * empty one, is preceded by its NUL separator). */
 static int env_val(sbuf *e, const char *v, size_t vl) {
-  if (e->len && sb_put(e, "", 1)) return -1;
+  if (sb_put(e, "", 1)) return -1;
   return sb_put(e, v, vl);
 }
 
@@ -358,7 +359,7 @@ static int build_env(http_conn *h, const http1_request *q) {
   char port[8];
   int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
   /* the fixed part, in http_env_fixed() order */
-  if (env_val(e, q->method, q->method_len)) return -1;
+  if (sb_put(e, q->method, q->method_len)) return -1;
   if (env_val(e, q->target, q->target_len)) return -1;
   if (sb_put(e, "", 1)) return -1;
   if (t == pend && (!qm || t != q->target)) {
