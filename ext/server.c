@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -73,10 +75,93 @@ static int at_cap(void) {
   return 1;
 }
 
+/* --- accept balance between workers ------------------------------------------
+ * Workers share one listening socket (unless SO_REUSEPORT). The kernel
+ * tells every worker about a new connection and the first to call accept
+ * gets it: on a lightly loaded machine that is often the same worker, and
+ * with keep-alive clients it ends up holding most of the connections while
+ * another core idles. So each worker publishes how many connections it
+ * holds in a page shared by the cluster (srv_balance_init, before forking),
+ * and one holding clearly more than the least loaded worker leaves a new
+ * connection to it: it looks again BAL_RETRY_MS later, and takes the
+ * connection itself once BAL_MAX_DEFER_MS have passed (the other worker may
+ * be busy in a long application call). Counts are published at each
+ * accept and every BAL_PUBLISH_MS. */
+#define BAL_VACANT UINT32_MAX
+#define BAL_RETRY_MS 1
+#define BAL_MAX_DEFER_MS 5
+#define BAL_PUBLISH_MS 50
+static _Atomic uint32_t *bal; /* per process slot: open connections, or BAL_VACANT */
+static int bal_slots;
+static int bal_me = -1;          /* this worker's slot */
+static uint64_t bal_since;       /* when this worker began leaving connections (0: not) */
+static int bal_timer_armed;
+
+int srv_balance_init(int slots) {
+  if (slots <= 0) return -EINVAL;
+  void *m = mmap(NULL, (size_t)slots * sizeof *bal, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return -errno;
+  bal = m;
+  bal_slots = slots;
+  for (int i = 0; i < slots; i++) atomic_init(&bal[i], BAL_VACANT);
+  return 0;
+}
+
+static void bal_publish(void *arg) {
+  (void)arg;
+  if (bal && bal_me >= 0) atomic_store_explicit(&bal[bal_me], (uint32_t)rx_open_count(),
+                                                memory_order_relaxed);
+}
+
+void srv_balance_join(int slot) {
+  if (!bal || slot < 0 || slot >= bal_slots) return;
+  bal_me = slot;
+  bal_publish(NULL);
+  rx_timer(BAL_PUBLISH_MS, BAL_PUBLISH_MS, 0, bal_publish, NULL, NULL);
+}
+
+void srv_balance_vacate(int slot) {
+  if (bal && slot >= 0 && slot < bal_slots)
+    atomic_store_explicit(&bal[slot], BAL_VACANT, memory_order_relaxed);
+}
+
+static void bal_retry(void *arg) {
+  bal_timer_armed = 0;
+  retry_accept(arg);
+}
+
+/* 1: leave this connection to a less loaded worker for now. */
+static int bal_defer(listener *l) {
+  if (!bal || bal_me < 0 || reuseport) return 0;
+  bal_publish(NULL);
+  uint32_t mine = (uint32_t)rx_open_count(), least = BAL_VACANT;
+  for (int i = 0; i < bal_slots; i++) {
+    uint32_t n = i == bal_me ? BAL_VACANT : atomic_load_explicit(&bal[i], memory_order_relaxed);
+    if (n < least) least = n;
+  }
+  if (least == BAL_VACANT || mine <= least + 1 + least / 8) {
+    bal_since = 0;
+    return 0;
+  }
+  uint64_t now = rx_now_ms();
+  if (!bal_since) bal_since = now;
+  if (now - bal_since >= BAL_MAX_DEFER_MS) { /* nobody came: ours (the next waits anew) */
+    bal_since = 0;
+    return 0;
+  }
+  if (!bal_timer_armed) {
+    bal_timer_armed = 1;
+    rx_timer(BAL_RETRY_MS, 0, 0, bal_retry, NULL, l);
+  }
+  return 1;
+}
+
 static void on_accept(rx_conn *lc) {
   listener *l = lc->udata;
   for (int taken = 0;; taken++) {
     if (at_cap()) return;
+    if (bal_defer(l)) return;
     if (accept_batch && taken == accept_batch) {
       /* Workers share the socket: one that took every waiting connection
        * in one go would end up with all of a burst (all of a client's
@@ -128,6 +213,7 @@ static int stop_told; /* DSP_STOPPING posted in this run */
 /* The reactor tells every connection the server is stopping; the first
  * listener to hear it tells the application (its start_shutdown hooks). */
 static void listener_shutdown(rx_conn *c) {
+  srv_balance_vacate(bal_me); /* accepting no more: nobody should wait for us */
   if (!stop_told) {
     stop_told = 1;
     dsp_post(NULL, DSP_STOPPING, 0, NULL, 0);

@@ -69,6 +69,13 @@ void srv_close_listeners(void);
  *    children: one turn of relay I/O, no timers, no listeners. Returns
  *    nonzero once SIGINT/SIGTERM asked to stop. */
 int srv_after_fork(void);
+/* Accept balance between workers sharing a listening socket (server.c):
+ * the master makes the shared page for `slots` processes before forking;
+ * each worker joins with its slot right after srv_after_fork; the master
+ * vacates a slot when its worker exits. Not used with SO_REUSEPORT. */
+int srv_balance_init(int slots);
+void srv_balance_join(int slot);
+void srv_balance_vacate(int slot);
 int srv_master_turn(int max_wait_ms);
 int srv_stop_requested(void);
 

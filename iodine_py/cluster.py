@@ -94,6 +94,7 @@ class Master:
                 for fd in self.ready_fds():
                     os.close(fd)
                 lib.srv_after_fork()
+                lib.srv_balance_join(relay)  # its slot in the accept balance (server.c)
                 lib.cl_worker_adopt(theirs)
                 self.hooks("after_fork")
                 self.hooks("enter_child")
@@ -130,6 +131,10 @@ class Master:
         global role
         role = "master"
         old = signal.signal(signal.SIGUSR1, self._on_usr1)
+        # the accept balance's shared page: room for every worker and, during
+        # a rolling restart, the old ones still finishing (slots are relay
+        # numbers, the lowest free first)
+        lib.srv_balance_init(min(MAX_RELAYS, 2 * self.workers + 1))
         try:
             for slot in range(self.workers):
                 self.spawn(slot)
@@ -195,7 +200,9 @@ class Master:
             if pid == 0:
                 return
             slot = self.pids.pop(pid, None)
-            self.relays.pop(pid, None)
+            relay = self.relays.pop(pid, None)
+            if relay is not None:
+                lib.srv_balance_vacate(relay)  # no one should leave connections to it
             if slot is None:
                 continue
             if pid in self.retiring:

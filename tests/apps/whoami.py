@@ -3,15 +3,18 @@ a JSON object with REMOTE_ADDR, REMOTE_PORT, wsgi.url_scheme, SERVER_NAME,
 SERVER_PORT, the pid, and the value of `?echo=` (if any).
 
 `/slow?ms=N` answers after N milliseconds of work (a busy request, for
-shutdown and restart tests)."""
+shutdown and restart tests); it first prints "whoami-slow PID" to stderr."""
 import json
 import os
+import sys
 import time
 
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
         ms = int(environ.get("QUERY_STRING", "ms=0").partition("=")[2] or 0)
+        sys.stderr.write(f"whoami-slow {os.getpid()}\n")
+        sys.stderr.flush()
         time.sleep(ms / 1000.0)
     body = json.dumps({
         "REMOTE_ADDR": environ.get("REMOTE_ADDR"),

@@ -166,3 +166,63 @@ def test_reuseport_workers_serve(run_server):
     pids = _pids_of_keepalive_burst(srv)
     assert set(pids) <= set(worker_pids(srv))
     assert len(set(pids)) == 2, pids  # 40 source ports hash onto both sockets
+
+
+def _open_and_ask(srv):
+    c = Connection(srv.host, srv.port, timeout=10)
+    c.request("GET", "/")
+    return c, json.loads(c.read_response().body)["pid"]
+
+
+def test_connections_made_one_at_a_time_are_spread_over_the_workers(run_server):
+    """A keep-alive pool that grows one connection at a time: on a quiet
+    machine the worker that wakes first could take each one. A worker
+    holding more connections than the least loaded one leaves new ones to
+    it (server.c, accept balance), so the split stays close to even."""
+    srv = run_server("whoami", "-w", "2")
+    srv.wait_for_lines("started (pid", 2, timeout=10)
+    conns, pids = [], []
+    try:
+        for _ in range(40):
+            c, pid = _open_and_ask(srv)
+            conns.append(c)
+            pids.append(pid)
+        counts = {p: pids.count(p) for p in set(pids)}
+        assert len(counts) == 2 and min(counts.values()) >= 16, counts
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_busy_worker_does_not_hold_up_new_connections(run_server):
+    """The worker with fewer connections is stuck in a slow request (one
+    application thread: its loop waits for it). The other leaves each new
+    connection to it for at most a few milliseconds, then takes it: new
+    clients are served while the busy one is still busy."""
+    srv = run_server("whoami", "-w", "2")
+    srv.wait_for_lines("started (pid", 2, timeout=10)
+    conns, by_pid = [], {}
+    try:
+        while len(by_pid) < 2 and len(conns) < 200:
+            c, pid = _open_and_ask(srv)
+            conns.append(c)
+            by_pid.setdefault(pid, []).append(c)
+        assert len(by_pid) == 2, "never reached the second worker"
+        busy = min(by_pid, key=lambda p: len(by_pid[p]))  # the least loaded one
+        mark = srv.stderr_mark()
+        by_pid[busy][0].request("GET", "/slow?ms=3000")
+        # from here its loop is in the application (and it has taken no new
+        # connection in the same turn: none was being made)
+        srv.wait_for_stderr(f"whoami-slow {busy}", start=mark)
+        start = time.monotonic()
+        served = []
+        for _ in range(10):
+            c, pid = _open_and_ask(srv)
+            conns.append(c)
+            served.append((pid, round(time.monotonic() - start, 3)))
+        elapsed = time.monotonic() - start
+        assert busy not in [p for p, _ in served], f"the busy worker {busy} answered while busy? {served}"
+        assert elapsed < 2.0, f"10 new connections took {elapsed:.2f} s while a worker was busy"
+    finally:
+        for c in conns:
+            c.close()
