@@ -114,9 +114,18 @@ static void bal_publish(void *arg) {
                                                 memory_order_relaxed);
 }
 
+static int bal_slot_pending = -1; /* joined, not yet accepting */
+
 void srv_balance_join(int slot) {
-  if (!bal || slot < 0 || slot >= bal_slots) return;
-  bal_me = slot;
+  if (bal && slot >= 0 && slot < bal_slots) bal_slot_pending = slot;
+}
+
+/* From srv_run, once the listeners are attached: only a worker that can
+ * accept may have connections left to it. */
+static void bal_start(void) {
+  if (bal_slot_pending < 0) return;
+  bal_me = bal_slot_pending;
+  bal_slot_pending = -1;
   bal_publish(NULL);
   rx_timer(BAL_PUBLISH_MS, BAL_PUBLISH_MS, 0, bal_publish, NULL, NULL);
 }
@@ -385,6 +394,7 @@ void srv_disarm_signals(void) {
 int srv_run(void (*runner)(void), uint32_t grace_ms) {
   srv_arm_signals(); /* usually already armed, before "Listening" was said */
   attach_listeners();
+  bal_start();
   stop_told = 0;
   dsp_restart();
   dsp_set_inline(runner);

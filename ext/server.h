@@ -71,8 +71,9 @@ void srv_close_listeners(void);
 int srv_after_fork(void);
 /* Accept balance between workers sharing a listening socket (server.c):
  * the master makes the shared page for `slots` processes before forking;
- * each worker joins with its slot right after srv_after_fork; the master
- * vacates a slot when its worker exits. Not used with SO_REUSEPORT. */
+ * each worker joins with its slot right after srv_after_fork (its count is
+ * published from srv_run on, once it can accept); the master vacates a
+ * slot when its worker exits. Not used with SO_REUSEPORT. */
 int srv_balance_init(int slots);
 void srv_balance_join(int slot);
 void srv_balance_vacate(int slot);

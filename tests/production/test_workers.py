@@ -121,6 +121,28 @@ def test_workers_zero_means_one_per_cpu(run_server):
     srv.assert_alive()
 
 
+def _open_and_ask(srv):
+    c = Connection(srv.host, srv.port, timeout=10)
+    c.request("GET", "/")
+    return c, json.loads(c.read_response().body)["pid"]
+
+
+def _wait_until_workers_accept(srv, n=2, timeout=10.0):
+    """"worker N started" is said at fork; a worker accepts only once its
+    loop runs. Connect until n different workers have answered."""
+    conns, seen = [], set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(seen) < n:
+            assert time.monotonic() < deadline, f"only {len(seen)} of {n} workers answered"
+            c, pid = _open_and_ask(srv)
+            conns.append(c)
+            seen.add(pid)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def _pids_of_keepalive_burst(srv, n=40, hold=()):
     """Open n connections, then ask on each which pid serves it. The pids in
     `hold` are stopped while the connections are made, so the whole burst is
@@ -148,6 +170,7 @@ def test_a_burst_of_connections_is_shared_by_the_workers(run_server):
     # burst (a client opening its pool) does not all land on one worker.
     srv = run_server("whoami", "-w", "2")
     srv.wait_for_lines("started (pid", 2, timeout=10)
+    _wait_until_workers_accept(srv)
     pids = _pids_of_keepalive_burst(srv, hold=worker_pids(srv))
     assert len(set(pids)) == 2, f"one worker took all {len(pids)} connections"
 
@@ -168,10 +191,6 @@ def test_reuseport_workers_serve(run_server):
     assert len(set(pids)) == 2, pids  # 40 source ports hash onto both sockets
 
 
-def _open_and_ask(srv):
-    c = Connection(srv.host, srv.port, timeout=10)
-    c.request("GET", "/")
-    return c, json.loads(c.read_response().body)["pid"]
 
 
 def test_connections_made_one_at_a_time_are_spread_over_the_workers(run_server):
@@ -181,6 +200,7 @@ def test_connections_made_one_at_a_time_are_spread_over_the_workers(run_server):
     it (server.c, accept balance), so the split stays close to even."""
     srv = run_server("whoami", "-w", "2")
     srv.wait_for_lines("started (pid", 2, timeout=10)
+    _wait_until_workers_accept(srv)
     conns, pids = [], []
     try:
         for _ in range(40):
