@@ -70,7 +70,7 @@ FUZZ_SRC_glob := ext/glob.c
 FUZZ_SRC_sse := ext/sse.c
 FUZZ_SRC_static := ext/static.c
 
-build/fuzz_%: fuzz/fuzz_%.c $(wildcard ext/*.c ext/*.h)
+build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SRC_$*) $< -o $@
 

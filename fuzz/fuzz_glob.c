@@ -33,21 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
-
-static char *dup_exact(const void *p, size_t n) {
-  char *b = malloc(n ? n : 1);
-  ASSERT(b);
-  if (n)
-    memcpy(b, p, n);
-  return b;
-}
+#include "fuzz.h"
 
 static int match(const char *p, size_t pl, const char *n, size_t nl) {
   char *pp = dup_exact(p, pl), *nn = dup_exact(n, nl);

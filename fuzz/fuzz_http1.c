@@ -21,23 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzz.h"
 
 #define MAXH 64
-
-static char *dup_exact(const uint8_t *p, size_t n) {
-  char *b = malloc(n ? n : 1);
-  ASSERT(b);
-  if (n)
-    memcpy(b, p, n);
-  return b;
-}
 
 static int is_err(int rc) {
   return rc == -400 || rc == -431 || rc == -505;

@@ -43,21 +43,7 @@
 #include "reactor.h"
 #include "upgrade.h"
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
-
-static char *dup_exact(const void *p, size_t n) {
-  char *b = malloc(n ? n : 1);
-  ASSERT(b);
-  if (n)
-    memcpy(b, p, n);
-  return b;
-}
+#include "fuzz.h"
 
 static int has_break(const char *s, size_t n) {
   return memchr(s, '\r', n) || memchr(s, '\n', n) || memchr(s, 0, n);

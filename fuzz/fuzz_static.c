@@ -23,13 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzz.h"
 
 static void check_path(const char *out, size_t n) {
   ASSERT(strlen(out) == n);

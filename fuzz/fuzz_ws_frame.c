@@ -35,21 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
-
-static uint8_t *dup_exact(const uint8_t *p, size_t n) {
-  uint8_t *d = malloc(n ? n : 1);
-  ASSERT(d);
-  if (n)
-    memcpy(d, p, n);
-  return d;
-}
+#include "fuzz.h"
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
