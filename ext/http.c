@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ascii.h"
 #include "accesslog.h"
 #include "dispatch.h"
 #include "http1_parser.h"
@@ -107,20 +108,8 @@ static void sb_free(sbuf *b) {
   b->len = b->cap = 0;
 }
 
-static int lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
-
 static int same_name(const char *a, size_t al, const char *b, size_t bl) {
-  if (al != bl) return 0;
-  for (size_t i = 0; i < al; i++)
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
-  return 1;
-}
-
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  ch = lower(ch);
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  return -1;
+  return al == bl && ascii_same_ci(a, b, al);
 }
 
 static const char *reason(int code) {
@@ -201,8 +190,8 @@ static int put_path(sbuf *e, const char *p, size_t n) {
   char *o = e->p + e->len;
   for (size_t i = 0; i < n; i++) {
     int hi, lo;
-    if (p[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
-        (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+    if (p[i] == '%' && i + 2 < n && (hi = ascii_hexval((unsigned char)p[i + 1])) >= 0 &&
+        (lo = ascii_hexval((unsigned char)p[i + 2])) >= 0) {
       char ch = (char)(hi * 16 + lo);
       if (!ch) return -1;
       *o++ = ch;
@@ -256,7 +245,7 @@ static int put_forwarded(sbuf *e, const http1_request *q, const px_trust *trust)
 
 static uint32_t name_hash(const char *p, size_t n) {
   uint32_t x = 2166136261u; /* FNV-1a over the lower-cased name */
-  for (size_t i = 0; i < n; i++) x = (x ^ (uint32_t)lower((unsigned char)p[i])) * 16777619u;
+  for (size_t i = 0; i < n; i++) x = (x ^ (uint32_t)ascii_lower((unsigned char)p[i])) * 16777619u;
   return x;
 }
 

@@ -18,22 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ascii.h"
+
 /* --- bytes -------------------------------------------------------------- */
-
-static int lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
-
-static int same_ci(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
-  return 1;
-}
-
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  ch = lower(ch);
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  return -1;
-}
 
 static int is_ows(int ch) { return ch == ' ' || ch == '\t'; }
 
@@ -90,8 +77,8 @@ int st_normalize(const char *target, size_t len, char *out, size_t cap,
     size_t start = o ? o + 1 : 0, w = start;
     for (const char *i = p; i < se; i++) {
       int ch = (unsigned char)*i, hi, lo;
-      if (ch == '%' && se - i > 2 && (hi = hexval((unsigned char)i[1])) >= 0 &&
-          (lo = hexval((unsigned char)i[2])) >= 0) {
+      if (ch == '%' && se - i > 2 && (hi = ascii_hexval((unsigned char)i[1])) >= 0 &&
+          (lo = ascii_hexval((unsigned char)i[2])) >= 0) {
         ch = hi * 16 + lo;
         i += 2;
         if (ch == '/') return ST_REFUSE;
@@ -165,7 +152,7 @@ const char *st_mime(const char *name, size_t len) {
   const char *ext = name + i;
   size_t el = len - i;
   for (size_t k = 0; k < sizeof mime_table / sizeof mime_table[0]; k++)
-    if (strlen(mime_table[k].ext) == el && same_ci(ext, mime_table[k].ext, el))
+    if (strlen(mime_table[k].ext) == el && ascii_same_ci(ext, mime_table[k].ext, el))
       return mime_table[k].type;
   return "application/octet-stream";
 }
@@ -328,7 +315,7 @@ int st_parse_range(const char *v, size_t n, uint64_t size, uint64_t *offset,
                    uint64_t *length) {
   trim(&v, &n);
   size_t i = 0;
-  if (n < 6 || !same_ci(v, "bytes", 5)) return ST_RANGE_NONE;
+  if (n < 6 || !ascii_same_ci(v, "bytes", 5)) return ST_RANGE_NONE;
   i = 5;
   while (i < n && is_ows((unsigned char)v[i])) i++;
   if (i == n || v[i++] != '=') return ST_RANGE_NONE;
@@ -387,12 +374,12 @@ int st_accepts_gzip(const char *v, size_t n) {
       const char *p = v + ps;
       size_t pl = i - ps;
       trim(&p, &pl);
-      if (pl >= 2 && lower((unsigned char)p[0]) == 'q' && p[1] == '=') {
+      if (pl >= 2 && ascii_lower((unsigned char)p[0]) == 'q' && p[1] == '=') {
         q = qvalue(p + 2, pl - 2);
         if (q < 0) q = 0; /* a malformed weight: do not count on it */
       }
     }
-    if ((nl == 4 && same_ci(name, "gzip", 4)) || (nl == 6 && same_ci(name, "x-gzip", 6)))
+    if ((nl == 4 && ascii_same_ci(name, "gzip", 4)) || (nl == 6 && ascii_same_ci(name, "x-gzip", 6)))
       gz = q > gz ? q : gz;
     else if (nl == 1 && name[0] == '*')
       star = q;

@@ -1,0 +1,27 @@
+/* ascii: byte helpers for protocol text, where case rules are ASCII's and
+ * never the locale's (header names, hex escapes, tokens). Header-only so
+ * every file that parses text, and the unit tests that build one file
+ * alone, get the same definitions. */
+#ifndef IODINE_ASCII_H
+#define IODINE_ASCII_H
+
+#include <stddef.h>
+
+static inline int ascii_lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
+
+/* n bytes of a and b equal, ignoring ASCII case. */
+static inline int ascii_same_ci(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i])) return 0;
+  return 1;
+}
+
+/* The value of one hex digit, or -1. */
+static inline int ascii_hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  ch = ascii_lower(ch);
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  return -1;
+}
+
+#endif
