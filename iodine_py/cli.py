@@ -192,57 +192,31 @@ def update_readme(path: str) -> bool:
     return new != text
 
 
+# Flags that set a Config field of the same name when given, with the
+# factor from the flag's unit to the field's (bytes from KiB or MiB).
+_SCALED = (
+    ("port", 1), ("address", 1), ("threads", 1), ("workers", 1),
+    ("max_body", MIB), ("max_head", KIB), ("max_header_line", KIB), ("max_headers", 1),
+    ("keepalive", 1), ("body_spill", KIB), ("ws_max_msg", KIB), ("ping", 1),
+    ("max_pending", KIB), ("redis", 1), ("redis_ping", 1), ("header_timeout", 1),
+    ("min_body_rate", 1), ("max_connections", 1), ("trust_proxy", 1), ("grace", 1),
+    ("public", 1),
+)
+
+
 def config_from_args(ns: argparse.Namespace) -> Config:
     cfg = Config()
-    if ns.port is not None:
-        cfg.port = ns.port
-    if ns.address is not None:
-        cfg.address = ns.address
-    if ns.threads is not None:
-        cfg.threads = ns.threads
-    if ns.workers is not None:
-        cfg.workers = ns.workers
-    if ns.max_body is not None:
-        cfg.max_body = ns.max_body * MIB
-    if ns.max_head is not None:
-        cfg.max_head = ns.max_head * KIB
-    if ns.max_header_line is not None:
-        cfg.max_header_line = ns.max_header_line * KIB
-    if ns.max_headers is not None:
-        cfg.max_headers = ns.max_headers
-    if ns.keepalive is not None:
-        cfg.keepalive = ns.keepalive
-    if ns.body_spill is not None:
-        cfg.body_spill = ns.body_spill * KIB
-    if ns.ws_max_msg is not None:
-        cfg.ws_max_msg = ns.ws_max_msg * KIB
-    if ns.ping is not None:
-        cfg.ping = ns.ping
-    if ns.max_pending is not None:
-        cfg.max_pending = ns.max_pending * KIB
-    if ns.redis is not None:
-        cfg.redis = ns.redis
-    if ns.redis_ping is not None:
-        cfg.redis_ping = ns.redis_ping
-    if ns.header_timeout is not None:
-        cfg.header_timeout = ns.header_timeout
+    for name, factor in _SCALED:
+        value = getattr(ns, name)
+        if value is not None:
+            setattr(cfg, name, value * factor if factor != 1 else value)
     if ns.reuseport:
         cfg.reuseport = True
-    if ns.min_body_rate is not None:
-        cfg.min_body_rate = ns.min_body_rate
-    if ns.max_connections is not None:
-        cfg.max_connections = ns.max_connections
-    if ns.trust_proxy is not None:
-        cfg.trust_proxy = ns.trust_proxy
-    if ns.grace is not None:
-        cfg.grace = ns.grace
     cfg.log = ns.log
     cfg.quiet = ns.quiet
     cfg.tls = ns.tls or ns.tls_cert is not None
     cfg.tls_cert = ns.tls_cert
     cfg.tls_key = ns.tls_key
-    if ns.public is not None:
-        cfg.public = ns.public
     return cfg.validate()
 
 
