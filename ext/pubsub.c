@@ -379,6 +379,20 @@ long ps_publish_locked(const char *channel, size_t clen, const char *msg,
   return d.reached;
 }
 
+long ps_publish_id(const char *channel, size_t clen, const char *msg,
+                   size_t mlen, int text, ps_id id) {
+  rx_lock();
+  long n = ps_publish_id_locked(channel, clen, msg, mlen, text, id);
+  rx_unlock();
+  return n;
+}
+
+long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
+                          size_t mlen, int text, ps_id id) {
+  (void)id; /* ids reach deliveries and history in a later step */
+  return ps_publish_locked(channel, clen, msg, mlen, text);
+}
+
 size_t ps_channel_count(void) {
   rx_lock();
   size_t n = ps.nchans;

@@ -80,6 +80,23 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text);
 
+/* A message id, in Redis stream id form "ms-seq": unique and ordered per
+ * channel across the deployment (the sequencer is the Redis stream, or
+ * this server's master, or this process alone). {0, 0} means "none yet". */
+typedef struct ps_id {
+  uint64_t ms;
+  uint64_t seq;
+} ps_id;
+
+/* Deliver to every matching subscription in this process, carrying `id`
+ * (SSE events get it as `id:`; history keeps it). The sequencer's and the
+ * engines' way in. */
+long ps_publish_id(const char *channel, size_t clen, const char *msg,
+                   size_t mlen, int text, ps_id id);
+/* The same, lock held (the cluster relay, engines living in the loop). */
+long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
+                          size_t mlen, int text, ps_id id);
+
 /* Nonzero while the channel (or pattern) has subscriptions. */
 int ps_exists(const char *name, size_t len, int pattern);
 

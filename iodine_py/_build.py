@@ -128,6 +128,12 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text);
 int ps_exists(const char *name, size_t len, int pattern);
+typedef struct ps_id {
+    uint64_t ms;
+    uint64_t seq;
+} ps_id;
+long ps_publish_id(const char *channel, size_t clen, const char *msg,
+                   size_t mlen, int text, ps_id id);
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text);
 size_t ps_channel_count(void);
