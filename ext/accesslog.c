@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "dispatch.h"
+#include "http_facts.h"
 
 static int enabled;
 
@@ -20,35 +21,35 @@ uint64_t al_now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* "23/Nov/2026:18:42:18 +0000", made once a second. Only the loop thread
- * logs (static answers and error answers happen there). */
+/* "23/Nov/2026:18:42:18 +0000" (http_facts.h's stamp), made once a
+ * second. Only the loop thread logs (static answers and error answers
+ * happen there). */
 static const char *stamp(void) {
-  static char buf[40];
+  static char buf[32];
   static time_t last = -1;
   time_t now = time(NULL);
   if (now != last) {
     struct tm tm;
-    localtime_r(&now, &tm);
-    if (!strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S %z", &tm)) buf[0] = 0;
+    localtime_r(&now, &tm); /* for the offset only: the fields are ours */
+    hf_clf_stamp(buf, (int64_t)now, tm.tm_gmtoff);
     last = now;
   }
   return buf;
 }
 
-void al_log(const char *peer, const char *method, size_t mlen, const char *target,
-            size_t tlen, int minor, int status, uint64_t bytes, uint64_t started_us) {
+void al_log(const al_entry *e) {
   if (!enabled) return;
-  uint64_t took = al_now_us() - started_us;
-  if (!method) method = "-", mlen = 1;
-  if (!target) target = "-", tlen = 1;
+  uint64_t took = al_now_us() - e->started_us;
+  const char *method = e->method ? e->method : "-", *target = e->target ? e->target : "-";
+  size_t mlen = e->method ? e->mlen : 1, tlen = e->target ? e->tlen : 1;
   if (tlen > 2048) tlen = 2048; /* a log line, not a copy of the request */
   size_t cap = tlen + mlen + 160;
   char *line = malloc(cap);
   if (!line) return;
   int n = snprintf(line, cap, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu %llu.%03llums\n",
-                   peer && *peer ? peer : "-", stamp(), (int)mlen, method, (int)tlen, target,
-                   minor, status, (unsigned long long)bytes, (unsigned long long)(took / 1000),
-                   (unsigned long long)(took % 1000));
+                   e->peer && *e->peer ? e->peer : "-", stamp(), (int)mlen, method, (int)tlen,
+                   target, e->minor, e->status, (unsigned long long)e->bytes,
+                   (unsigned long long)(took / 1000), (unsigned long long)(took % 1000));
   if (n < 0 || (size_t)n >= cap || dsp_post(NULL, DSP_LOG, 0, line, (uint64_t)n)) free(line);
 }
 

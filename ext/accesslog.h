@@ -24,10 +24,21 @@ int al_on(void);
 /* A monotonic clock in microseconds, for the response time. */
 uint64_t al_now_us(void);
 
-/* Log one answer. method/target may be NULL (the request line was not
- * understood): they show as "-". */
-void al_log(const char *peer, const char *method, size_t mlen, const char *target,
-            size_t tlen, int minor, int status, uint64_t bytes, uint64_t started_us);
+/* One answer, as the log line shows it. method/target may be NULL (the
+ * request line was not understood): they show as "-". */
+typedef struct {
+  const char *peer;
+  const char *method;
+  size_t mlen;
+  const char *target;
+  size_t tlen;
+  int minor;           /* HTTP/1.<minor> */
+  int status;
+  uint64_t bytes;      /* body bytes sent */
+  uint64_t started_us; /* al_now_us() when the request was taken */
+} al_entry;
+
+void al_log(const al_entry *e);
 
 void al_free(char *line);
 

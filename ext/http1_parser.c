@@ -322,7 +322,7 @@ static int next_item(const char **p, const char *e, const char **s,
   return 1;
 }
 
-static int is_token(const char *s, size_t n) {
+int http1_is_token(const char *s, size_t n) {
   size_t i;
   if (!n)
     return 0;
@@ -333,7 +333,7 @@ static int is_token(const char *s, size_t n) {
 }
 
 /* 1*DIGIT, nothing else: no sign, no space, no list, no overflow. */
-static int parse_length(const char *s, size_t n, uint64_t *out) {
+int http1_parse_decimal(const char *s, size_t n, uint64_t *out) {
   uint64_t v = 0;
   size_t i;
   if (!n)
@@ -516,7 +516,7 @@ int http1_request_framing(const http1_request *req, http1_framing *out) {
         break;
       /* RFC 9110 8.6 allows either rejecting or collapsing "5, 5" and
        * repeats; rejecting leaves no room for two readings. */
-      if (lengths++ || parse_length(v, h->value_len, &length))
+      if (lengths++ || http1_parse_decimal(v, h->value_len, &length))
         return -400;
       break;
     case 17:
@@ -526,7 +526,7 @@ int http1_request_framing(const http1_request *req, http1_framing *out) {
       while (next_item(&p, ve, &s, &n)) {
         /* Empty elements and parameters are legal list syntax, but other
          * parsers disagree on them; refusing is cheaper than guessing. */
-        if (!is_token(s, n))
+        if (!http1_is_token(s, n))
           return -400;
         if (ci_eq(s, n, "chunked", 7)) {
           if (te_chunked++)

@@ -165,6 +165,14 @@ typedef struct {
  * is complete, a later call returns all of its input as not-body. */
 ssize_t http1_decode_chunked(http1_chunked *d, char *buf, size_t *len);
 
+/* The one token check (RFC 9110 5.6.2 tchar, through the parser's
+ * character table): 1 when s[0..n) is a non-empty token. */
+int http1_is_token(const char *s, size_t n);
+
+/* The one decimal reader: s[0..n) is 1*DIGIT (no sign, no space, not
+ * empty) and fits in uint64. Returns 0 and the value, or -1. */
+int http1_parse_decimal(const char *s, size_t n, uint64_t *out);
+
 /* True when the header name equals `lower` ignoring ASCII case. */
 int http1_name_is(const http1_header *h, const char *lower, size_t lower_len);
 

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "ascii.h"
+#include "http1_parser.h"
+#include "http_facts.h"
 
 /* --- bytes -------------------------------------------------------------- */
 
@@ -157,112 +159,6 @@ const char *st_mime(const char *name, size_t len) {
   return "application/octet-stream";
 }
 
-/* --- dates ----------------------------------------------------------------- */
-
-static const char wday_names[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-static const char month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back (the
- * era-based arithmetic: exact for every year, no tables). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-void st_http_date(char out[30], int64_t t) {
-  const int64_t max = 253402300799; /* 9999-12-31T23:59:59Z */
-  if (t < 0) t = 0;
-  if (t > max) t = max;
-  int64_t days = t / 86400, secs = t % 86400, y;
-  unsigned m, d;
-  civil_from_days(days, &y, &m, &d);
-  snprintf(out, 30, "%s, %02u %s %04d %02d:%02d:%02d GMT", wday_names[days % 7], d,
-           month_names[m - 1], (int)y, (int)(secs / 3600), (int)(secs / 60 % 60),
-           (int)(secs % 60));
-}
-
-static int num(const char *s, int n, int *out) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (!is_digit((unsigned char)s[i])) return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 0;
-}
-
-static int month_of(const char *s) {
-  for (int i = 0; i < 12; i++)
-    if (!memcmp(s, month_names[i], 3)) return i + 1;
-  return 0;
-}
-
-static int wday_ok(const char *s, size_t n) {
-  static const char *const long_names[7] = {"Thursday", "Friday", "Saturday", "Sunday",
-                                            "Monday", "Tuesday", "Wednesday"};
-  for (int i = 0; i < 7; i++)
-    if ((n == 3 && !memcmp(s, wday_names[i], 3)) ||
-        (n == strlen(long_names[i]) && !memcmp(s, long_names[i], n)))
-      return 1;
-  return 0;
-}
-
-/* "hh:mm:ss" */
-static int clock_of(const char *s, int *h, int *mi, int *sec) {
-  if (s[2] != ':' || s[5] != ':') return -1;
-  return num(s, 2, h) || num(s + 3, 2, mi) || num(s + 6, 2, sec) ? -1 : 0;
-}
-
-int st_parse_http_date(const char *s, size_t n, int64_t *t) {
-  int d, m, y, h, mi, sec;
-  trim(&s, &n);
-  if (n == 29 && s[3] == ',') { /* Sun, 06 Nov 1994 08:49:37 GMT */
-    if (!wday_ok(s, 3) || s[4] != ' ' || num(s + 5, 2, &d) || s[7] != ' ' ||
-        !(m = month_of(s + 8)) || s[11] != ' ' || num(s + 12, 4, &y) || s[16] != ' ' ||
-        clock_of(s + 17, &h, &mi, &sec) || s[25] != ' ' || memcmp(s + 26, "GMT", 3))
-      return -1;
-  } else if (n == 24 && s[3] == ' ') { /* Sun Nov  6 08:49:37 1994 */
-    if (!wday_ok(s, 3) || !(m = month_of(s + 4)) || s[7] != ' ' ||
-        (s[8] == ' ' ? num(s + 9, 1, &d) : num(s + 8, 2, &d)) || s[10] != ' ' ||
-        clock_of(s + 11, &h, &mi, &sec) || s[19] != ' ' || num(s + 20, 4, &y))
-      return -1;
-  } else { /* Sunday, 06-Nov-94 08:49:37 GMT */
-    const char *c = memchr(s, ',', n);
-    if (!c || !wday_ok(s, (size_t)(c - s)) || n - (size_t)(c - s) != 24) return -1;
-    const char *r = c + 1;
-    int yy;
-    if (r[0] != ' ' || num(r + 1, 2, &d) || r[3] != '-' || !(m = month_of(r + 4)) ||
-        r[7] != '-' || num(r + 8, 2, &yy) || r[10] != ' ' ||
-        clock_of(r + 11, &h, &mi, &sec) || r[19] != ' ' || memcmp(r + 20, "GMT", 3))
-      return -1;
-    y = yy < 70 ? 2000 + yy : 1900 + yy; /* RFC 9110 5.6.7's 50-year rule, near enough */
-  }
-  static const unsigned char mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap) || h > 23 || mi > 59 ||
-      sec > 60)
-    return -1;
-  *t = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
-  return 0;
-}
-
 /* --- validators ------------------------------------------------------------- */
 
 size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s, long mtime_ns,
@@ -299,15 +195,14 @@ int st_etag_match(const char *v, size_t n, const char *etag, size_t el, int stro
 
 /* --- Range -------------------------------------------------------------------- */
 
-/* Digits at v[*i], saturating at UINT64_MAX. Returns how many were read. */
+/* Digits at v[*i] (the parser's decimal reader), saturating at UINT64_MAX:
+ * a range past any file is unsatisfiable, not an overflow. Returns how many
+ * were read. */
 static size_t digits(const char *v, size_t n, size_t *i, uint64_t *out) {
-  uint64_t x = 0;
   size_t start = *i;
-  for (; *i < n && is_digit((unsigned char)v[*i]); (*i)++) {
-    unsigned dig = (unsigned)(v[*i] - '0');
-    x = x > (UINT64_MAX - dig) / 10 ? UINT64_MAX : x * 10 + dig;
-  }
-  *out = x;
+  while (*i < n && is_digit((unsigned char)v[*i])) (*i)++;
+  if (*i > start && http1_parse_decimal(v + start, *i - start, out)) *out = UINT64_MAX;
+  if (*i == start) *out = 0;
   return *i - start;
 }
 
@@ -389,19 +284,6 @@ int st_accepts_gzip(const char *v, size_t n) {
 
 /* --- the answer's head ------------------------------------------------------ */
 
-static const char *reason(int code) {
-  switch (code) {
-  case 200: return "OK";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 304: return "Not Modified";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 416: return "Range Not Satisfiable";
-  default: return "Unknown";
-  }
-}
-
 /* Append to a->head; an overflow marks the answer unusable (head_len past
  * the end) rather than truncating a field. */
 __attribute__((format(printf, 2, 3))) static void put(st_answer *a, const char *fmt, ...) {
@@ -420,7 +302,7 @@ static void start(st_answer *a, int code) {
   a->body = NULL;
   a->body_len = 0;
   a->offset = a->length = 0;
-  put(a, "HTTP/1.1 %d %s\r\n", code, reason(code));
+  put(a, "HTTP/1.1 %d %s\r\n", code, hf_reason(code));
 }
 
 /* 403 or 404 with a one-line text body. */
@@ -440,14 +322,14 @@ static int refuse(st_answer *a, const st_request *rq, int code) {
 void st_plan(const st_request *rq, const st_file *f, st_answer *a) {
   char etag[64], date[30];
   size_t el = st_etag(etag, sizeof etag, f->size, f->mtime_s, f->mtime_ns, f->gzip);
-  st_http_date(date, f->mtime_s);
+  hf_date(date, f->mtime_s);
   int code = 200;
   uint64_t off = 0, len = f->size;
   if (rq->if_none_match) {
     if (st_etag_match(rq->if_none_match, rq->if_none_match_len, etag, el, 0)) code = 304;
   } else if (rq->if_modified_since) {
     int64_t since;
-    if (!st_parse_http_date(rq->if_modified_since, rq->if_modified_since_len, &since) &&
+    if (!hf_parse_date(rq->if_modified_since, rq->if_modified_since_len, &since) &&
         f->mtime_s <= since)
       code = 304;
   }
@@ -461,7 +343,7 @@ void st_plan(const st_request *rq, const st_file *f, st_answer *a) {
       if (vn && (v[0] == '"' || v[0] == 'W'))
         use = st_etag_match(v, vn, etag, el, 1);
       else
-        use = !st_parse_http_date(v, vn, &t) && t == f->mtime_s;
+        use = !hf_parse_date(v, vn, &t) && t == f->mtime_s;
     }
     if (use) {
       int r = st_parse_range(rq->range, rq->range_len, f->size, &off, &len);

@@ -108,12 +108,7 @@ int st_normalize(const char *target, size_t len, char *out, size_t cap,
  * "application/octet-stream" when unknown. */
 const char *st_mime(const char *name, size_t len);
 
-/* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 bytes + NUL) of a Unix
- * time, clamped to years 1970..9999. out needs 30 bytes. */
-void st_http_date(char out[30], int64_t t);
-/* Parse an HTTP-date (IMF-fixdate, RFC 850 or asctime form, RFC 9110
- * 5.6.7). Returns 0 and the Unix time, or -1 when malformed. */
-int st_parse_http_date(const char *s, size_t n, int64_t *t);
+/* Dates (Last-Modified, If-Modified-Since) are http_facts.h's. */
 
 /* The strong ETag with its quotes into out (cap >= 48). Returns its length. */
 size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s,

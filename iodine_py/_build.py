@@ -194,6 +194,12 @@ if os.environ.get("IODINE_SANITIZE"):
                "-fsanitize=" + os.environ["IODINE_SANITIZE"]]
 if os.environ.get("IODINE_DEBUG"):
     CFLAGS += ["-O0", "-g"]
+if not os.environ.get("IODINE_SANITIZE") and not os.environ.get("IODINE_DEBUG"):
+    # release: the state-transition asserts (ext/http_conn.c) are for debug builds
+    CFLAGS += ["-DNDEBUG"]
+if os.environ.get("IODINE_STRICT", "") not in ("", "0"):
+    # CI (.ci/run): ISO C without extensions' warnings, and no warning at all
+    CFLAGS += ["-Wpedantic", "-Werror"]
 
 
 def find_openssl() -> Optional[Dict[str, List[str]]]:

@@ -12,6 +12,7 @@
  * root, a FIFO, folders with and without index.html, a .gz sibling). */
 #define _GNU_SOURCE
 #include "static.h"
+#include "http_facts.h"
 
 #include "check.h"
 
@@ -167,27 +168,27 @@ static void test_mime(void) {
 
 static void test_dates(void) {
   char out[30];
-  st_http_date(out, 784111777);
+  hf_date(out, 784111777);
   CHECK(!strcmp(out, "Sun, 06 Nov 1994 08:49:37 GMT"), "RFC example: %s", out);
-  st_http_date(out, 0);
+  hf_date(out, 0);
   CHECK(!strcmp(out, "Thu, 01 Jan 1970 00:00:00 GMT"), "epoch: %s", out);
-  st_http_date(out, 951782400); /* 2000-02-29 */
+  hf_date(out, 951782400); /* 2000-02-29 */
   CHECK(!strcmp(out, "Tue, 29 Feb 2000 00:00:00 GMT"), "leap day: %s", out);
-  st_http_date(out, -5);
+  hf_date(out, -5);
   CHECK(!strcmp(out, "Thu, 01 Jan 1970 00:00:00 GMT"), "clamped low: %s", out);
-  st_http_date(out, INT64_MAX);
+  hf_date(out, INT64_MAX);
   CHECK(!strcmp(out, "Fri, 31 Dec 9999 23:59:59 GMT"), "clamped high: %s", out);
 
   int64_t t = 0;
-  CHECK(!st_parse_http_date(g("Sun, 06 Nov 1994 08:49:37 GMT"), 29, &t) && t == 784111777,
+  CHECK(!hf_parse_date(g("Sun, 06 Nov 1994 08:49:37 GMT"), 29, &t) && t == 784111777,
         "IMF-fixdate %lld", (long long)t);
-  CHECK(!st_parse_http_date(g("Sunday, 06-Nov-94 08:49:37 GMT"), 30, &t) && t == 784111777,
+  CHECK(!hf_parse_date(g("Sunday, 06-Nov-94 08:49:37 GMT"), 30, &t) && t == 784111777,
         "RFC 850 %lld", (long long)t);
-  CHECK(!st_parse_http_date(g("Sun Nov  6 08:49:37 1994"), 24, &t) && t == 784111777,
+  CHECK(!hf_parse_date(g("Sun Nov  6 08:49:37 1994"), 24, &t) && t == 784111777,
         "asctime %lld", (long long)t);
-  CHECK(!st_parse_http_date(g("  Sun, 06 Nov 1994 08:49:37 GMT "), 32, &t) && t == 784111777,
+  CHECK(!hf_parse_date(g("  Sun, 06 Nov 1994 08:49:37 GMT "), 32, &t) && t == 784111777,
         "surrounding whitespace");
-  CHECK(!st_parse_http_date(g("Tue, 29 Feb 2000 00:00:00 GMT"), 29, &t) && t == 951782400,
+  CHECK(!hf_parse_date(g("Tue, 29 Feb 2000 00:00:00 GMT"), 29, &t) && t == 951782400,
         "leap day parses");
   const char *bad[] = {
       "", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GM",
@@ -201,12 +202,12 @@ static void test_dates(void) {
       "Sun Nov  6 08:49:37 94", "yesterday", "1994-11-06T08:49:37Z", ",",
       "Sunday,"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    CHECK(st_parse_http_date(g(bad[i]), strlen(bad[i]), &t) == -1, "bad date '%s'", bad[i]);
+    CHECK(hf_parse_date(g(bad[i]), strlen(bad[i]), &t) == -1, "bad date '%s'", bad[i]);
   /* round trip over a range of times */
   int ok = 1;
   for (int64_t x = 0; x < 4102444800; x += 86400 * 37 + 3661) {
-    st_http_date(out, x);
-    ok &= !st_parse_http_date(out, 29, &t) && t == x;
+    hf_date(out, x);
+    ok &= !hf_parse_date(out, 29, &t) && t == x;
   }
   CHECK(ok, "format/parse round trip");
 }
