@@ -448,124 +448,170 @@ static int check_target(const http1_request *req) {
   return valid_hostport(a, p, NEED_HOST) ? 0 : -400;
 }
 
+/* What the header fields said, gathered one field at a time. */
+typedef struct {
+  unsigned hosts, lengths, types;
+  int te, te_chunked, te_last_chunked, te_unknown;
+  int close, keep, conn_upgrade, up_ws, expect, sse;
+  uint64_t length;
+} framing_facts;
+
+/* One handler per header name that matters: 0, or a negated status. */
+typedef int (*field_fn)(framing_facts *f, const char *v, const char *ve);
+
+static int on_host(framing_facts *f, const char *v, const char *ve) {
+  /* RFC 9112 3.2: one Host, and a valid one. */
+  if (f->hosts++ ||
+      !valid_hostport((const unsigned char *)v, (const unsigned char *)ve, 0))
+    return -400;
+  return 0;
+}
+
+static int on_expect(framing_facts *f, const char *v, const char *ve) {
+  const char *s;
+  size_t n;
+  while (next_item(&v, ve, &s, &n))
+    f->expect |= ci_eq(s, n, "100-continue", 12);
+  return 0;
+}
+
+static int on_accept(framing_facts *f, const char *v, const char *ve) {
+  const char *s;
+  size_t n;
+  while (next_item(&v, ve, &s, &n)) {
+    const char *semi = n ? memchr(s, ';', n) : NULL;
+    if (semi)
+      for (n = (size_t)(semi - s); n && IS(s[n - 1], C_WS);)
+        n--;
+    f->sse |= ci_eq(s, n, "text/event-stream", 17);
+  }
+  return 0;
+}
+
+static int on_upgrade(framing_facts *f, const char *v, const char *ve) {
+  const char *s;
+  size_t n;
+  while (next_item(&v, ve, &s, &n)) {
+    const char *slash = n ? memchr(s, '/', n) : NULL;
+    f->up_ws |= ci_eq(s, slash ? (size_t)(slash - s) : n, "websocket", 9);
+  }
+  return 0;
+}
+
+static int on_connection(framing_facts *f, const char *v, const char *ve) {
+  const char *s;
+  size_t n;
+  while (next_item(&v, ve, &s, &n)) {
+    f->close |= ci_eq(s, n, "close", 5);
+    f->keep |= ci_eq(s, n, "keep-alive", 10);
+    f->conn_upgrade |= ci_eq(s, n, "upgrade", 7);
+  }
+  return 0;
+}
+
+static int on_content_type(framing_facts *f, const char *v, const char *ve) {
+  (void)v;
+  (void)ve;
+  /* A singleton that decides how the body is read: two of them let a
+   * filter in front and the application disagree about the content. */
+  return f->types++ ? -400 : 0;
+}
+
+static int on_content_length(framing_facts *f, const char *v, const char *ve) {
+  /* RFC 9110 8.6 allows either rejecting or collapsing "5, 5" and
+   * repeats; rejecting leaves no room for two readings. */
+  if (f->lengths++ || http1_parse_decimal(v, (size_t)(ve - v), &f->length))
+    return -400;
+  return 0;
+}
+
+static int on_transfer_encoding(framing_facts *f, const char *v, const char *ve) {
+  const char *s;
+  size_t n;
+  f->te = 1;
+  while (next_item(&v, ve, &s, &n)) {
+    /* Empty elements and parameters are legal list syntax, but other
+     * parsers disagree on them; refusing is cheaper than guessing. */
+    if (!http1_is_token(s, n))
+      return -400;
+    if (ci_eq(s, n, "chunked", 7)) {
+      if (f->te_chunked++)
+        return -400; /* RFC 9112 6.1: chunked at most once */
+      f->te_last_chunked = 1;
+    } else {
+      f->te_last_chunked = 0;
+      if (!ci_eq(s, n, "identity", 8))
+        f->te_unknown = 1;
+    }
+  }
+  return 0;
+}
+
+static const struct {
+  const char *name; /* lower case */
+  size_t len;
+  field_fn fn;
+} framing_fields[] = {
+    {"host", 4, on_host},
+    {"expect", 6, on_expect},
+    {"accept", 6, on_accept},
+    {"upgrade", 7, on_upgrade},
+    {"connection", 10, on_connection},
+    {"content-type", 12, on_content_type},
+    {"content-length", 14, on_content_length},
+    {"transfer-encoding", 17, on_transfer_encoding},
+};
+
+/* The body's framing, once every field is in (RFC 9112 6.1 and 6.3): TE in
+ * 1.0 is faulty framing, TE with CL is a smuggling attempt, and a request
+ * whose last coding is not chunked has no knowable length. Only then is an
+ * unknown coding a 501. */
+static int decide_body(const framing_facts *f, int v11, http1_framing *out) {
+  if (f->te) {
+    if (!v11 || f->lengths || !f->te_last_chunked)
+      return -400;
+    if (f->te_unknown)
+      return -501;
+    out->body = HTTP1_BODY_CHUNKED;
+  } else if (f->lengths) {
+    out->body = HTTP1_BODY_LENGTH;
+    out->content_length = f->length;
+  }
+  return 0;
+}
+
 int http1_request_framing(const http1_request *req, http1_framing *out) {
   const int v11 = req->version_minor == 1;
-  unsigned hosts = 0, lengths = 0, types = 0;
-  int te = 0, te_chunked = 0, te_last_chunked = 0, te_unknown = 0;
-  int close = 0, keep = 0, conn_upgrade = 0, up_ws = 0, expect = 0, sse = 0;
-  uint64_t length = 0;
-  const char *p, *s;
-  size_t i, n;
+  framing_facts f;
+  size_t i, k;
   int rc;
 
   memset(out, 0, sizeof *out);
+  memset(&f, 0, sizeof f);
   for (i = 0; i < req->num_headers; i++) {
     const http1_header *h = &req->headers[i];
     const char *v = h->value ? h->value : "";
-    const char *ve = v + h->value_len;
-    p = v;
-    switch (h->name_len) {
-    case 4:
-      if (!http1_name_is(h, "host", 4))
-        break;
-      /* RFC 9112 3.2: one Host, and a valid one. */
-      if (hosts++ ||
-          !valid_hostport((const unsigned char *)v, (const unsigned char *)ve,
-                          0))
-        return -400;
-      break;
-    case 6:
-      if (http1_name_is(h, "expect", 6)) {
-        while (next_item(&p, ve, &s, &n))
-          expect |= ci_eq(s, n, "100-continue", 12);
-      } else if (http1_name_is(h, "accept", 6)) {
-        while (next_item(&p, ve, &s, &n)) {
-          const char *semi = n ? memchr(s, ';', n) : NULL;
-          if (semi)
-            for (n = (size_t)(semi - s); n && IS(s[n - 1], C_WS);)
-              n--;
-          sse |= ci_eq(s, n, "text/event-stream", 17);
-        }
-      }
-      break;
-    case 7:
-      if (!http1_name_is(h, "upgrade", 7))
-        break;
-      while (next_item(&p, ve, &s, &n)) {
-        const char *slash = n ? memchr(s, '/', n) : NULL;
-        up_ws |= ci_eq(s, slash ? (size_t)(slash - s) : n, "websocket", 9);
-      }
-      break;
-    case 10:
-      if (!http1_name_is(h, "connection", 10))
-        break;
-      while (next_item(&p, ve, &s, &n)) {
-        close |= ci_eq(s, n, "close", 5);
-        keep |= ci_eq(s, n, "keep-alive", 10);
-        conn_upgrade |= ci_eq(s, n, "upgrade", 7);
-      }
-      break;
-    case 12:
-      /* A singleton that decides how the body is read: two of them let a
-       * filter in front and the application disagree about the content. */
-      if (http1_name_is(h, "content-type", 12) && types++)
-        return -400;
-      break;
-    case 14:
-      if (!http1_name_is(h, "content-length", 14))
-        break;
-      /* RFC 9110 8.6 allows either rejecting or collapsing "5, 5" and
-       * repeats; rejecting leaves no room for two readings. */
-      if (lengths++ || http1_parse_decimal(v, h->value_len, &length))
-        return -400;
-      break;
-    case 17:
-      if (!http1_name_is(h, "transfer-encoding", 17))
-        break;
-      te = 1;
-      while (next_item(&p, ve, &s, &n)) {
-        /* Empty elements and parameters are legal list syntax, but other
-         * parsers disagree on them; refusing is cheaper than guessing. */
-        if (!http1_is_token(s, n))
-          return -400;
-        if (ci_eq(s, n, "chunked", 7)) {
-          if (te_chunked++)
-            return -400; /* RFC 9112 6.1: chunked at most once */
-          te_last_chunked = 1;
-        } else {
-          te_last_chunked = 0;
-          if (!ci_eq(s, n, "identity", 8))
-            te_unknown = 1;
-        }
-      }
-      break;
-    default:
+    for (k = 0; k < sizeof framing_fields / sizeof framing_fields[0]; k++) {
+      if (framing_fields[k].len != h->name_len ||
+          !http1_name_is(h, framing_fields[k].name, framing_fields[k].len))
+        continue;
+      if ((rc = framing_fields[k].fn(&f, v, v + h->value_len)) != 0)
+        return rc;
       break;
     }
   }
 
   if ((rc = check_target(req)) != 0)
     return rc;
-  if (v11 && !hosts)
+  if (v11 && !f.hosts)
     return -400;
-  if (te) {
-    /* RFC 9112 6.1 and 6.3: TE in 1.0 is faulty framing, TE with CL is a
-     * smuggling attempt, and a request whose last coding is not chunked has
-     * no knowable length. Only then is an unknown coding a 501. */
-    if (!v11 || lengths || !te_last_chunked)
-      return -400;
-    if (te_unknown)
-      return -501;
-    out->body = HTTP1_BODY_CHUNKED;
-  } else if (lengths) {
-    out->body = HTTP1_BODY_LENGTH;
-    out->content_length = length;
-  }
-  out->keep_alive = v11 ? !close : (keep && !close);
-  out->expect_continue = v11 && expect; /* RFC 9110 10.1.1: 1.0 ignores it */
-  out->has_host = hosts != 0;
-  out->upgrade_websocket = v11 && up_ws && conn_upgrade;
-  out->accept_event_stream = sse != 0;
+  if ((rc = decide_body(&f, v11, out)) != 0)
+    return rc;
+  out->keep_alive = v11 ? !f.close : (f.keep && !f.close);
+  out->expect_continue = v11 && f.expect; /* RFC 9110 10.1.1: 1.0 ignores it */
+  out->has_host = f.hosts != 0;
+  out->upgrade_websocket = v11 && f.up_ws && f.conn_upgrade;
+  out->accept_event_stream = f.sse != 0;
   return 0;
 }
 
@@ -635,11 +681,146 @@ static int hexval(unsigned char c) {
   return c <= '9' ? c - '0' : lower(c) - 'a' + 10;
 }
 
+/* The decoder's byte classes: what the chunk-ext, CRLF and trailer grammar
+ * tells apart. K_QD is qdtext that is neither a token character, a blank
+ * nor one of the delimiters named here (":" "(" "," obs-text...). */
+enum { K_BAD, K_CR, K_LF, K_SEMI, K_EQ, K_DQ, K_BSL, K_WS, K_TCHAR, K_QD, K_N };
+
+static unsigned byte_class(unsigned char c) {
+  switch (c) {
+  case '\r': return K_CR;
+  case '\n': return K_LF;
+  case ';': return K_SEMI;
+  case '=': return K_EQ;
+  case '"': return K_DQ;
+  case '\\': return K_BSL;
+  default:
+    return IS(c, C_WS) ? K_WS : IS(c, C_TCHAR) ? K_TCHAR : IS(c, C_QDTEXT) ? K_QD : K_BAD;
+  }
+}
+
+/* The moves that only depend on the byte's class: next state + 1, 0 for
+ * "malformed" (400). States with more to do than moving (size digits, the
+ * end of the size line, trailer names) are handled before this table. */
+#define TO(s) ((uint8_t)((s) + 1))
+#define QDTEXT_TO(s) [K_TCHAR] = TO(s), [K_WS] = TO(s), [K_QD] = TO(s), \
+                     [K_SEMI] = TO(s), [K_EQ] = TO(s)
+static const uint8_t ch_moves[CH_FAIL_431 + 1][K_N] = {
+    /* after the size's digits: CR, an extension, or blanks before one */
+    [CH_SIZE] = {[K_CR] = TO(CH_SIZE_LF), [K_SEMI] = TO(CH_EXT_NAME_FIRST),
+                 [K_WS] = TO(CH_SIZE_BWS)},
+    [CH_SIZE_BWS] = {[K_SEMI] = TO(CH_EXT_NAME_FIRST), [K_WS] = TO(CH_SIZE_BWS)},
+    [CH_EXT_NAME_FIRST] = {[K_TCHAR] = TO(CH_EXT_NAME), [K_WS] = TO(CH_EXT_NAME_FIRST)},
+    [CH_EXT_NAME] = {[K_CR] = TO(CH_SIZE_LF), [K_SEMI] = TO(CH_EXT_NAME_FIRST),
+                     [K_EQ] = TO(CH_EXT_VAL_FIRST), [K_WS] = TO(CH_EXT_NAME_BWS),
+                     [K_TCHAR] = TO(CH_EXT_NAME)},
+    [CH_EXT_NAME_BWS] = {[K_SEMI] = TO(CH_EXT_NAME_FIRST), [K_EQ] = TO(CH_EXT_VAL_FIRST),
+                         [K_WS] = TO(CH_EXT_NAME_BWS)},
+    [CH_EXT_VAL_FIRST] = {[K_DQ] = TO(CH_EXT_QUOTED), [K_TCHAR] = TO(CH_EXT_TOKEN),
+                          [K_WS] = TO(CH_EXT_VAL_FIRST)},
+    [CH_EXT_TOKEN] = {[K_CR] = TO(CH_SIZE_LF), [K_SEMI] = TO(CH_EXT_NAME_FIRST),
+                      [K_WS] = TO(CH_EXT_VAL_BWS), [K_TCHAR] = TO(CH_EXT_TOKEN)},
+    /* CR inside quotes is an unbalanced quote: no entry */
+    [CH_EXT_QUOTED] = {QDTEXT_TO(CH_EXT_QUOTED), [K_DQ] = TO(CH_EXT_QUOTED_END),
+                       [K_BSL] = TO(CH_EXT_QUOTED_ESC)},
+    [CH_EXT_QUOTED_ESC] = {QDTEXT_TO(CH_EXT_QUOTED), [K_DQ] = TO(CH_EXT_QUOTED),
+                           [K_BSL] = TO(CH_EXT_QUOTED)},
+    [CH_EXT_QUOTED_END] = {[K_CR] = TO(CH_SIZE_LF), [K_SEMI] = TO(CH_EXT_NAME_FIRST),
+                           [K_WS] = TO(CH_EXT_VAL_BWS)},
+    /* blanks after a value may only precede ";" */
+    [CH_EXT_VAL_BWS] = {[K_SEMI] = TO(CH_EXT_NAME_FIRST), [K_WS] = TO(CH_EXT_VAL_BWS)},
+    [CH_DATA_CR] = {[K_CR] = TO(CH_DATA_LF)}, /* anything else: data over its size */
+    [CH_DATA_LF] = {[K_LF] = TO(CH_SIZE_FIRST)},
+    [CH_TR_LINE] = {[K_CR] = TO(CH_END_LF)}, /* a name is handled before */
+    [CH_TR_VALUE] = {QDTEXT_TO(CH_TR_VALUE), [K_DQ] = TO(CH_TR_VALUE),
+                     [K_BSL] = TO(CH_TR_VALUE), [K_CR] = TO(CH_TR_LF)},
+    [CH_TR_LF] = {[K_LF] = TO(CH_TR_LINE)},
+    [CH_END_LF] = {[K_LF] = TO(CH_DONE)},
+};
+#undef QDTEXT_TO
+#undef TO
+
+/* A size digit. Returns 1 when c was one, 0 when it is not (the table
+ * decides), -1 on overflow. */
+static int size_digit(http1_chunked *d, unsigned char c) {
+  if (!IS(c, C_HEX))
+    return 0;
+  /* Leading zeros are free; a 17th significant digit overflows. */
+  if ((d->chunk_left || c != '0') && ++d->hex_digits > 16)
+    return -1;
+  d->chunk_left = (d->chunk_left << 4) | (uint64_t)hexval(c);
+  d->state = CH_SIZE;
+  return 1;
+}
+
+/* A byte of a trailer name (or the first of a trailer line). Returns 1
+ * when taken, 0 when the table decides, -1 malformed or forbidden. */
+static int trailer_name_byte(http1_chunked *d, unsigned char c) {
+  size_t k;
+  if (d->state == CH_TR_LINE) {
+    if (!IS(c, C_TCHAR))
+      return 0; /* CR ends the trailers; obs-fold, a blank name, bare LF: 400 */
+    d->hex_digits = FORBIDDEN_ALL;
+    d->line_len = 0;
+    trailer_match(d, c);
+    d->state = CH_TR_NAME;
+    return 1;
+  }
+  if (IS(c, C_TCHAR)) {
+    trailer_match(d, c);
+    return 1;
+  }
+  if (c != ':')
+    return -1;
+  for (k = 0; k < N_FORBIDDEN; k++)
+    if ((d->hex_digits >> k & 1) && forbidden_trailers[k].len == d->line_len)
+      return -1;
+  d->state = CH_TR_VALUE;
+  return 1;
+}
+
+/* One byte of everything but chunk data. Returns 0, or -1 malformed. */
+static int chunk_byte(http1_chunked *d, unsigned char c) {
+  int taken = 0;
+  switch (d->state) {
+  case CH_SIZE_FIRST:
+    taken = size_digit(d, c);
+    if (!taken)
+      return -1; /* no digit: "+5", "-5", " 5", ";x", empty line */
+    break;
+  case CH_SIZE:
+    taken = size_digit(d, c);
+    break;
+  case CH_SIZE_LF: /* the size line ends: data, or the last chunk's trailers */
+    if (c != '\n')
+      return -1;
+    d->line_len = 0;
+    d->hex_digits = 0;
+    d->state = d->chunk_left ? CH_DATA : CH_TR_LINE;
+    return 0;
+  case CH_TR_LINE:
+  case CH_TR_NAME:
+    taken = trailer_name_byte(d, c);
+    break;
+  default:
+    break;
+  }
+  if (taken)
+    return taken < 0 ? -1 : 0;
+  if (d->state > CH_FAIL_431)
+    return -1;
+  uint8_t to = ch_moves[d->state][byte_class(c)];
+  if (!to)
+    return -1;
+  d->state = (uint8_t)(to - 1);
+  return 0;
+}
+
 ssize_t http1_decode_chunked(http1_chunked *d, char *buf, size_t *len) {
   const size_t in = *len;
   const size_t max_trailer = d->max_trailer ? d->max_trailer
                                             : DEFAULT_MAX_TRAILER;
-  size_t r = 0, w = 0, k;
+  size_t r = 0, w = 0;
 
   *len = 0;
   if (d->state == CH_FAIL_400)
@@ -673,158 +854,8 @@ ssize_t http1_decode_chunked(http1_chunked *d, char *buf, size_t *len) {
       *len = w;
       return -431;
     }
-
-    switch (d->state) {
-    case CH_SIZE_FIRST:
-    case CH_SIZE:
-      if (IS(c, C_HEX)) {
-        /* Leading zeros are free; a 17th significant digit overflows. */
-        if ((d->chunk_left || c != '0') && ++d->hex_digits > 16)
-          goto bad;
-        d->chunk_left = (d->chunk_left << 4) | (uint64_t)hexval(c);
-        d->state = CH_SIZE;
-      } else if (d->state == CH_SIZE_FIRST) {
-        goto bad; /* no digit: "+5", "-5", " 5", ";x", empty line */
-      } else if (c == '\r') {
-        d->state = CH_SIZE_LF;
-      } else if (c == ';') {
-        d->state = CH_EXT_NAME_FIRST;
-      } else if (IS(c, C_WS)) {
-        d->state = CH_SIZE_BWS;
-      } else {
-        goto bad; /* "0x5", "6_0", bare LF, ... */
-      }
-      break;
-    case CH_SIZE_BWS:
-      if (c == ';')
-        d->state = CH_EXT_NAME_FIRST;
-      else if (!IS(c, C_WS))
-        goto bad;
-      break;
-    case CH_EXT_NAME_FIRST:
-      if (IS(c, C_TCHAR))
-        d->state = CH_EXT_NAME;
-      else if (!IS(c, C_WS))
-        goto bad;
-      break;
-    case CH_EXT_NAME:
-      if (c == '\r')
-        d->state = CH_SIZE_LF;
-      else if (c == ';')
-        d->state = CH_EXT_NAME_FIRST;
-      else if (c == '=')
-        d->state = CH_EXT_VAL_FIRST;
-      else if (IS(c, C_WS))
-        d->state = CH_EXT_NAME_BWS;
-      else if (!IS(c, C_TCHAR))
-        goto bad;
-      break;
-    case CH_EXT_NAME_BWS:
-      if (c == ';')
-        d->state = CH_EXT_NAME_FIRST;
-      else if (c == '=')
-        d->state = CH_EXT_VAL_FIRST;
-      else if (!IS(c, C_WS))
-        goto bad;
-      break;
-    case CH_EXT_VAL_FIRST:
-      if (c == '"')
-        d->state = CH_EXT_QUOTED;
-      else if (IS(c, C_TCHAR))
-        d->state = CH_EXT_TOKEN;
-      else if (!IS(c, C_WS))
-        goto bad;
-      break;
-    case CH_EXT_TOKEN:
-    case CH_EXT_QUOTED_END:
-      if (c == '\r')
-        d->state = CH_SIZE_LF;
-      else if (c == ';')
-        d->state = CH_EXT_NAME_FIRST;
-      else if (IS(c, C_WS))
-        d->state = CH_EXT_VAL_BWS;
-      else if (d->state != CH_EXT_TOKEN || !IS(c, C_TCHAR))
-        goto bad;
-      break;
-    case CH_EXT_QUOTED:
-      if (c == '"')
-        d->state = CH_EXT_QUOTED_END;
-      else if (c == '\\')
-        d->state = CH_EXT_QUOTED_ESC;
-      else if (!IS(c, C_QDTEXT))
-        goto bad; /* CR inside quotes: an unbalanced quote */
-      break;
-    case CH_EXT_QUOTED_ESC:
-      if (!IS(c, C_VALUE))
-        goto bad;
-      d->state = CH_EXT_QUOTED;
-      break;
-    case CH_EXT_VAL_BWS:
-      if (c == ';')
-        d->state = CH_EXT_NAME_FIRST;
-      else if (!IS(c, C_WS))
-        goto bad; /* blanks may only precede ";" */
-      break;
-    case CH_SIZE_LF:
-      if (c != '\n')
-        goto bad;
-      d->line_len = 0;
-      d->hex_digits = 0;
-      d->state = d->chunk_left ? CH_DATA : CH_TR_LINE;
-      break;
-    case CH_DATA_CR:
-      if (c != '\r')
-        goto bad; /* data longer than its size */
-      d->state = CH_DATA_LF;
-      break;
-    case CH_DATA_LF:
-      if (c != '\n')
-        goto bad;
-      d->state = CH_SIZE_FIRST;
-      break;
-    case CH_TR_LINE:
-      if (c == '\r') {
-        d->state = CH_END_LF;
-      } else if (IS(c, C_TCHAR)) {
-        d->hex_digits = FORBIDDEN_ALL;
-        d->line_len = 0;
-        trailer_match(d, c);
-        d->state = CH_TR_NAME;
-      } else {
-        goto bad; /* obs-fold, blank name, bare LF */
-      }
-      break;
-    case CH_TR_NAME:
-      if (c == ':') {
-        for (k = 0; k < N_FORBIDDEN; k++)
-          if ((d->hex_digits >> k & 1) && forbidden_trailers[k].len == d->line_len)
-            goto bad;
-        d->state = CH_TR_VALUE;
-      } else if (IS(c, C_TCHAR)) {
-        trailer_match(d, c);
-      } else {
-        goto bad;
-      }
-      break;
-    case CH_TR_VALUE:
-      if (c == '\r')
-        d->state = CH_TR_LF;
-      else if (!IS(c, C_VALUE))
-        goto bad;
-      break;
-    case CH_TR_LF:
-      if (c != '\n')
-        goto bad;
-      d->state = CH_TR_LINE;
-      break;
-    case CH_END_LF:
-      if (c != '\n')
-        goto bad;
-      d->state = CH_DONE;
-      break;
-    default:
+    if (chunk_byte(d, c))
       goto bad;
-    }
   }
 
   *len = w;
