@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { DSP_LOG = 14 }; /* ptr: the line (free with al_free), arg: its length */
+#include "events.h" /* DSP_LOG */
 
 void al_enable(int on);
 int al_on(void);

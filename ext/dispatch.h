@@ -19,14 +19,9 @@
 
 typedef struct dsp_actor dsp_actor;
 
-/* Event kinds. Values are part of the Python binding (api.h). */
-enum {
-  DSP_HTTP_REQUEST = 1, /* ptr: http_req*, owned by the handler */
-  DSP_HTTP_DRAIN = 2,   /* a suspended response may write again (or died) */
-  DSP_TASK = 3,         /* arg: a Python-side task id (a timer fired) */
-  DSP_TASK_END = 9,     /* arg: that task id will not fire again */
-  DSP_STOPPING = 13,    /* a graceful stop began (once per run) */
-};
+/* Event kinds: events.h is their one registry (part of the Python
+ * binding, api.h). */
+#include "events.h"
 
 typedef struct dsp_event {
   struct dsp_event *next;

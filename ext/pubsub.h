@@ -35,11 +35,7 @@
 typedef struct rx_conn rx_conn;
 typedef struct up_conn up_conn;
 
-enum {
-  DSP_PUBSUB = 10,     /* ptr: ps_msg*, arg: callback id; conn 0 = global */
-  DSP_PS_CHANNEL = 11, /* ptr: ps_msg* (channel only), arg 0: it is gone;
-                          pattern flag in ps_msg->pattern */
-};
+#include "events.h" /* DSP_PUBSUB, DSP_PS_CHANNEL */
 
 /* A published message as callbacks see it. Reference counted: release it
  * with ps_msg_release once read. */

@@ -2,8 +2,9 @@
  * calls the application makes on any of them through its client object.
  *
  * Owns: the up_conn prefix that both protocols' state begins with (so one
- * function can serve both), the event kinds an upgraded connection posts,
- * and pending / open? / timeout / close / drained-interest by connection id.
+ * function can serve both), the event kinds an upgraded connection posts
+ * (numbered in events.h), and pending / open? / timeout / close /
+ * drained-interest by connection id.
  *
  * Must never: frame data (websocket.c and sse.c do that). */
 #ifndef IODINE_UPGRADE_H
@@ -19,15 +20,7 @@ struct rx_proto;
 
 enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2 };
 
-/* Events an upgraded connection posts (see dispatch.h for the HTTP ones). */
-enum {
-  DSP_OPEN = 4,     /* the upgrade response is out: on_open */
-  DSP_MESSAGE = 5,  /* ptr: ws_msg*, freed with ws_msg_done */
-  DSP_DRAINED = 6,  /* the write queue emptied: on_drained */
-  DSP_SHUTDOWN = 7, /* the server is stopping: on_shutdown, then close */
-  DSP_CLOSE = 8,    /* gone: on_close, always last, always once */
-  DSP_FAIL = 12,    /* protocol error: send Close with code `arg` now */
-};
+#include "events.h" /* the events an upgraded connection posts */
 
 typedef struct up_conn {
   int kind;                 /* UP_WEBSOCKET or UP_SSE */

@@ -1,8 +1,10 @@
 """cffi (API, out-of-line) build of the C core: ``iodine_py._native``.
 
 setuptools runs this through ``cffi_modules`` at ``pip install`` time. The
-cdef below is the whole surface Python sees; struct layouts come from the
-real headers (the ``...;`` lets cffi read them), so the two cannot drift.
+cdef below is the whole surface Python sees, compiled against ext/api.h;
+struct layouts come from the real headers (the ``...;`` lets cffi read
+them), and tests/test_api_header.py checks every declaration here against
+the header that owns it, so the two cannot drift.
 """
 import glob
 import os
@@ -44,7 +46,8 @@ dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 dsp_event *dsp_done_next(dsp_event *done, int block);
 dsp_event *dsp_done_same(dsp_event *done);
-int dsp_post(void *actor, int kind, uint64_t conn, void *ptr, uint64_t arg);
+typedef struct dsp_actor dsp_actor;
+int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg);
 void dsp_stop(void);
 
 /* http.h */
@@ -256,10 +259,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "iodine_py._native",
-    '#include "dispatch.h"\n#include "http.h"\n#include "server.h"\n'
-    '#include "upgrade.h"\n#include "websocket.h"\n#include "sse.h"\n'
-    '#include "pubsub.h"\n#include "cluster.h"\n#include "proxy.h"\n'
-    '#include "tls.h"\n#include "accesslog.h"\n',
+    '#include "api.h"\n',  # ext/api.h: every header Python may call into
     sources=SOURCES,
     include_dirs=["ext"] + (OPENSSL["include_dirs"] if OPENSSL else []),
     define_macros=[("IODINE_TLS", "1")] if OPENSSL else [],

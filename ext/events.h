@@ -1,0 +1,40 @@
+/* events: the one registry of event kinds, everything the C core posts to
+ * application code through dispatch (dsp_post) and Python reads as
+ * dsp_event.kind (through api.h).
+ *
+ * Owns: the numbers. A new kind is one line here, with its payload; the
+ * numbers are never reused or renumbered (a kind removed leaves a hole),
+ * and Python sees them by name only (the cdef's `#define DSP_X ...`), so
+ * they are never written anywhere else.
+ *
+ * Must never: hold anything but the enum (every module that posts events
+ * includes it; it includes nothing). */
+#ifndef IODINE_EVENTS_H
+#define IODINE_EVENTS_H
+
+enum {
+  /* HTTP (http_conn.c, http_resp.c) */
+  DSP_HTTP_REQUEST = 1, /* ptr: http_req*, owned by the handler */
+  DSP_HTTP_DRAIN = 2,   /* a suspended response may write again (or died) */
+  /* timers (server.c) */
+  DSP_TASK = 3,         /* arg: a Python-side task id (a timer fired) */
+  DSP_TASK_END = 9,     /* arg: that task id will not fire again */
+  /* upgraded connections: WebSocket, SSE (upgrade.c, websocket.c, sse.c) */
+  DSP_OPEN = 4,         /* the upgrade response is out: on_open */
+  DSP_MESSAGE = 5,      /* ptr: ws_msg*, freed with ws_msg_done */
+  DSP_DRAINED = 6,      /* the write queue emptied: on_drained */
+  DSP_SHUTDOWN = 7,     /* the server is stopping: on_shutdown, then close */
+  DSP_CLOSE = 8,        /* gone: on_close, always last, always once */
+  DSP_FAIL = 12,        /* protocol error: send Close with code `arg` now */
+  /* pub/sub (pubsub.c) */
+  DSP_PUBSUB = 10,      /* ptr: ps_msg*, arg: callback id; conn 0 = global */
+  DSP_PS_CHANNEL = 11,  /* ptr: ps_msg* (channel only), arg 0: it is gone;
+                           pattern flag in ps_msg->pattern */
+  /* the server (server.c) */
+  DSP_STOPPING = 13,    /* a graceful stop began (once per run) */
+  /* the access log (accesslog.c) */
+  DSP_LOG = 14,         /* ptr: the line (free with al_free), arg: its length */
+  DSP_NEXT_FREE = 15    /* the next number to give a new kind */
+};
+
+#endif
