@@ -7,7 +7,7 @@ PORT   ?= 3000
 CC     ?= cc
 CFLAGS_TEST := -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -Iext
 
-.PHONY: docs all venv install demo test test-c test-py test-asan conformance bench clean fuzz
+.PHONY: docs all venv install demo test test-c test-py test-asan conformance bench clean fuzz format format-check
 
 all: install
 
@@ -66,6 +66,15 @@ test-asan: install
 	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=16 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(PY) -m pytest -q -p no:cacheprovider --ignore=tests/browser; rc=$$?; \
 	  $(PIP) install -q --no-deps -e .; exit $$rc
+
+# The C layout (.clang-format). `format` rewrites in place (the integrator
+# runs it once over the tree); `format-check` fails on any drift.
+CLANG_FORMAT ?= clang-format
+C_FILES = $(wildcard ext/*.[ch] tests/c/*.[ch] fuzz/*.[ch])
+format:
+	$(CLANG_FORMAT) -i $(C_FILES)
+format-check:
+	$(CLANG_FORMAT) --dry-run --Werror $(C_FILES)
 
 # libFuzzer targets fuzz/fuzz_X.c over ext/ alone (clang). Each runs
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
