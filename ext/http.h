@@ -14,7 +14,14 @@
  * output by the caller pausing on http_write's return value.
  *
  * Response functions take a connection id and the big lock themselves, so
- * they may be called from any thread. */
+ * they may be called from any thread.
+ *
+ * This header is the public face of four files, one concern each (their
+ * shared private header, with the connection and response state machines,
+ * is http_conn.h): http_conn.c (connection input, dispatch), http_env.c
+ * (the environ), http_resp.c (responses), http_upgrade.c (the WebSocket
+ * handshake and the switch to another protocol). Protocol facts they share
+ * with static.c and accesslog.c live in http_facts.h. */
 #ifndef IODINE_HTTP_H
 #define IODINE_HTTP_H
 

@@ -10,7 +10,7 @@
  * MIME types by extension, and the answer's status line and header fields.
  * Also the one helper X-Sendfile needs: opening a regular file by path.
  *
- * Must never: touch a socket or the reactor (http.c writes the head built
+ * Must never: touch a socket or the reactor (http_conn.c writes the head built
  * here, then the file span with sendfile), read a file's contents, allocate
  * memory, open anything whose resolved path is outside the root, or open
  * anything but regular files (no FIFO or device is opened, so nothing
