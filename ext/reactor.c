@@ -7,6 +7,7 @@
  * again: the kernel will not tell us twice. */
 #define _GNU_SOURCE
 #include "reactor.h"
+#include "reactor_timer.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,19 +36,6 @@ struct rx_seg {
   char data[];     /* SEG_MEM */
 };
 
-typedef struct rx_timer_node {
-  uint64_t id, due, interval, reps_left; /* reps_left 0 = forever */
-  rx_task_fn fn, done;
-  void *arg;
-  int cancelled;
-} rx_timer_node;
-
-typedef struct rx_task {
-  struct rx_task *next;
-  rx_task_fn fn;
-  void *arg;
-} rx_task;
-
 #define LINGER_MS 2000
 #define LINGER_BYTES (256 * 1024)
 #define SWEEP_MS 250
@@ -58,12 +46,6 @@ static struct {
   uint32_t *gens;
   size_t cap, top; /* table size; highest fd + 1 ever used */
   pthread_mutex_t lock;
-  pthread_mutex_t qlock; /* defer queue and timers */
-  rx_task *tasks, *tasks_tail;
-  rx_timer_node **heap;
-  size_t nheap, heapcap;
-  uint64_t next_timer_id;
-  rx_timer_node *running_timer;
   rx_conn *resume_head, *resume_tail;
   rx_conn *dead;
   rx_conn *corked;
@@ -106,6 +88,10 @@ static void wake(void) {
   (void)r; /* EAGAIN means a wake-up is already pending: good enough */
 }
 
+void rx_wake_sleeping(void) {
+  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+}
+
 /* --- shared buffers -------------------------------------------------------- */
 
 rx_buf *rx_buf_new(const void *data, size_t len) {
@@ -141,9 +127,8 @@ int rx_init(void) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx.wakefd};
   if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, rx.wakefd, &ev) < 0) return -errno;
   pthread_mutex_init(&rx.lock, NULL);
-  pthread_mutex_init(&rx.qlock, NULL);
+  rxt_init();
   rx.grace_ms = 10000;
-  rx.next_timer_id = 1;
   rx.now = clock_ms();
   rx.timers_on = 1;
   rx.ready = 1;
@@ -660,152 +645,6 @@ static void linger_timeout(rx_conn *c) { linger_end(c); }
 static const rx_proto linger_proto = {.on_data = linger_data,
                                       .on_timeout = linger_timeout};
 
-/* --- deferred tasks and timers --------------------------------------------- */
-
-int rx_defer(rx_task_fn fn, void *arg) {
-  rx_task *t = malloc(sizeof *t);
-  if (!t) return -1;
-  t->fn = fn;
-  t->arg = arg;
-  t->next = NULL;
-  pthread_mutex_lock(&rx.qlock);
-  if (rx.tasks_tail) rx.tasks_tail->next = t;
-  else rx.tasks = t;
-  rx.tasks_tail = t;
-  pthread_mutex_unlock(&rx.qlock);
-  if (!in_loop && atomic_load(&rx.sleeping)) wake();
-  return 0;
-}
-
-static void heap_swap(size_t a, size_t b) {
-  rx_timer_node *t = rx.heap[a];
-  rx.heap[a] = rx.heap[b];
-  rx.heap[b] = t;
-}
-
-static void heap_up(size_t i) {
-  while (i && rx.heap[(i - 1) / 2]->due > rx.heap[i]->due) {
-    heap_swap(i, (i - 1) / 2);
-    i = (i - 1) / 2;
-  }
-}
-
-static void heap_down(size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < rx.nheap && rx.heap[l]->due < rx.heap[m]->due) m = l;
-    if (r < rx.nheap && rx.heap[r]->due < rx.heap[m]->due) m = r;
-    if (m == i) return;
-    heap_swap(i, m);
-    i = m;
-  }
-}
-
-static int heap_push(rx_timer_node *t) {
-  if (rx.nheap == rx.heapcap) {
-    size_t cap = rx.heapcap ? rx.heapcap * 2 : 64;
-    rx_timer_node **h = realloc(rx.heap, cap * sizeof *h);
-    if (!h) return -1;
-    rx.heap = h;
-    rx.heapcap = cap;
-  }
-  rx.heap[rx.nheap++] = t;
-  heap_up(rx.nheap - 1);
-  return 0;
-}
-
-static rx_timer_node *heap_pop(void) {
-  rx_timer_node *t = rx.heap[0];
-  rx.heap[0] = rx.heap[--rx.nheap];
-  if (rx.nheap) heap_down(0);
-  return t;
-}
-
-uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
-                  rx_task_fn fn, rx_task_fn done, void *arg) {
-  rx_timer_node *t = calloc(1, sizeof *t);
-  if (!t) return 0;
-  t->fn = fn;
-  t->done = done;
-  t->arg = arg;
-  t->interval = interval_ms;
-  t->reps_left = reps;
-  t->due = rx_now_ms() + ms;
-  pthread_mutex_lock(&rx.qlock);
-  t->id = rx.next_timer_id++;
-  uint64_t id = t->id;
-  if (heap_push(t) < 0) {
-    pthread_mutex_unlock(&rx.qlock);
-    free(t);
-    return 0;
-  }
-  pthread_mutex_unlock(&rx.qlock);
-  if (!in_loop && atomic_load(&rx.sleeping)) wake();
-  return id;
-}
-
-void rx_timer_cancel(uint64_t id) {
-  pthread_mutex_lock(&rx.qlock);
-  if (rx.running_timer && rx.running_timer->id == id)
-    rx.running_timer->cancelled = 1;
-  for (size_t i = 0; i < rx.nheap; i++)
-    if (rx.heap[i]->id == id) {
-      rx.heap[i]->cancelled = 1;
-      rx.heap[i]->due = 0; /* surface it now so `done` runs promptly */
-      heap_up(i);
-      break;
-    }
-  pthread_mutex_unlock(&rx.qlock);
-  if (!in_loop && atomic_load(&rx.sleeping)) wake();
-}
-
-static void run_timers(void) {
-  for (;;) {
-    pthread_mutex_lock(&rx.qlock);
-    if (!rx.nheap || rx.heap[0]->due > rx.now) {
-      pthread_mutex_unlock(&rx.qlock);
-      return;
-    }
-    rx_timer_node *t = heap_pop();
-    rx.running_timer = t;
-    pthread_mutex_unlock(&rx.qlock);
-    if (!t->cancelled) t->fn(t->arg);
-    pthread_mutex_lock(&rx.qlock);
-    rx.running_timer = NULL;
-    int again = !t->cancelled && t->interval &&
-                (t->reps_left == 0 || --t->reps_left > 0);
-    if (again) {
-      t->due = rx.now + t->interval;
-      again = heap_push(t) == 0;
-    }
-    pthread_mutex_unlock(&rx.qlock);
-    if (!again) {
-      if (t->done) t->done(t->arg);
-      free(t);
-    }
-  }
-}
-
-static void run_tasks(void) {
-  pthread_mutex_lock(&rx.qlock);
-  rx_task *t = rx.tasks;
-  rx.tasks = rx.tasks_tail = NULL;
-  pthread_mutex_unlock(&rx.qlock);
-  while (t) {
-    rx_task *next = t->next;
-    t->fn(t->arg);
-    free(t);
-    t = next;
-  }
-}
-
-static int tasks_waiting(void) {
-  pthread_mutex_lock(&rx.qlock);
-  int any = rx.tasks != NULL;
-  pthread_mutex_unlock(&rx.qlock);
-  return any;
-}
-
 /* --- the loop -------------------------------------------------------------- */
 
 static void run_resumes(void) {
@@ -921,18 +760,10 @@ static uint32_t tr_events(const rx_conn *c, uint32_t e) {
 static void turn(int max_wait) {
   struct epoll_event evs[256];
   int timeout = (int)(rx.next_sweep > rx.now ? rx.next_sweep - rx.now : 0);
-  if (rx.timers_on) {
-    pthread_mutex_lock(&rx.qlock);
-    if (rx.nheap) {
-      uint64_t due = rx.heap[0]->due;
-      uint64_t wait = due > rx.now ? due - rx.now : 0;
-      if (wait < (uint64_t)timeout) timeout = (int)wait;
-    }
-    pthread_mutex_unlock(&rx.qlock);
-  }
+  if (rx.timers_on) timeout = (int)rxt_wait_ms(rx.now, (uint64_t)timeout);
   if (timeout > max_wait) timeout = max_wait;
   atomic_store(&rx.sleeping, 1);
-  if (rx.resume_head || tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
+  if (rx.resume_head || rxt_tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
     timeout = 0;
   rx_unlock();
   int n = epoll_wait(rx.epfd, evs, 256, timeout);
@@ -969,8 +800,8 @@ static void turn(int max_wait) {
       c->proto->on_data(c);
   }
   run_resumes();
-  if (rx.timers_on) run_timers();
-  run_tasks();
+  if (rx.timers_on) rxt_run_timers(rx.now);
+  rxt_run_tasks();
   if (rx.now >= rx.next_sweep) {
     sweep();
     rx.next_sweep = rx.now + SWEEP_MS;
@@ -1033,7 +864,7 @@ void rx_clear_stop(void) { atomic_store(&rx.stop_requested, 0); }
  * timer heap is kept: timers set before the fork run in the child. */
 int rx_after_fork(void) {
   pthread_mutex_init(&rx.lock, NULL);
-  pthread_mutex_init(&rx.qlock, NULL);
+  rxt_after_fork();
   for (size_t fd = 0; fd < rx.top; fd++) {
     rx_conn *c = rx.table[fd];
     if (!c) continue;
@@ -1045,7 +876,6 @@ int rx_after_fork(void) {
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;
-  rx.tasks = rx.tasks_tail = NULL;
   rx.stopping = 0;
   /* stop_requested is kept: a SIGTERM that reached this child before now
    * (its handler is inherited) must still stop it. */

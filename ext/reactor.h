@@ -2,7 +2,8 @@
  *
  * Owns: the connection table (fd -> rx_conn), connection ids, each
  * connection's output queue, idle timeouts, timers, cross-thread hand-off
- * (rx_defer + an eventfd wake-up), the big lock, and shutdown.
+ * (rx_defer + an eventfd wake-up), the big lock, and shutdown. Timers and
+ * deferred tasks are kept by reactor_timer.c (private to the reactor).
  *
  * Must never: parse a protocol (that is the rx_proto's job), call into
  * Python, or free a connection anywhere but at the end of a loop turn (so a
