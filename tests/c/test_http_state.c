@@ -16,7 +16,11 @@
  *    finished body), CHUNKED (HTTP/1.1 streaming), EOF (HTTP/1.0
  *    streaming: the close ends it), NONE (204, HEAD);
  *  - calls out of order are refused: a body before the head, a second head;
- *  - an error answer ends the connection (DONE, then gone). */
+ *  - an error answer ends the connection (DONE, then gone); a broken
+ *    WebSocket handshake is answered by the core (426);
+ *  - `Expect: 100-continue` is answered in BODY;
+ *  - an upgrade ends HTTP on the connection: the 101 goes out and the
+ *    connection is no longer HTTP's. */
 #define _GNU_SOURCE
 #include "check.h"
 
@@ -38,6 +42,9 @@ static http_settings settings = {
     .spill = 1 << 20,
     .keepalive_ms = 10000,
     .header_timeout_ms = 10000,
+    .ws_max_msg = 1 << 20,
+    .ping_ms = 30000,
+    .max_pending = 1 << 20,
 };
 
 /* --- plumbing ------------------------------------------------------------------ */
@@ -326,6 +333,57 @@ static void error_answer(void) {
   close(p.client);
 }
 
+static void expect_continue(void) {
+  pair p = open_pair();
+  send_all(p.client, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                     "Expect: 100-continue\r\n\r\n");
+  CHECK(read_until(p.client, "100 Continue\r\n\r\n"), "100 Continue before the body");
+  CHECK(now(p.id).conn == H_BODY, "then BODY, waiting for it");
+  send_all(p.client, "abc");
+  http_req *r = next_request();
+  CHECK(r && r->body_len == 3 && now(p.id).conn == H_APP, "the body, then APP");
+  http_req_free(r);
+  close(p.client);
+  turns(3);
+}
+
+static void upgrade_hands_over(void) {
+  pair p = open_pair();
+  send_all(p.client, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+  http_req *r = next_request();
+  CHECK(r && r->upgrade != 0, "an upgradeable request");
+  CHECK(http_write(p.id, "x", 1) == -1, "no body before a head, upgrade or not");
+  CHECK(http_upgrade(p.id, "", 0, 0) == 0, "switched");
+  CHECK(now(p.id).gone, "the connection no longer speaks HTTP");
+  CHECK(http_respond(p.id, "200 OK", 6, "", 0, 0, "", 0, 1) == -1, "no HTTP answer after it");
+  CHECK(read_until(p.client, "\r\n\r\n") &&
+            strstr(inbox, "HTTP/1.1 101 Switching Protocols\r\n") &&
+            strstr(inbox, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "the 101 with RFC 6455's sample accept value: %s", inbox);
+  http_req_free(r);
+  close(p.client);
+  for (int i = 0; i < 20; i++) { /* its close events, then nothing left */
+    dsp_event *ev = dsp_next(0);
+    if (ev) dsp_done(ev);
+    turns(1);
+  }
+}
+
+static void broken_handshake(void) {
+  pair p = open_pair();
+  send_all(p.client, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+  CHECK(read_until(p.client, NULL), "answered and closed");
+  CHECK(!strncmp(inbox, "HTTP/1.1 426 Upgrade Required\r\n", 31) &&
+            strstr(inbox, "Sec-WebSocket-Version: 13\r\n"),
+        "426 naming the version we speak: %s", inbox);
+  CHECK(now(p.id).gone, "gone");
+  close(p.client);
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -339,6 +397,9 @@ int main(void) {
   body_states();
   pipelined_held();
   error_answer();
+  expect_continue();
+  upgrade_hands_over();
+  broken_handshake();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
