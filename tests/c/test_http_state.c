@@ -19,12 +19,14 @@
  *  - an error answer ends the connection (DONE, then gone); a broken
  *    WebSocket handshake is answered by the core (426);
  *  - `Expect: 100-continue` is answered in BODY;
+ *  - static answers past their queue mark: WAIT until the peer reads;
  *  - an upgrade ends HTTP on the connection: the 101 goes out and the
  *    connection is no longer HTTP's. */
 #define _GNU_SOURCE
 #include "check.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -384,6 +386,64 @@ static void broken_handshake(void) {
   close(p.client);
 }
 
+/* Static answers queue files: past 16 of them unread, the connection waits
+ * (WAIT) until the peer reads, then parses on (HEAD). */
+static void static_wait(void) {
+  char dir[] = "/tmp/iodine-state-XXXXXX";
+  if (!mkdtemp(dir)) return;
+  char path[64], root[PATH_MAX];
+  snprintf(path, sizeof path, "%s/f.txt", dir);
+  FILE *f = fopen(path, "w"); /* 64 KiB: a few of them pass the 256 KiB mark */
+  if (f) {
+    for (int i = 0; i < 65536 - 4; i++) fputc('a', f);
+    fputs("END\n", f);
+    fclose(f);
+  }
+  if (!realpath(dir, root)) return;
+  http_settings st = settings;
+  st.public_root = root;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) return;
+  int small = 4096; /* the kernel takes little: answers queue in the reactor */
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  rx_lock();
+  rx_conn *c = http_attach(sv[0], &st, "127.0.0.1", 40001);
+  uint64_t id = c ? c->id : 0;
+  rx_unlock();
+  /* 40 requests, written in one go; the answers stay unread at first */
+  static char reqs[40 * 40];
+  size_t n = 0;
+  for (int i = 0; i < 40; i++)
+    n += (size_t)snprintf(reqs + n, sizeof reqs - n, "GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  send_all(sv[1], reqs);
+  int waited = 0;
+  for (int i = 0; i < 50 && !waited; i++) {
+    turns(1);
+    waited = now(id).conn == H_WAIT;
+  }
+  CHECK(waited, "answers queued past the mark: WAIT (conn %d)", now(id).conn);
+  CHECK(dsp_next(0) == NULL, "static answers never reach the application");
+  /* read everything: the connection drains, parses on, answers the rest */
+  size_t cap = 40 * 70000, got = 0, answers = 0;
+  char *all = malloc(cap);
+  for (int i = 0; all && i < 2000 && answers < 40; i++) {
+    turns(1);
+    ssize_t r;
+    while (got < cap && (r = read(sv[1], all + got, cap - got)) > 0) got += (size_t)r;
+    answers = 0;
+    for (const char *p = all; (p = memmem(p, got - (size_t)(p - all), "END\n", 4)); p += 4)
+      answers++;
+  }
+  free(all);
+  states s = now(id);
+  CHECK(answers == 40, "all 40 answered (%zu)", answers);
+  CHECK(!s.gone && s.conn == H_HEAD, "drained: back to HEAD (conn %d)", s.conn);
+  close(sv[1]);
+  turns(3);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -400,6 +460,7 @@ int main(void) {
   expect_continue();
   upgrade_hands_over();
   broken_handshake();
+  static_wait();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
