@@ -216,7 +216,7 @@ class RedisEngine(Engine):
         if rc < 0 and cid:
             with _lock:
                 _callbacks.pop(cid, None)
-        return rc == 0
+        return bool(rc == 0)
 
     def cmd_wait(self, *args: Any, timeout: float = 5.0) -> Reply:
         """Send a command and wait (at most ``timeout`` seconds) for its
