@@ -146,7 +146,10 @@ def run_kind(kind: str, args) -> Dict[str, object]:
                    "published": fr["published"], "refused": fr["refused"]}
             out["throughput"].append(row)
             print(kind, json.dumps(row), flush=True)
-            time.sleep(1.0)  # let the backlog drain before the next rate
+            deadline = time.monotonic() + 30  # the backlog drains before the next rate
+            while json.loads(get(pa, "/flood-result"))["queued"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # and the readers catch up
         sub = ws_sub(pb, args.secs, args)
         time.sleep(0.3)
         pub = subprocess.Popen([args.ws_load, "-m", "pub", "-t", "-c", "1", "-r",
@@ -189,6 +192,25 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     print("wrote", args.out)
+    print(markdown(results))
+
+
+def markdown(results) -> str:
+    lines = ["| server | target msg/s from A | delivered msg/s at B | refused | A HTTP p99 ms "
+             "(wrk, 4 conns) | A HTTP req/s | B latency p50 / p99 ms |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for t in r["throughput"]:
+            lines.append(f"| {r['kind']} | {t['rate']:,} | {t['delivered_per_s']:,.0f} | "
+                         f"{t['refused']:,} | {t['http_p99_ms']:.2f} | {t['http_rps']:,.0f} | "
+                         f"{(t['lat_p50_us'] or 0) / 1000:.2f} / {(t['lat_p99_us'] or 0) / 1000:.2f} |")
+    lines += ["", "| server | publish-to-receive at 10k msg/s (A /pub -> Redis -> B) | delivered "
+              "msg/s | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lat = r["latency"] or {}
+        lines.append(f"| {r['kind']} | {lat.get('rate', 0):,} | {lat.get('delivered_per_s') or 0:,.0f} | "
+                     f"{(lat.get('p50_us') or 0) / 1000:.2f} | {(lat.get('p99_us') or 0) / 1000:.2f} | "
+                     f"{(lat.get('max_us') or 0) / 1000:.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

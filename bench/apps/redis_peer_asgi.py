@@ -60,7 +60,8 @@ async def flood(rate, secs, size):
         elapsed = time.monotonic() - start
         if elapsed >= secs:
             break
-        due = int(elapsed * rate) + max(1, rate // 1000)
+        per_tick = max(1, rate // 1000)
+        due = min(int(elapsed * rate) + per_tick, n + 2 * per_tick)  # as in redis_wsgi.py
         while n < due:
             await bc.publish(f"{time.monotonic_ns():016x}{n:016x}{pad}")
             n += 1
@@ -85,16 +86,16 @@ async def app(scope, receive, send):
         if scope["path"] == "/sub":
             q = asyncio.Queue()
             bc.queues.add(q)
-            closed = asyncio.ensure_future(receive())
-            try:
+
+            async def pump():  # broadcaster's shape: a queue per subscriber
                 while True:
-                    get = asyncio.ensure_future(q.get())
-                    done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    if closed in done:
-                        get.cancel()
-                        return
-                    await send({"type": "websocket.send", "text": get.result()})
+                    await send({"type": "websocket.send", "text": await q.get()})
+
+            task = asyncio.ensure_future(pump())
+            try:
+                await receive()  # websocket.disconnect
             finally:
+                task.cancel()
                 bc.queues.discard(q)
         while True:
             m = await receive()
