@@ -735,11 +735,11 @@ static void link_on_close(rx_conn *c) {
 static void link_on_shutdown(rx_conn *c) {
   rd_link *l = c->udata;
   eng.stopping = 1;
-  if (l->reader || (!eng.head && !l->r_len)) {
-    link_drop(l);
+  if (l->reader || eng.state != E_UP || (!eng.head && !l->r_len)) {
+    link_drop(l); /* nothing to wait for, or nobody to wait on */
     return;
   }
-  l->closing = 1; /* acknowledgements still to come: close once they have */
+  l->closing = 1; /* acknowledgements still to come: close once they have (or at the grace) */
 }
 
 /* --- the tick: deadlines, reconnects, PINGs --------------------------------- */
