@@ -30,12 +30,14 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import unquote, urlsplit
 
+from . import cluster as _cluster
 from ._native import ffi, lib
 from .log import logger
 from .pubsub import Engine, Message
 
 Reply = Any  # str | bytes | int | None | list | RedisError
 
+_rd_publish = lib.rd_publish
 _callbacks: Dict[int, Callable[[Reply], Any]] = {}
 _ids = itertools.count(1)
 _lock = threading.Lock()
@@ -170,23 +172,22 @@ class RedisEngine(Engine):
         """Queue the message for Redis and return at once (any thread). False
         when the queue is full (Redis away too long) or in a cluster's
         master, which holds no Redis connection."""
-        from . import cluster
-
-        if cluster.role == "master":
+        if _cluster.role == "master":
             if not self._master_said:
                 self._master_said = True
                 logger.warning("redis: a publish in the master process is not sent "
                                "(only workers hold Redis connections)")
             return False
+        # the hot path (one call per message): plain type checks, one call into C
         name = channel.encode("utf-8", "surrogateescape") if isinstance(channel, str) \
             else bytes(channel)
         if type(message) is str:
-            data, text = message.encode("utf-8"), 1
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, text = bytes(message), 0
-        else:
-            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
-        return bool(lib.rd_publish(name, len(name), data, len(data), text) == 0)
+            data = message.encode("utf-8")
+            return bool(_rd_publish(name, len(name), data, len(data), 1) == 0)
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            data = bytes(message)
+            return bool(_rd_publish(name, len(name), data, len(data), 0) == 0)
+        raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
 
     # -- commands ------------------------------------------------------------------------
     @staticmethod
