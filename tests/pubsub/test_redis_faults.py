@@ -24,6 +24,7 @@ point) and the publishers' pacing.
 from __future__ import annotations
 
 import http.client
+import socket
 import json
 import os
 import re
@@ -319,3 +320,56 @@ def test_frozen_redis_holds_a_waiting_command_not_other_requests(redis_server, r
     wait_until(lambda: "r" in http_json(srv, "POST", "/cmd-wait?timeout=2",
                                         json.dumps(["GET", "k"]).encode()), 30,
                "a command to succeed after the freeze")
+
+
+# -- a peer that is not a sane Redis ----------------------------------------------------
+
+@pytest.mark.parametrize("reply", [b"?what\r\n", b"$-7\r\n", b"+" + b"A" * 10000,
+                                   b"$999999999999\r\n", b"*1\r\n" * 20],
+                         ids=["bad-type", "bad-length", "endless-line", "huge-bulk", "too-deep"])
+def test_a_hostile_redis_is_dropped_and_retried_with_back_off(run_server, reply):
+    """Whatever a "Redis" answers, the server keeps serving: the connection is
+    dropped (one log line), retried with back-off (not a busy loop), and the
+    reply never costs more than a line or a bulk's declared size allows."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(64)
+    lst.settimeout(0.2)
+    port = lst.getsockname()[1]
+    accepted = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                continue
+            accepted.append(time.monotonic())
+            try:
+                c.settimeout(1)
+                c.recv(4096)
+                c.sendall(reply)
+            except OSError:
+                pass
+            threading.Timer(3, c.close).start()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        srv = run_server("redis_app", "-r", f"redis://127.0.0.1:{port}/0")
+        srv.wait_for_stderr(re.compile(r"iodine: redis: cannot connect to .*a malformed reply"),
+                            timeout=10)
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert http_json(srv, "GET", "/pid")["pid"] > 0
+        assert time.monotonic() - t0 < 5
+        time.sleep(2.0)  # a window to count reconnect attempts in
+        recent = [t for t in accepted if t > time.monotonic() - 2.0]
+        assert len(recent) <= 2 * 12, f"{len(recent)} connections in 2 s: no back-off"
+        assert len(re.findall("iodine: redis: cannot connect", srv.stderr)) == 1, srv.stderr
+        srv.assert_alive()
+    finally:
+        stop.set()
+        th.join(5)
+        lst.close()
