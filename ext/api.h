@@ -30,5 +30,7 @@
 #include "tls.h"       /* tls_ctx_* */
 #include "accesslog.h" /* al_enable, al_free */
 #include "server.h"    /* srv_* */
+#include "redis.h"     /* rd_*: the Redis engine */
+#include "reactor.h"   /* rx_in_loop_thread */
 
 #endif

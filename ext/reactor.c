@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -156,6 +158,28 @@ rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
   rx.table[fd] = c;
   rx.open++;
   if ((size_t)fd + 1 > rx.top) rx.top = (size_t)fd + 1;
+  return c;
+}
+
+rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_proto *proto,
+                    void *udata) {
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return NULL;
+  if (addr->sa_family != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (connect(fd, addr, (socklen_t)addrlen) < 0 && errno != EINPROGRESS) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return NULL;
+  }
+  rx_conn *c = rx_attach(fd, proto, udata);
+  if (!c) {
+    close(fd);
+    errno = ENOMEM;
+  }
   return c;
 }
 

@@ -143,6 +143,15 @@ void rx_set_busy_probe(int (*fn)(void));
 /* --- connections ------------------------------------------------------- */
 /* Adopt a non-blocking fd. The fd is closed when the connection is. */
 rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata);
+/* Open an outgoing stream connection (TCP, with TCP_NODELAY, or Unix)
+ * without blocking: the connect completes in the background. Writes made
+ * meanwhile are queued and leave once it has; a refused or failed connect
+ * shows as end of input (rx_read returns -1). Lock held. The caller owns
+ * the deadline (a peer that never answers the SYN is its business).
+ * Returns the connection, or NULL with errno set. */
+struct sockaddr;
+rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_proto *proto,
+                    void *udata);
 rx_conn *rx_find(uint64_t id); /* caller holds the lock; NULL when stale */
 /* Sockets attached now (listeners included; lingering ones until they end). */
 size_t rx_open_count(void);

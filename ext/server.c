@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "reactor.h"
+#include "redis.h"
 #include "tls.h"
 
 #define MAX_LISTENERS 64
@@ -401,6 +402,7 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   rx_set_turn_hook(dsp_turn);
   rx_set_busy_probe(runner ? dsp_pending : NULL);
   rx_set_grace_ms(grace_ms);
+  rd_start(); /* the Redis engine, if one is configured, connects now */
   rx_run();
   /* The last connections' on_close events were posted by the final loop
    * turn; with no application threads, nobody else will run them. */
@@ -484,6 +486,7 @@ int srv_after_fork(void) {
   accept_batch = WORKER_ACCEPT_BATCH;
   dsp_after_fork();
   int rc = rx_after_fork();
+  rd_after_fork(); /* a fresh publisher token, no Redis connections */
   for (int i = 0; i < nlisteners; i++) {
     listeners[i]->conn = 0;
     if (reuseport && !listeners[i]->is_unix && listeners[i]->fd >= 0) own_socket(listeners[i]);

@@ -182,6 +182,56 @@ int cl_active(void);
 uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
 void srv_timer_cancel(uint64_t timer_id);
 
+/* redis.h (resp.h's node) */
+typedef struct resp_node {
+    int type;
+    int64_t n;
+    const char *str;
+    size_t len;
+} resp_node;
+#define DSP_RD_REPLY ...
+#define DSP_RD_LOG ...
+typedef struct rd_settings {
+    const char *host;
+    int port;
+    const char *user;
+    const char *password;
+    int db;
+    const char *stream;
+    uint64_t stream_max;
+    uint32_t ping_ms;
+    uint32_t timeout_ms;
+    uint32_t backoff_min_ms, backoff_max_ms;
+    uint32_t block_ms;
+    size_t queue_max;
+    size_t queue_bytes;
+} rd_settings;
+typedef struct rd_reply {
+    size_t n;
+    resp_node *nodes;
+} rd_reply;
+typedef struct rd_stats {
+    int configured;
+    int connected;
+    uint64_t queued;
+    uint64_t queued_bytes;
+    uint64_t refused;
+    uint64_t delivered;
+    uint64_t duplicates;
+    uint64_t reconnects;
+    uint64_t origin;
+} rd_stats;
+int rd_configure(const rd_settings *s);
+void rd_unconfigure(void);
+int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
+int rd_cmd(int argc, const char *const *argv, const size_t *lens, uint64_t callback);
+rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens,
+                      uint32_t timeout_ms, int *err);
+void rd_reply_free(rd_reply *r);
+void rd_log_free(char *line);
+void rd_get_stats(rd_stats *out);
+int rx_in_loop_thread(void);
+
 /* Python entry points the core calls. */
 extern "Python" void iodine_py_run_events(void);
 """

@@ -1,285 +1,296 @@
-"""The Redis pub/sub engine (redis-py).
+"""The Redis pub/sub engine: a typed face on ext/redis.c.
 
 ``Iodine.PubSub.default = Iodine.PubSub.Redis("redis://:secret@host:6379/0")``
 or ``iodine app.py -r redis://host:6379/0``. Every process of every server
-sharing the Redis server then sees every message.
+sharing the Redis server then sees every message, once, in order.
 
-How it works. One background thread per process owns the subscription
-connection: it applies SUBSCRIBE/PSUBSCRIBE requests queued by the server
-(the server asks once per channel per process, when the first subscriber
-appears), reads messages and delivers each to this process's subscribers
-with ``Iodine.publish(channel, message, engine=False)``. Publishing uses a
-second connection from the calling thread.
+The engine lives in the C loop (SPEC-PubSub.md section 7): each serving
+process holds two connections, one for commands (XADD, PING, ``cmd``) and
+one reading the deployment's stream. Every publish is one stream entry;
+every process reads the whole stream from its own position and delivers
+each entry to its own subscribers, from C. Nothing here blocks: ``publish``
+enqueues and returns, ``subscribe``/``unsubscribe`` need no Redis command
+(the stream carries every channel), and ``cmd`` hands its reply to a
+callback on the loop. Why RESP from C and not redis-py: no blocking call on
+the loop thread, no Python per message, and 100,000+ messages per second
+from one worker.
 
-When Redis goes away the thread reconnects on its own, with exponential
-back-off (never a busy loop), re-subscribes every live channel and pattern,
-and then sends the messages that were published during the outage, which
-wait meanwhile in a bounded queue (``queue_size``); when that is full,
-``publish`` returns False and logs. A PING every ``ping`` seconds (redis-py's
-health check) notices a connection that died silently.
+Message types: the stream entry records whether a message was published as
+``str`` or ``bytes``, and it is delivered as it was published.
 
-Message types: Redis carries bytes. A message that is valid UTF-8 is
-delivered as ``str`` (a WebSocket text frame), anything else as ``bytes``
-(binary); so what was published as str arrives as str.
-
-Forked workers: each process gets its own connections and thread, made on
-first use after the fork (a connection is never shared across processes).
+Forked workers: the engine is configured once (in the master, before
+forking); each worker starts with a fresh publisher token and its own
+connections. A cluster's master holds no Redis connection: publishing
+through the engine from the master process returns False.
 """
 from __future__ import annotations
 
-import collections
-import os
-import sys
+import itertools
 import threading
-import time
-from typing import Any, Deque, Dict, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import unquote, urlsplit
 
+from . import cluster as _cluster
+from ._native import ffi, lib
+from .log import logger
 from .pubsub import Engine, Message
 
-try:  # redis-py is a dependency of the Redis engine only
-    import redis
-except ImportError:  # pragma: no cover - exercised only without redis-py
-    redis = None  # type: ignore[assignment, unused-ignore]
+Reply = Any  # str | bytes | int | None | list | RedisError
+
+_rd_publish = lib.rd_publish
+_callbacks: Dict[int, Callable[[Reply], Any]] = {}
+_ids = itertools.count(1)
+_lock = threading.Lock()
 
 
-def _log(text: str) -> None:
-    try:
-        sys.stderr.write(f"iodine: redis: {text}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
+class RedisError(Exception):
+    """An error reply from Redis (or from the engine: "ERR iodine: ...")."""
+
+
+def _arg(a: Any) -> bytes:
+    if isinstance(a, bytes):
+        return a
+    if isinstance(a, (bytearray, memoryview)):
+        return bytes(a)
+    if isinstance(a, str):
+        return a.encode("utf-8")
+    if isinstance(a, bool):
+        return b"1" if a else b"0"
+    if isinstance(a, (int, float)):
+        return repr(a).encode("ascii")
+    raise TypeError(f"a Redis argument must be str, bytes or a number, not {type(a).__name__}")
+
+
+def _convert(reply: Any) -> Reply:
+    """The nodes of a parsed reply (pre-order) as Python values."""
+    nodes = reply.nodes
+    count = reply.n
+    pos = 0
+
+    def one() -> Reply:
+        nonlocal pos
+        nd = nodes[pos]
+        pos += 1
+        t = nd.type
+        if t == 43:  # '+'
+            return ffi.unpack(nd.str, nd.len).decode("utf-8", "replace")
+        if t == 45:  # '-'
+            return RedisError(ffi.unpack(nd.str, nd.len).decode("utf-8", "replace"))
+        if t == 58:  # ':'
+            return int(nd.n)
+        if t == 36:  # '$'
+            return None if nd.n < 0 else ffi.unpack(nd.str, nd.len)
+        if nd.n < 0:  # '*' nil
+            return None
+        return [one() for _ in range(nd.n)]
+
+    out = one() if count else None
+    return out
+
+
+def _parse_url(url: str) -> Dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        db = 0
+        for kv in parts.query.split("&"):
+            if kv.startswith("db="):
+                db = int(kv[3:])
+        return {"host": "unix:" + parts.path, "port": 0, "user": None,
+                "password": unquote(parts.password) if parts.password else None, "db": db}
+    if parts.scheme != "redis":
+        raise ValueError(f"the Redis engine speaks redis:// and unix:// URLs, not {url!r}"
+                         + (" (TLS to Redis is not supported)" if parts.scheme == "rediss" else ""))
+    path = parts.path.strip("/")
+    return {"host": parts.hostname or "localhost", "port": parts.port or 6379,
+            "user": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password is not None else None,
+            "db": int(path) if path else 0}
 
 
 class RedisEngine(Engine):
-    """A pub/sub engine backed by a Redis server."""
+    """A pub/sub engine backed by a Redis server (one per process: a new one
+    replaces the last). Every option is also a documented limit in
+    LIMITS.md ("Redis engine")."""
 
     def __init__(self, url: str = "redis://localhost:6379/0", ping: float = 30.0,
-                 queue_size: int = 10000, backoff_max: float = 5.0) -> None:
-        if redis is None:
-            raise RuntimeError("the Redis engine needs redis-py: pip install redis")
+                 queue_size: int = 10000, backoff_max: float = 5.0,
+                 timeout: Optional[float] = None, queue_bytes: int = 64 << 20,
+                 stream: str = "iodine:pubsub", stream_max: int = 100000,
+                 backoff_min: float = 0.05, block: float = 1.0) -> None:
+        where = _parse_url(url)
+        if ping <= 0 or queue_size < 1 or queue_bytes < 1024 or stream_max < 1:
+            raise ValueError("ping, queue_size, queue_bytes and stream_max must be positive")
         self.url = url
         self.ping = float(ping)
+        self.timeout = float(timeout) if timeout is not None else min(self.ping, 5.0)
         self.queue_size = int(queue_size)
+        self.queue_bytes = int(queue_bytes)
         self.backoff_max = float(backoff_max)
-        self._pid = -1
-        self._lock = threading.Lock()
-        self._wanted: Set[Tuple[str, bool]] = set()  # what should be subscribed
-        self._backlog: Deque[Tuple[str, Message]] = collections.deque()
-        self._connected = threading.Event()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._pub: Any = None
-        self._ps: Any = None  # the live subscription connection, if any
-        self._confirm: Dict[Tuple[str, bool], threading.Event] = {}
-        self.confirm_timeout = 2.0
-        # Fail fast on a malformed URL, in the caller's thread.
-        redis.connection.parse_url(url)
+        self.stream = stream
+        self.stream_max = int(stream_max)
+        self._where = f"{where['host']}:{where['port']}/{where['db']}"
+        keep: List[Any] = []
 
-    # -- per process ---------------------------------------------------------------
-    def _ensure(self) -> None:
-        """Connections and the listener thread, made once per process."""
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._stop = threading.Event()
-            self._connected = threading.Event()
-            self._ps = None
-            self._pub = redis.Redis.from_url(
-                self.url, health_check_interval=self.ping, socket_timeout=max(self.ping, 5.0),
-                socket_connect_timeout=5.0)
-            self._thread = threading.Thread(target=self._listen, name="iodine-redis",
-                                            daemon=True)
-            self._thread.start()
+        def cstr(s: Optional[str]) -> Any:
+            if s is None:
+                return ffi.NULL
+            b = ffi.new("char[]", s.encode("utf-8"))
+            keep.append(b)
+            return b
+
+        s = ffi.new("rd_settings *")
+        s.host = cstr(where["host"])
+        s.port = where["port"]
+        s.user = cstr(where["user"])
+        s.password = cstr(where["password"])
+        s.db = where["db"]
+        s.stream = cstr(stream)
+        s.stream_max = self.stream_max
+        s.ping_ms = max(1, int(self.ping * 1000))
+        s.timeout_ms = max(1, int(self.timeout * 1000))
+        s.backoff_min_ms = max(1, int(backoff_min * 1000))
+        s.backoff_max_ms = max(1, int(self.backoff_max * 1000))
+        s.block_ms = max(1, int(block * 1000))
+        s.queue_max = self.queue_size
+        s.queue_bytes = self.queue_bytes
+        lib.srv_init()
+        rc = lib.rd_configure(s)
+        if rc < 0:
+            raise ValueError(f"cannot use Redis at {url!r}: the host does not resolve")
+        self._master_said = False
 
     # -- the engine interface (called by the server) ----------------------------------
     def subscribe(self, channel: str, pattern: bool = False) -> bool:
-        """Called when this process's first subscriber to `channel` appears.
-        Sends SUBSCRIBE now and waits (bounded) for Redis to confirm it, so a
-        message published right after is not missed. While Redis is away it
-        returns at once: the reconnect subscribes everything wanted."""
-        key = (channel, bool(pattern))
-        with self._lock:
-            self._wanted.add(key)
-        self._ensure()
-        ps = self._ps
-        if ps is None or not self._connected.is_set():
-            return True
-        done = self._confirm.setdefault(key, threading.Event())
-        try:
-            (ps.psubscribe if pattern else ps.subscribe)(channel)
-        except (redis.RedisError, OSError, AttributeError):
-            return True  # the listener reconnects and subscribes it
-        done.wait(self.confirm_timeout)
+        """Nothing to do: the stream carries every channel, and each process
+        delivers to its own subscribers. Returns at once."""
         return True
 
     def unsubscribe(self, channel: str, pattern: bool = False) -> bool:
-        key = (channel, bool(pattern))
-        with self._lock:
-            self._wanted.discard(key)
-        self._ensure()
-        ps = self._ps
-        if ps is not None and self._connected.is_set():
-            try:
-                (ps.punsubscribe if pattern else ps.unsubscribe)(channel)
-            except (redis.RedisError, OSError, AttributeError):
-                pass
         return True
 
     def publish(self, channel: str, message: Message) -> bool:
-        """Send to Redis; every subscribed process (this one included) gets
-        it back through its subscription. During an outage the message
-        waits in the bounded queue; False when that is full."""
-        self._ensure()
-        if isinstance(message, memoryview):
-            message = bytes(message)
-        if self._connected.is_set() and not self._backlog:
-            try:
-                self._pub.publish(channel, message)
-                return True
-            except redis.RedisError:
-                self._connected.clear()
-        with self._lock:
-            if len(self._backlog) >= self.queue_size:
-                _log(f"outage queue full ({self.queue_size}); message to {channel!r} dropped")
-                return False
-            self._backlog.append((channel, message))
-        return True
+        """Queue the message for Redis and return at once (any thread). False
+        when the queue is full (Redis away too long) or in a cluster's
+        master, which holds no Redis connection."""
+        if _cluster.role == "master":
+            if not self._master_said:
+                self._master_said = True
+                logger.warning("redis: a publish in the master process is not sent "
+                               "(only workers hold Redis connections)")
+            return False
+        # the hot path (one call per message): plain type checks, one call into C
+        name = channel.encode("utf-8", "surrogateescape") if isinstance(channel, str) \
+            else bytes(channel)
+        if type(message) is str:
+            data = message.encode("utf-8")
+            return bool(_rd_publish(name, len(name), data, len(data), 1) == 0)
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            data = bytes(message)
+            return bool(_rd_publish(name, len(name), data, len(data), 0) == 0)
+        raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
 
-    def cmd(self, *args: Any) -> Any:
-        """Run an ordinary Redis command on the engine's own connection."""
-        self._ensure()
-        return self._pub.execute_command(*args)
+    # -- commands ------------------------------------------------------------------------
+    @staticmethod
+    def _argv(args: Any) -> Any:
+        if not args:
+            raise ValueError("a Redis command needs at least its name")
+        raw = [_arg(a) for a in args]
+        bufs = [ffi.new("char[]", r) for r in raw]
+        argv = ffi.new("char *[]", bufs)
+        lens = ffi.new("size_t[]", [len(r) for r in raw])
+        return raw, bufs, argv, lens
 
-    def close(self) -> None:
-        """Stop the listener thread (tests; the process exit does it too)."""
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(timeout=5)
+    def cmd(self, *args: Any, callback: Optional[Callable[[Reply], Any]] = None) -> bool:
+        """Send a command on the engine's command connection and return at
+        once. ``callback(reply)`` (if given) runs on the loop with the reply:
+        str (status), bytes (bulk), int, None, list, or a RedisError. False
+        when the command queue is full."""
+        raw, bufs, argv, lens = self._argv(args)
+        cid = 0
+        if callback is not None:
+            if not callable(callback):
+                raise TypeError("callback must be callable")
+            cid = next(_ids)
+            with _lock:
+                _callbacks[cid] = callback
+        rc = lib.rd_cmd(len(raw), argv, lens, cid)
+        if rc < 0 and cid:
+            with _lock:
+                _callbacks.pop(cid, None)
+        return bool(rc == 0)
+
+    def cmd_wait(self, *args: Any, timeout: float = 5.0) -> Reply:
+        """Send a command and wait (at most ``timeout`` seconds) for its
+        reply. For application threads only: on the loop thread (``-t 1``)
+        it raises RuntimeError, since waiting there would stall the server.
+        An error reply raises RedisError; no reply in time raises
+        TimeoutError."""
+        if lib.rx_in_loop_thread():
+            raise RuntimeError("cmd_wait() would block the server's loop: use "
+                               "cmd(..., callback=...) there (or run with -t 2 or more)")
+        raw, bufs, argv, lens = self._argv(args)
+        err = ffi.new("int *")
+        r = lib.rd_cmd_wait(len(raw), argv, lens, max(0, int(timeout * 1000)), err)
+        if r == ffi.NULL:
+            if err[0] == -3:
+                raise TimeoutError(f"no reply from Redis within {timeout} s")
+            if err[0] == -4:
+                raise RuntimeError("cmd_wait() would block the server's loop")
+            raise RedisError("ERR iodine: the command queue is full or the engine is gone")
+        try:
+            out = _convert(r)
+        finally:
+            lib.rd_reply_free(r)
+        if isinstance(out, RedisError):
+            raise out
+        return out
+
+    # -- state ---------------------------------------------------------------------------
+    def stats(self) -> Dict[str, int]:
+        st = ffi.new("rd_stats *")
+        lib.rd_get_stats(st)
+        return {k: int(getattr(st, k)) for k in ("configured", "connected", "queued",
+                                                 "queued_bytes", "refused", "delivered",
+                                                 "duplicates", "reconnects")}
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return bool(self.stats()["connected"])
 
     @property
     def queued(self) -> int:
-        return len(self._backlog)
+        return self.stats()["queued"]
 
-    # -- the listener thread -----------------------------------------------------------
-    def _listen(self) -> None:
-        delay = 0.05
-        last_said = -60.0  # when a failure was last logged: every 10 s at most
-        while not self._stop.is_set():
-            client = redis.Redis.from_url(self.url, health_check_interval=self.ping,
-                                          socket_connect_timeout=5.0)
-            ps = client.pubsub()
-            try:
-                ps.ping()  # connect now, and authenticate (AUTH from the URL)
-                # Visible first, then the snapshot: a subscribe() that came
-                # before this point is in the snapshot, one after it sends
-                # its own SUBSCRIBE (twice is harmless; never is not).
-                self._ps = ps
-                self._connected.set()
-                self._resubscribe(ps)
-                self._flush()  # only once Redis confirmed the subscriptions
-                delay = 0.05
-                _log(f"connected to {self._where()}")
-                self._pump(ps)
-            except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
-                now = time.monotonic()
-                if self._connected.is_set():
-                    _log(f"connection lost ({exc}); reconnecting")
-                    last_said = now
-                elif now - last_said >= 10.0:
-                    # the first failure, and then a reminder: a wrong
-                    # password must not look like a quiet success
-                    _log(f"cannot connect to {self._where()}: {exc}; retrying "
-                         f"({len(self._backlog)} message(s) queued)")
-                    last_said = now
-                self._connected.clear()
-                self._ps = None
-            finally:
-                try:
-                    ps.close()
-                    client.close()
-                except Exception:
-                    pass
-            if self._stop.wait(delay):
-                return
-            delay = min(delay * 2, self.backoff_max)
-
-    def _resubscribe(self, ps: Any) -> None:
-        with self._lock:
-            wanted = list(self._wanted)
-        channels = [c for c, p in wanted if not p]
-        patterns = [c for c, p in wanted if p]
-        waiting = {}
-        for key in wanted:
-            waiting[key] = self._confirm.setdefault(key, threading.Event())
-        if channels:
-            ps.subscribe(*channels)
-        if patterns:
-            ps.psubscribe(*patterns)
-        # Read until Redis confirmed them all (messages meanwhile are
-        # delivered), so the outage queue is flushed into live subscriptions.
-        deadline = time.monotonic() + self.confirm_timeout
-        while any(not e.is_set() for e in waiting.values()) and time.monotonic() < deadline:
-            msg = ps.get_message(timeout=0.05)
-            if msg is not None:
-                self._handle(msg)
-
-    def _flush(self) -> None:
-        while True:
-            with self._lock:
-                if not self._backlog:
-                    return
-                channel, message = self._backlog[0]
-            self._pub.publish(channel, message)
-            with self._lock:
-                self._backlog.popleft()
-
-    def _pump(self, ps: Any) -> None:
-        while not self._stop.is_set():
-            if self._backlog:
-                self._flush()
-            msg = ps.get_message(timeout=0.05)
-            if msg is None:
-                if not ps.subscribed:
-                    ps.check_health()
-                continue
-            self._handle(msg)
-
-    def _handle(self, msg: Dict[str, Any]) -> None:
-        kind = msg.get("type")
-        channel: Any = msg.get("channel")  # str, or bytes decoded just below
-        if isinstance(channel, bytes):
-            channel = channel.decode("utf-8", "surrogateescape")
-        if kind in ("subscribe", "psubscribe"):
-            done = self._confirm.pop((channel, kind == "psubscribe"), None)
-            if done is not None:
-                done.set()
-            return
-        if kind not in ("message", "pmessage"):
-            return
-        data = msg["data"]
-        try:
-            message: Message = data.decode("utf-8")
-        except UnicodeDecodeError:
-            message = data
-        if kind == "pmessage":
-            pattern = msg["pattern"]
-            if isinstance(pattern, bytes):
-                pattern = pattern.decode("utf-8", "surrogateescape")
-            self.deliver_to(pattern, True, channel, message)
-        else:
-            self.deliver_to(channel, False, channel, message)
-
-    def _where(self) -> str:
-        kw = self._pub.connection_pool.connection_kwargs
-        return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+    def close(self) -> None:
+        """Drop the connections and everything queued."""
+        lib.rd_unconfigure()
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
-        return f"<iodine PubSub.Redis {self.url!r} {state}>"
+        return f"<iodine PubSub.Redis {self._where} {state}>"
+
+
+# -- events from the core --------------------------------------------------------
+
+def on_reply(ptr: Any, callback_id: int) -> None:
+    r = ffi.cast("rd_reply *", ptr)
+    try:
+        value = _convert(r)
+    finally:
+        lib.rd_reply_free(r)
+    with _lock:
+        cb = _callbacks.pop(callback_id, None)
+    if cb is not None:
+        cb(value)
+
+
+def on_log(ptr: Any, length: int, warning: int) -> None:
+    line = ffi.cast("char *", ptr)
+    try:
+        text = ffi.unpack(line, length).decode("utf-8", "replace")
+    finally:
+        lib.rd_log_free(line)
+    (logger.warning if warning else logger.info)(text)
+
+
+__all__ = ["RedisEngine", "RedisError", "Reply"]

@@ -23,6 +23,7 @@ from .config import Config, ConfigError, Listener, cpu_count
 from . import client as _client
 from . import hooks as _hooks
 from . import pubsub as _pubsub
+from . import redis_engine as _redis
 from .accesslog import AccessLog
 from .client import Client
 from .wsgi import Response, WSGIApp, _log_exception, base_environ, compact_environ, make_input
@@ -41,6 +42,8 @@ PUBSUB = lib.DSP_PUBSUB
 PS_CHANNEL = lib.DSP_PS_CHANNEL
 STOPPING = lib.DSP_STOPPING
 LOG = lib.DSP_LOG
+RD_REPLY = lib.DSP_RD_REPLY
+RD_LOG = lib.DSP_RD_LOG
 NULL = ffi.NULL
 REQ_T = ffi.typeof("http_req *")
 
@@ -137,6 +140,10 @@ class Runtime:
                 _pubsub.on_message(self, ev.conn, ev.ptr, ev.arg)
             elif kind == PS_CHANNEL:
                 _pubsub.on_channel(ev.ptr, ev.arg)
+            elif kind == RD_REPLY:  # a Redis command's reply, for its callback
+                _redis.on_reply(ev.ptr, ev.arg)
+            elif kind == RD_LOG:  # one line per Redis episode
+                _redis.on_log(ev.ptr, ev.arg, ev.conn)
             elif kind == STOPPING:
                 _hooks.fire("start_shutdown")
             elif kind == LOG:  # a line for an answer the core gave itself

@@ -301,9 +301,13 @@ def app(environ, start_response):
         elif what == "list":
             return json_response(start_response, [_engine_name(e) for e in Iodine.PubSub.engines])
         return json_response(start_response, {"default": _engine_name(Iodine.PubSub.default)})
-    if path == "/redis/cmd":
+    if path == "/redis/cmd":  # waits for the reply: needs -t 2 or more
         args = json.loads(_body(environ))
-        return json_response(start_response, {"r": _result(Iodine.PubSub.default.cmd(*args))})
+        try:
+            r = _result(Iodine.PubSub.default.cmd_wait(*args, timeout=10))
+        except Exception as e:  # the error reply, as the client sees it
+            r = {"error": f"{type(e).__name__}: {e}"}
+        return json_response(start_response, {"r": r})
     if path == "/redis/state":
         e = Iodine.PubSub.default
         return json_response(start_response, {"connected": bool(getattr(e, "connected", False)),

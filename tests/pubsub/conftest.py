@@ -4,12 +4,14 @@
         r = redis_server()                       # plain
         r = redis_server(password="secret")      # --requirepass secret
         r = redis_server(acl_user=("alice", "pw"))
+        r = redis_server(run=False); ...; r.start()   # a port now, Redis later
         r.port, r.url(), r.kill(), r.restart(), r.ping(), r.client()
 
 Each server runs `redis-server --port P --save "" --appendonly no --bind
 127.0.0.1` on a port that was free a moment ago; start() waits until a PING
 is answered (bounded, no fixed sleep). kill() sends SIGKILL and waits;
-restart() starts it again on the same port. Teardown kills what is left.
+restart() starts it again on the same port; freeze()/thaw() send
+SIGSTOP/SIGCONT. Teardown kills what is left (a frozen one too).
 
 No /usr/bin/redis-server (or no redis-py): the tests that need Redis skip,
 unless $REQUIRE_REDIS is set, when they fail.
@@ -22,7 +24,7 @@ from typing import Optional
 
 import pytest
 
-from tests.pubsub.redisproc import RedisServer, redis_missing
+from tests.pubsub.redisproc import RedisServer, free_port, redis_missing
 
 
 def need_redis() -> None:
@@ -40,14 +42,17 @@ def redis_server(tmp_path):
     need_redis()
     servers: list[RedisServer] = []
 
-    def start(password: Optional[str] = None, acl_user: Optional[tuple[str, str]] = None
-              ) -> RedisServer:
+    def start(password: Optional[str] = None, acl_user: Optional[tuple[str, str]] = None,
+              run: bool = True) -> RedisServer:
         workdir = tmp_path / f"redis{len(servers)}"
         workdir.mkdir()
         last: Optional[Exception] = None
         for _ in range(3):  # a port taken between probe and bind: try another
             srv = RedisServer(workdir, password, acl_user)
             servers.append(srv)
+            if not run:  # a port for a Redis that starts later (srv.start())
+                srv.port = free_port()
+                return srv
             try:
                 return srv.start()
             except RuntimeError as e:
@@ -57,4 +62,6 @@ def redis_server(tmp_path):
 
     yield start
     for srv in servers:
+        if srv.running:
+            srv.thaw()
         srv.kill()

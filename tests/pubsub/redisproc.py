@@ -115,6 +115,15 @@ class RedisServer:
         self.kill()
         return self.start(self.port)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the socket stays open and nothing answers (a stuck or
+        swapping Redis looks like this)."""
+        assert self.running
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

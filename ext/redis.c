@@ -1,0 +1,1067 @@
+/* redis: see redis.h for what this file owns.
+ *
+ * The engine is one state machine (`eng.state`), written only here, on the
+ * loop thread or under the big lock:
+ *
+ *   IDLE --rd_start--> WAIT --(next_try)--> CONNECTING --both ready--> UP
+ *     any failure in CONNECTING or UP: both connections are dropped, WAIT
+ *     with the back-off doubled (reset once UP).
+ *
+ * Each connection (a `link`) keeps the kinds of the replies it waits for
+ * in a ring, in the order the commands went out, so a reply is matched to
+ * its command by position (Redis answers in order). A link whose oldest
+ * outstanding reply is overdue (a frozen Redis keeps the socket open and
+ * says nothing) fails the engine: both links are remade, never waited on.
+ *
+ * Publish queue: pubs from head (oldest unacknowledged) to tail; `send` is
+ * the first not yet written on the current connection. An XADD reply pops
+ * the head. A reconnect rewinds `send` to the head: everything not
+ * acknowledged goes again, in the same order, with the same (origin, seq),
+ * and readers drop the copies. */
+#define _GNU_SOURCE
+#include "redis.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "pubsub.h"
+#include "reactor.h"
+
+#define TICK_MS 50
+#define XREAD_COUNT "1000"
+#define READ_CHUNK (64u << 10)
+
+enum { E_IDLE, E_WAIT, E_CONNECTING, E_UP };
+enum { L_DOWN, L_HANDSHAKE, L_READY };
+enum { P_HS, P_PING, P_XADD, P_APP, P_INFO, P_REVRANGE, P_XREAD };
+
+typedef struct waiter {
+  pthread_mutex_t m;
+  pthread_cond_t cv;
+  int done, refs;
+  rd_reply *reply;
+} waiter;
+
+typedef struct app_cmd {
+  struct app_cmd *next;
+  uint64_t cb;  /* callback id, 0: no reply wanted */
+  waiter *w;    /* or a blocked caller */
+  size_t len;
+  char data[];
+} app_cmd;
+
+typedef struct pub {
+  struct pub *next;
+  size_t len;
+  char data[];
+} pub;
+
+typedef struct pend {
+  int kind;
+  app_cmd *cmd; /* P_APP */
+} pend;
+
+typedef struct rd_link {
+  const char *name; /* for log lines */
+  int reader;
+  int state;
+  int hs_left;      /* handshake replies still to come */
+  rx_conn *c;
+  char *in;
+  size_t in_len, in_cap;
+  resp_scan_state sc;
+  resp_node *nodes;
+  size_t nodes_cap;
+  pend *ring;
+  size_t r_head, r_len, r_cap;
+  uint64_t wait_since; /* last progress while replies are outstanding */
+  int ping_out;        /* a PING is outstanding */
+  int closing;         /* shutdown: close once nothing is outstanding */
+} rd_link;
+
+typedef struct origin_slot {
+  uint64_t origin, seq, seen; /* seen: eng.entries when last seen */
+  int used;
+} origin_slot;
+
+static struct {
+  int configured, started, state, ever_up, positioned, stopping;
+  /* settings */
+  struct sockaddr_storage addr;
+  unsigned addrlen;
+  char *user, *password, *stream;
+  size_t user_len, password_len, stream_len;
+  int db;
+  char maxlen[24], dbtext[16];
+  uint32_t ping_ms, timeout_ms, backoff_min, backoff_max, block_ms;
+  size_t queue_max, queue_bytes;
+  char where[160];
+  /* tokens */
+  uint64_t origin, seq;
+  char origin_hex[17];
+  /* the publish queue */
+  pub *head, *send, *tail;
+  size_t nq, qbytes, inflight;
+  /* commands not yet written */
+  app_cmd *cmd_head, *cmd_tail;
+  size_t ncmd;
+  /* connections */
+  rd_link cmd, rd;
+  uint64_t next_try, backoff, down_since, next_ping, tick;
+  int episode_logged; /* a failure was logged in this outage */
+  /* the reader */
+  ps_id last;
+  char run_id[64];
+  /* dedup */
+  origin_slot origins[RD_ORIGINS];
+  size_t norigins;
+  /* the refusing episode */
+  uint64_t refusing; /* publishes refused since the queue filled */
+  uint64_t xadd_errors;
+  rd_stats st;
+} eng;
+
+/* --- logging ----------------------------------------------------------------- */
+
+static void say(int warning, const char *fmt, ...) {
+  char *line = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (dsp_post(NULL, DSP_RD_LOG, (uint64_t)(warning != 0), line, (uint64_t)n) < 0) free(line);
+}
+
+void rd_log_free(char *line) { free(line); }
+
+/* --- replies for the application ------------------------------------------- */
+
+static rd_reply *reply_copy(const char *raw, size_t len, size_t nodes) {
+  rd_reply *r = malloc(sizeof *r + nodes * sizeof(resp_node) + len);
+  if (!r) return NULL;
+  r->nodes = (resp_node *)(r + 1);
+  char *data = (char *)(r->nodes + nodes);
+  memcpy(data, raw, len);
+  size_t used;
+  long n = resp_parse(data, len, r->nodes, nodes, &used);
+  if (n <= 0) {
+    free(r);
+    return NULL;
+  }
+  r->n = (size_t)n;
+  return r;
+}
+
+static rd_reply *reply_error(const char *text) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "-%s\r\n", text);
+  return reply_copy(buf, (size_t)n, 1);
+}
+
+void rd_reply_free(rd_reply *r) { free(r); }
+
+static void waiter_release(waiter *w) {
+  pthread_mutex_lock(&w->m);
+  int left = --w->refs;
+  pthread_mutex_unlock(&w->m);
+  if (left == 0) {
+    rd_reply_free(w->reply);
+    pthread_mutex_destroy(&w->m);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+  }
+}
+
+/* Hand a command's reply to whoever asked (takes r). */
+static void answer(app_cmd *a, rd_reply *r) {
+  if (a->w) {
+    pthread_mutex_lock(&a->w->m);
+    a->w->reply = r;
+    a->w->done = 1;
+    pthread_cond_signal(&a->w->cv);
+    pthread_mutex_unlock(&a->w->m);
+    waiter_release(a->w);
+  } else if (a->cb && r) {
+    if (dsp_post(NULL, DSP_RD_REPLY, 0, r, a->cb) < 0) rd_reply_free(r);
+  } else {
+    rd_reply_free(r);
+  }
+  free(a);
+}
+
+/* --- links --------------------------------------------------------------------- */
+
+static void link_on_data(rx_conn *c);
+static void link_on_close(rx_conn *c);
+static void link_on_shutdown(rx_conn *c);
+static const rx_proto link_proto = {
+    .on_data = link_on_data, .on_close = link_on_close, .on_shutdown = link_on_shutdown};
+
+static int ring_push(rd_link *l, int kind, app_cmd *a) {
+  if (l->r_len == l->r_cap) {
+    size_t cap = l->r_cap ? l->r_cap * 2 : 64;
+    pend *r = malloc(cap * sizeof *r);
+    if (!r) return -1;
+    for (size_t i = 0; i < l->r_len; i++) r[i] = l->ring[(l->r_head + i) % l->r_cap];
+    free(l->ring);
+    l->ring = r;
+    l->r_cap = cap;
+    l->r_head = 0;
+  }
+  if (l->r_len == 0) l->wait_since = rx_now_ms();
+  l->ring[(l->r_head + l->r_len++) % l->r_cap] = (pend){kind, a};
+  return 0;
+}
+
+static pend ring_pop(rd_link *l) {
+  pend p = l->ring[l->r_head];
+  l->r_head = (l->r_head + 1) % l->r_cap;
+  l->r_len--;
+  return p;
+}
+
+/* Write one command and remember what its reply will be. */
+static int link_send(rd_link *l, const char *data, size_t len, int kind, app_cmd *a) {
+  if (!l->c || ring_push(l, kind, a) < 0) return -1;
+  rx_cork(l->c); /* a turn's commands leave in one write */
+  return rx_write(l->c, data, len);
+}
+
+static int link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens) {
+  char stack[512];
+  size_t need = resp_encode_len(argc, lens);
+  char *buf = need <= sizeof stack ? stack : malloc(need);
+  if (!buf) return -1;
+  size_t n = resp_encode(buf, argc, argv, lens);
+  int rc = link_send(l, buf, n, kind, NULL);
+  if (buf != stack) free(buf);
+  return rc;
+}
+
+#define SENDV(l, kind, ...)                                                     \
+  do {                                                                          \
+    const char *argv_[] = {__VA_ARGS__};                                        \
+    size_t lens_[sizeof argv_ / sizeof *argv_];                                 \
+    for (size_t i_ = 0; i_ < sizeof argv_ / sizeof *argv_; i_++)                \
+      lens_[i_] = strlen(argv_[i_]);                                            \
+    link_sendv(l, kind, (int)(sizeof argv_ / sizeof *argv_), argv_, lens_);     \
+  } while (0)
+
+/* Forget the connection and every reply it owed; in-flight application
+ * commands get an error reply (they are not sent again: a command may not
+ * be safe to repeat). */
+static void link_drop(rd_link *l) {
+  if (l->c) {
+    rx_set_proto(l->c, NULL, NULL);
+    rx_close_now(l->c);
+    l->c = NULL;
+  }
+  while (l->r_len) {
+    pend p = ring_pop(l);
+    if (p.kind == P_APP) answer(p.cmd, reply_error("ERR iodine: the connection to Redis was lost"));
+  }
+  l->state = L_DOWN;
+  l->in_len = 0;
+  resp_scan_reset(&l->sc);
+  l->ping_out = 0;
+  l->closing = 0;
+}
+
+/* --- the publish queue ------------------------------------------------------- */
+
+static void send_pubs(void) {
+  if (eng.cmd.state != L_READY || !eng.positioned) return;
+  while (eng.send && eng.inflight < RD_WINDOW) {
+    pub *p = eng.send;
+    if (link_send(&eng.cmd, p->data, p->len, P_XADD, NULL) < 0) return;
+    eng.inflight += p->len;
+    eng.send = p->next;
+  }
+}
+
+static void send_cmds(void) {
+  if (eng.cmd.state != L_READY) return;
+  while (eng.cmd_head) {
+    app_cmd *a = eng.cmd_head;
+    eng.cmd_head = a->next;
+    if (!eng.cmd_head) eng.cmd_tail = NULL;
+    eng.ncmd--;
+    if (link_send(&eng.cmd, a->data, a->len, P_APP, a) < 0) {
+      answer(a, reply_error("ERR iodine: could not send the command"));
+      return;
+    }
+  }
+}
+
+static void free_queue(void) {
+  while (eng.head) {
+    pub *p = eng.head;
+    eng.head = p->next;
+    free(p);
+  }
+  eng.send = eng.tail = NULL;
+  eng.nq = eng.qbytes = eng.inflight = 0;
+  while (eng.cmd_head) {
+    app_cmd *a = eng.cmd_head;
+    eng.cmd_head = a->next;
+    answer(a, reply_error("ERR iodine: the Redis engine was stopped"));
+  }
+  eng.cmd_tail = NULL;
+  eng.ncmd = 0;
+}
+
+/* --- the engine's states ----------------------------------------------------- */
+
+static void fail(const char *why) {
+  uint64_t now = rx_now_ms();
+  if (eng.state == E_UP) {
+    say(1, "redis: connection lost to %s (%s); %zu publish(es) wait in the queue, reconnecting",
+        eng.where, why, eng.nq);
+    eng.down_since = now;
+    eng.episode_logged = 1;
+  } else if (!eng.episode_logged) {
+    say(1, "redis: cannot connect to %s (%s); retrying with back-off (%zu publish(es) queued)",
+        eng.where, why, eng.nq);
+    eng.episode_logged = 1;
+  }
+  link_drop(&eng.cmd);
+  link_drop(&eng.rd);
+  eng.send = eng.head; /* everything unacknowledged goes again, in order */
+  eng.inflight = 0;
+  eng.st.reconnects++;
+  eng.state = E_WAIT;
+  eng.next_try = now + eng.backoff;
+  eng.backoff = eng.backoff * 2 > eng.backoff_max ? eng.backoff_max : eng.backoff * 2;
+}
+
+static void handshake(rd_link *l) {
+  l->hs_left = 0;
+  if (eng.password) {
+    const char *argv[3];
+    size_t lens[3];
+    int argc = 0;
+    argv[argc] = "AUTH";
+    lens[argc++] = 4;
+    if (eng.user) {
+      argv[argc] = eng.user;
+      lens[argc++] = eng.user_len;
+    }
+    argv[argc] = eng.password;
+    lens[argc++] = eng.password_len;
+    link_sendv(l, P_HS, argc, argv, lens);
+    l->hs_left++;
+  }
+  if (eng.db) {
+    SENDV(l, P_HS, "SELECT", eng.dbtext);
+    l->hs_left++;
+  }
+  if (l->reader) {
+    SENDV(l, P_INFO, "INFO", "server");
+  } else {
+    SENDV(l, P_HS, "PING");
+    l->hs_left++;
+  }
+}
+
+static int link_open(rd_link *l) {
+  l->c = rx_connect((const struct sockaddr *)&eng.addr, eng.addrlen, &link_proto, l);
+  if (!l->c) return -1;
+  l->state = L_HANDSHAKE;
+  handshake(l);
+  return 0;
+}
+
+static void try_connect(void) {
+  eng.state = E_CONNECTING;
+  if (link_open(&eng.cmd) < 0 || link_open(&eng.rd) < 0) fail(strerror(errno));
+}
+
+static void became_ready(void) {
+  if (eng.state != E_CONNECTING || eng.cmd.state != L_READY || eng.rd.state != L_READY) return;
+  eng.state = E_UP;
+  eng.backoff = eng.backoff_min;
+  eng.next_ping = rx_now_ms() + eng.ping_ms;
+  if (!eng.ever_up)
+    say(0, "redis: connected to %s (stream %s)", eng.where, eng.stream);
+  else if (eng.episode_logged)
+    say(0, "redis: connected to %s again after %.1f s; sending %zu queued publish(es)", eng.where,
+        (double)(rx_now_ms() - eng.down_since) / 1000.0, eng.nq);
+  eng.ever_up = 1;
+  eng.episode_logged = 0;
+}
+
+static void xread(void) {
+  char id[48];
+  snprintf(id, sizeof id, "%" PRIu64 "-%" PRIu64, eng.last.ms, eng.last.seq);
+  char block[16];
+  snprintf(block, sizeof block, "%u", eng.block_ms);
+  SENDV(&eng.rd, P_XREAD, "XREAD", "COUNT", XREAD_COUNT, "BLOCK", block, "STREAMS", eng.stream,
+        id);
+}
+
+/* --- reading the stream ------------------------------------------------------ */
+
+static int parse_id(const resp_node *n, ps_id *id) {
+  if (n->type != RESP_BULK || n->n < 0) return -1;
+  const char *s = n->str, *e = s + n->len;
+  uint64_t a = 0, b = 0;
+  int part = 0, digits = 0;
+  for (; s < e; s++) {
+    if (*s == '-' && part == 0 && digits) {
+      part = 1;
+      digits = 0;
+      continue;
+    }
+    unsigned d = (unsigned char)*s - '0';
+    if (d > 9 || digits == 19) return -1;
+    if (part) b = b * 10 + d;
+    else a = a * 10 + d;
+    digits++;
+  }
+  if (!part || !digits) return -1;
+  id->ms = a;
+  id->seq = b;
+  return 0;
+}
+
+static uint64_t hash64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
+}
+
+/* Is (origin, seq) new? Remembers it. The table holds RD_ORIGINS
+ * publishers (open addressing, at most half full); when it is full the
+ * publisher seen longest ago is forgotten (it can only matter again if it
+ * resends after thousands of other publishers appeared). */
+static int fresh(uint64_t origin, uint64_t seq) {
+  size_t mask = RD_ORIGINS - 1, i = hash64(origin) & mask;
+  for (; eng.origins[i].used; i = (i + 1) & mask) {
+    if (eng.origins[i].origin == origin) {
+      eng.origins[i].seen = eng.st.delivered;
+      if (seq <= eng.origins[i].seq) return 0;
+      eng.origins[i].seq = seq;
+      return 1;
+    }
+  }
+  if (eng.norigins >= RD_ORIGINS / 2) { /* full: rebuild without the one(s) seen longest ago */
+    origin_slot *old = malloc(sizeof eng.origins);
+    if (old) {
+      memcpy(old, eng.origins, sizeof eng.origins);
+      uint64_t oldest = UINT64_MAX;
+      for (size_t k = 0; k < RD_ORIGINS; k++)
+        if (old[k].used && old[k].seen < oldest) oldest = old[k].seen;
+      memset(eng.origins, 0, sizeof eng.origins);
+      eng.norigins = 0;
+      for (size_t k = 0; k < RD_ORIGINS; k++) {
+        if (!old[k].used || old[k].seen == oldest) continue;
+        size_t j = hash64(old[k].origin) & mask;
+        while (eng.origins[j].used) j = (j + 1) & mask;
+        eng.origins[j] = old[k];
+        eng.norigins++;
+      }
+      free(old);
+    }
+    i = hash64(origin) & mask;
+    while (eng.origins[i].used) i = (i + 1) & mask;
+  }
+  eng.origins[i] = (origin_slot){origin, seq, eng.st.delivered, 1};
+  eng.norigins++;
+  return 1;
+}
+
+static int field_is(const resp_node *n, char name) {
+  return n->type == RESP_BULK && n->len == 1 && n->str[0] == name;
+}
+
+static uint64_t num(const resp_node *n, int base) {
+  char tmp[24];
+  size_t len = n->len < sizeof tmp - 1 ? n->len : sizeof tmp - 1;
+  memcpy(tmp, n->str, len);
+  tmp[len] = 0;
+  return strtoull(tmp, NULL, base);
+}
+
+/* One entry: nodes[0] is [id, [field, value, ...]]. Returns the nodes it
+ * spans, or 0 when it is malformed. */
+static size_t entry(const resp_node *n, size_t avail) {
+  if (avail < 2 || n[0].type != RESP_ARRAY || n[0].n != 2) return 0;
+  ps_id id;
+  if (parse_id(&n[1], &id)) return 0;
+  size_t span = 3;
+  if (avail < 3 || n[2].type != RESP_ARRAY) return 0;
+  if (n[2].n <= 0) {
+    eng.last = id;
+    return span;
+  }
+  size_t k = (size_t)n[2].n;
+  if (avail < 3 + k) return 0;
+  span += k;
+  const resp_node *ch = NULL, *msg = NULL;
+  int text = 0, have_origin = 0;
+  uint64_t origin = 0, seq = 0;
+  for (size_t i = 0; i + 1 < k; i += 2) {
+    const resp_node *f = &n[3 + i], *v = &n[4 + i];
+    if (v->type != RESP_BULK || v->n < 0) continue;
+    if (field_is(f, 'c')) ch = v;
+    else if (field_is(f, 'm')) msg = v;
+    else if (field_is(f, 't')) text = v->len == 1 && v->str[0] == '1';
+    else if (field_is(f, 'o')) {
+      origin = num(v, 16);
+      have_origin = 1;
+    } else if (field_is(f, 's')) seq = num(v, 10);
+  }
+  eng.last = id;
+  if (!ch || !msg) return span;
+  if (have_origin && !fresh(origin, seq)) {
+    eng.st.duplicates++;
+    return span;
+  }
+  eng.st.delivered++;
+  ps_publish_id_locked(ch->str, ch->len, msg->str, msg->len, text, id);
+  return span;
+}
+
+static void on_xread(const resp_node *n, size_t count) {
+  /* [[key, [entry, ...]]] or nil when the block time passed */
+  if (n[0].type == RESP_ARRAY && n[0].n == 1 && count >= 4 && n[1].type == RESP_ARRAY &&
+      n[1].n == 2 && n[3].type == RESP_ARRAY) {
+    size_t at = 4, left = n[3].n > 0 ? (size_t)n[3].n : 0;
+    while (left-- && at < count) {
+      size_t span = entry(&n[at], count - at);
+      if (!span) break;
+      at += span;
+    }
+  }
+  xread();
+}
+
+static void on_info(const resp_node *n) {
+  char id[64] = "";
+  if (n->type == RESP_BULK && n->n > 0) {
+    const char *p = memmem(n->str, n->len, "run_id:", 7);
+    if (p) {
+      p += 7;
+      size_t k = 0;
+      while (p < n->str + n->len && *p != '\r' && *p != '\n' && k < sizeof id - 1) id[k++] = *p++;
+      id[k] = 0;
+    }
+  }
+  if (!eng.positioned) {
+    /* first connect: start at the stream's current end */
+    SENDV(&eng.rd, P_REVRANGE, "XREVRANGE", eng.stream, "+", "-", "COUNT", "1");
+  } else {
+    if (eng.run_id[0] && strcmp(eng.run_id, id) != 0) {
+      /* Redis restarted: its stream is a new one, read from its start */
+      eng.last = (ps_id){0, 0};
+    }
+    eng.rd.state = L_READY;
+    xread();
+  }
+  memcpy(eng.run_id, id, sizeof id);
+}
+
+static void on_revrange(const resp_node *n, size_t count) {
+  ps_id id = {0, 0};
+  if (n[0].type == RESP_ARRAY && n[0].n >= 1 && count >= 3) parse_id(&n[2], &id);
+  eng.last = id;
+  eng.positioned = 1;
+  eng.rd.state = L_READY;
+  xread();
+  send_pubs();
+}
+
+/* --- replies ---------------------------------------------------------------- */
+
+static void end_refusing(void) {
+  if (eng.refusing) {
+    say(1, "redis: the publish queue was full: %" PRIu64 " publish(es) refused", eng.refusing);
+    eng.refusing = 0;
+  }
+}
+
+/* One complete reply at raw[0..len) on link l. Returns -1 when the engine
+ * failed (l is gone). */
+static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
+  if (!l->r_len) {
+    fail("a reply nobody asked for");
+    return -1;
+  }
+  pend p = ring_pop(l);
+  l->wait_since = rx_now_ms();
+  if (p.kind == P_APP) {
+    answer(p.cmd, reply_copy(raw, len, nodes));
+    return 0;
+  }
+  if (nodes > l->nodes_cap) {
+    resp_node *nn = realloc(l->nodes, nodes * sizeof *nn);
+    if (!nn) {
+      fail("out of memory");
+      return -1;
+    }
+    l->nodes = nn;
+    l->nodes_cap = nodes;
+  }
+  size_t used;
+  long cnt = resp_parse(raw, len, l->nodes, l->nodes_cap, &used);
+  if (cnt <= 0) {
+    fail("a reply that does not parse");
+    return -1;
+  }
+  const resp_node *n = l->nodes;
+  if (n->type == RESP_ERROR && p.kind != P_XADD) {
+    char why[200];
+    snprintf(why, sizeof why, "%s answered: %.*s",
+             p.kind == P_HS ? "the handshake (AUTH/SELECT)" : "a command",
+             (int)(n->len > 120 ? 120 : n->len), n->str);
+    fail(why);
+    return -1;
+  }
+  switch (p.kind) {
+  case P_HS:
+    if (--l->hs_left == 0 && !l->reader) {
+      l->state = L_READY;
+      send_cmds();
+      send_pubs();
+      became_ready();
+    }
+    break;
+  case P_PING:
+    l->ping_out = 0;
+    break;
+  case P_XADD: {
+    pub *q = eng.head;
+    if (!q) break;
+    eng.head = q->next;
+    if (!eng.head) eng.tail = NULL;
+    if (eng.send == q) eng.send = q->next; /* cannot happen; kept safe */
+    eng.nq--;
+    eng.qbytes -= q->len;
+    eng.inflight = eng.inflight > q->len ? eng.inflight - q->len : 0;
+    free(q);
+    if (eng.refusing && eng.nq < eng.queue_max) end_refusing(); /* the episode is over */
+    if (n->type == RESP_ERROR && eng.xadd_errors++ == 0)
+      say(1, "redis: XADD failed (%.*s); that message is dropped (logged once)",
+          (int)(n->len > 120 ? 120 : n->len), n->str);
+    send_pubs();
+    if (l->closing && !l->r_len && !eng.head) link_drop(l);
+    break;
+  }
+  case P_INFO:
+    on_info(n);
+    became_ready();
+    break;
+  case P_REVRANGE:
+    on_revrange(n, (size_t)cnt);
+    became_ready();
+    break;
+  case P_XREAD:
+    on_xread(n, (size_t)cnt);
+    break;
+  }
+  return 0;
+}
+
+static void link_on_data(rx_conn *c) {
+  rd_link *l = c->udata;
+  for (;;) {
+    if (l->in_cap - l->in_len < READ_CHUNK / 4) {
+      size_t cap = l->in_cap ? l->in_cap * 2 : READ_CHUNK;
+      if (cap > RD_MAX_REPLY + READ_CHUNK) {
+        fail("a reply larger than RD_MAX_REPLY");
+        return;
+      }
+      char *in = realloc(l->in, cap);
+      if (!in) {
+        fail("out of memory");
+        return;
+      }
+      l->in = in;
+      l->in_cap = cap;
+    }
+    long n = rx_read(c, l->in + l->in_len, l->in_cap - l->in_len);
+    if (n == 0) return;
+    if (n < 0) {
+      fail("Redis closed the connection");
+      return;
+    }
+    l->in_len += (size_t)n;
+    size_t off = 0;
+    while (off < l->in_len) {
+      long r = resp_scan(&l->sc, l->in + off, l->in_len - off);
+      if (r == -2) break;
+      if (r < 0) {
+        fail("a malformed reply");
+        return;
+      }
+      size_t nodes = l->sc.nodes;
+      resp_scan_reset(&l->sc);
+      if (on_reply(l, l->in + off, (size_t)r, nodes) < 0) return;
+      off += (size_t)r;
+      if (!l->c) return; /* closed after its last reply (shutdown) */
+    }
+    if (off) {
+      memmove(l->in, l->in + off, l->in_len - off);
+      l->in_len -= off;
+    }
+  }
+}
+
+static void link_on_close(rx_conn *c) {
+  rd_link *l = c->udata;
+  if (!l || l->c != c) return;
+  l->c = NULL;
+  if (eng.stopping) {
+    link_drop(l);
+    return;
+  }
+  fail("the connection closed");
+}
+
+static void link_on_shutdown(rx_conn *c) {
+  rd_link *l = c->udata;
+  eng.stopping = 1;
+  if (l->reader || eng.state != E_UP || (!eng.head && !l->r_len)) {
+    link_drop(l); /* nothing to wait for, or nobody to wait on */
+    return;
+  }
+  l->closing = 1; /* acknowledgements still to come: close once they have (or at the grace) */
+}
+
+/* --- the tick: deadlines, reconnects, PINGs --------------------------------- */
+
+static void check_link(rd_link *l, uint64_t now) {
+  if (!l->c) return;
+  uint64_t limit = eng.timeout_ms;
+  if (l->reader && l->state == L_READY) limit += eng.block_ms;
+  if ((l->r_len || l->state == L_HANDSHAKE) && now - l->wait_since > limit) {
+    char why[96];
+    snprintf(why, sizeof why, "no reply for %" PRIu64 " ms on the %s connection",
+             now - l->wait_since, l->name);
+    fail(why);
+  }
+}
+
+static void tick(void *arg) {
+  (void)arg;
+  if (!eng.configured || !eng.started || eng.stopping || rx_stopping()) return;
+  uint64_t now = rx_now_ms();
+  if (eng.state == E_WAIT && now >= eng.next_try) {
+    try_connect();
+    return;
+  }
+  if (eng.state == E_CONNECTING || eng.state == E_UP) {
+    check_link(&eng.cmd, now);
+    if (eng.state == E_WAIT) return;
+    check_link(&eng.rd, now);
+    if (eng.state == E_WAIT) return;
+  }
+  if (eng.state == E_UP && now >= eng.next_ping && !eng.cmd.ping_out) {
+    SENDV(&eng.cmd, P_PING, "PING");
+    eng.cmd.ping_out = 1;
+    eng.next_ping = now + eng.ping_ms;
+  }
+}
+
+/* --- the public side ---------------------------------------------------------- */
+
+static void new_origin(void) {
+  uint64_t o = 0;
+  if (getrandom(&o, sizeof o, 0) != (ssize_t)sizeof o) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    o = hash64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
+  }
+  eng.origin = o;
+  eng.seq = 0;
+  snprintf(eng.origin_hex, sizeof eng.origin_hex, "%016" PRIx64, o);
+}
+
+static char *dup_str(const char *s, size_t *len) {
+  if (!s) return NULL;
+  *len = strlen(s);
+  return strdup(s);
+}
+
+int rd_configure(const rd_settings *s) {
+  struct sockaddr_storage addr;
+  unsigned addrlen;
+  memset(&addr, 0, sizeof addr);
+  if (!strncmp(s->host, "unix:", 5)) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&addr;
+    if (strlen(s->host + 5) >= sizeof un->sun_path) return -ENAMETOOLONG;
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, s->host + 5);
+    addrlen = sizeof *un;
+  } else {
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    if (getaddrinfo(s->host, port, &hints, &res) || !res) return -EHOSTUNREACH;
+    memcpy(&addr, res->ai_addr, res->ai_addrlen);
+    addrlen = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
+  }
+  rx_lock();
+  if (eng.configured) {
+    link_drop(&eng.cmd);
+    link_drop(&eng.rd);
+    free(eng.user);
+    free(eng.password);
+    free(eng.stream);
+  }
+  eng.addr = addr;
+  eng.addrlen = addrlen;
+  eng.user = dup_str(s->user, &eng.user_len);
+  eng.password = dup_str(s->password, &eng.password_len);
+  eng.stream = dup_str(s->stream ? s->stream : "iodine:pubsub", &eng.stream_len);
+  eng.db = s->db;
+  snprintf(eng.dbtext, sizeof eng.dbtext, "%d", s->db);
+  snprintf(eng.maxlen, sizeof eng.maxlen, "%" PRIu64, s->stream_max ? s->stream_max : 100000);
+  eng.ping_ms = s->ping_ms ? s->ping_ms : 30000;
+  eng.timeout_ms = s->timeout_ms ? s->timeout_ms : 5000;
+  eng.backoff_min = s->backoff_min_ms ? s->backoff_min_ms : 50;
+  eng.backoff_max = s->backoff_max_ms ? s->backoff_max_ms : 5000;
+  eng.block_ms = s->block_ms ? s->block_ms : 1000;
+  eng.queue_max = s->queue_max ? s->queue_max : 10000;
+  eng.queue_bytes = s->queue_bytes ? s->queue_bytes : (64u << 20);
+  if (!strncmp(s->host, "unix:", 5)) snprintf(eng.where, sizeof eng.where, "%s/%d", s->host, s->db);
+  else snprintf(eng.where, sizeof eng.where, "%s:%d/%d", s->host, s->port, s->db);
+  eng.cmd.name = "command";
+  eng.rd.name = "stream";
+  eng.rd.reader = 1;
+  eng.backoff = eng.backoff_min;
+  if (!eng.configured) new_origin();
+  eng.configured = 1;
+  eng.send = eng.head;
+  eng.inflight = 0;
+  if (eng.started) {
+    eng.state = E_WAIT;
+    eng.next_try = 0;
+  }
+  rx_unlock();
+  return 0;
+}
+
+void rd_unconfigure(void) {
+  rx_lock();
+  if (eng.configured) {
+    eng.stopping = 1;
+    link_drop(&eng.cmd);
+    link_drop(&eng.rd);
+    free_queue();
+    eng.configured = 0;
+    eng.state = E_IDLE;
+  }
+  rx_unlock();
+}
+
+static void tick_done(void *arg) {
+  (void)arg;
+  eng.tick = 0;
+}
+
+void rd_start(void) {
+  rx_lock();
+  if (eng.configured) {
+    eng.started = 1;
+    eng.stopping = 0;
+    if (eng.state == E_IDLE || eng.state == E_WAIT) {
+      eng.state = E_WAIT;
+      eng.next_try = 0;
+    }
+    if (!eng.tick) eng.tick = rx_timer(0, TICK_MS, 0, tick, tick_done, NULL);
+  }
+  rx_unlock();
+}
+
+void rd_after_fork(void) {
+  /* The parent's connections are gone (rx_after_fork closed their fds
+   * without callbacks); its queue is its own business. */
+  eng.cmd.c = NULL;
+  eng.rd.c = NULL;
+  eng.cmd.r_len = eng.rd.r_len = 0;
+  eng.cmd.state = eng.rd.state = L_DOWN;
+  eng.cmd.in_len = eng.rd.in_len = 0;
+  resp_scan_reset(&eng.cmd.sc);
+  resp_scan_reset(&eng.rd.sc);
+  free_queue();
+  memset(eng.origins, 0, sizeof eng.origins);
+  eng.norigins = 0;
+  eng.positioned = 0;
+  eng.ever_up = 0;
+  eng.run_id[0] = 0;
+  eng.last = (ps_id){0, 0};
+  eng.started = 0;
+  eng.stopping = 0;
+  eng.tick = 0; /* a parent's tick, if any, is inherited: tick() is harmless */
+  eng.state = E_IDLE;
+  eng.refusing = 0;
+  memset(&eng.st, 0, sizeof eng.st);
+  if (eng.configured) new_origin();
+}
+
+int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
+  rx_lock();
+  if (!eng.configured) {
+    rx_unlock();
+    return -2;
+  }
+  char seq[24];
+  int seqlen = snprintf(seq, sizeof seq, "%" PRIu64, eng.seq + 1);
+  const char *argv[] = {"XADD", eng.stream, "MAXLEN", "~", eng.maxlen, "*", "c", channel, "m",
+                        msg, "t", text ? "1" : "0", "o", eng.origin_hex, "s", seq};
+  size_t lens[] = {4, eng.stream_len, 6, 1, strlen(eng.maxlen), 1, 1, clen, 1, mlen, 1, 1, 1,
+                   16, 1, (size_t)seqlen};
+  size_t need = resp_encode_len(16, lens);
+  if (eng.nq >= eng.queue_max || eng.qbytes + need > eng.queue_bytes) {
+    if (eng.refusing++ == 0)
+      say(1, "redis: the publish queue is full (%zu publish(es), %zu bytes): publishes are "
+             "refused until Redis takes them",
+          eng.nq, eng.qbytes);
+    eng.st.refused++;
+    rx_unlock();
+    return -1;
+  }
+  pub *p = malloc(sizeof *p + need);
+  if (!p) {
+    rx_unlock();
+    return -1;
+  }
+  end_refusing();
+  p->next = NULL;
+  p->len = resp_encode(p->data, 16, argv, lens);
+  eng.seq++;
+  if (eng.tail) eng.tail->next = p;
+  else eng.head = p;
+  eng.tail = p;
+  if (!eng.send) eng.send = p;
+  eng.nq++;
+  eng.qbytes += p->len;
+  send_pubs();
+  rx_unlock();
+  return 0;
+}
+
+static app_cmd *make_cmd(int argc, const char *const *argv, const size_t *lens) {
+  size_t need = resp_encode_len(argc, lens);
+  app_cmd *a = malloc(sizeof *a + need);
+  if (!a) return NULL;
+  a->next = NULL;
+  a->cb = 0;
+  a->w = NULL;
+  a->len = resp_encode(a->data, argc, argv, lens);
+  return a;
+}
+
+static int queue_cmd(app_cmd *a) {
+  if (!eng.configured) return -2;
+  if (eng.ncmd >= eng.queue_max) return -1;
+  if (eng.cmd.state == L_READY && !eng.cmd_head) {
+    if (link_send(&eng.cmd, a->data, a->len, P_APP, a) < 0)
+      answer(a, reply_error("ERR iodine: could not send the command"));
+    return 0;
+  }
+  if (eng.cmd_tail) eng.cmd_tail->next = a;
+  else eng.cmd_head = a;
+  eng.cmd_tail = a;
+  eng.ncmd++;
+  return 0;
+}
+
+int rd_cmd(int argc, const char *const *argv, const size_t *lens, uint64_t callback) {
+  if (argc < 1) return -1;
+  app_cmd *a = make_cmd(argc, argv, lens);
+  if (!a) return -1;
+  a->cb = callback;
+  rx_lock();
+  int rc = queue_cmd(a);
+  rx_unlock();
+  if (rc < 0) free(a);
+  return rc;
+}
+
+rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens,
+                      uint32_t timeout_ms, int *err) {
+  *err = 0;
+  if (rx_in_loop_thread()) {
+    *err = -4;
+    return NULL;
+  }
+  if (argc < 1) {
+    *err = -1;
+    return NULL;
+  }
+  app_cmd *a = make_cmd(argc, argv, lens);
+  waiter *w = calloc(1, sizeof *w);
+  if (!a || !w) {
+    free(a);
+    free(w);
+    *err = -1;
+    return NULL;
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&w->m, NULL);
+  w->refs = 2; /* the caller and the command */
+  a->w = w;
+  rx_lock();
+  int rc = queue_cmd(a);
+  rx_unlock();
+  if (rc < 0) {
+    free(a);
+    w->refs = 1;
+    waiter_release(w);
+    *err = rc;
+    return NULL;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  rd_reply *r = NULL;
+  pthread_mutex_lock(&w->m);
+  while (!w->done)
+    if (pthread_cond_timedwait(&w->cv, &w->m, &until) == ETIMEDOUT) break;
+  if (w->done) {
+    r = w->reply;
+    w->reply = NULL;
+  } else {
+    *err = -3;
+  }
+  pthread_mutex_unlock(&w->m);
+  waiter_release(w);
+  return r;
+}
+
+void rd_get_stats(rd_stats *out) {
+  rx_lock();
+  eng.st.configured = eng.configured;
+  eng.st.connected = eng.state == E_UP;
+  eng.st.queued = eng.nq;
+  eng.st.queued_bytes = eng.qbytes;
+  eng.st.origin = eng.origin;
+  *out = eng.st;
+  rx_unlock();
+}
