@@ -34,7 +34,11 @@ enum {
   DSP_STOPPING = 13,    /* a graceful stop began (once per run) */
   /* the access log (accesslog.c) */
   DSP_LOG = 14,         /* ptr: the line (free with al_free), arg: its length */
-  DSP_NEXT_FREE = 15    /* the next number to give a new kind */
+  /* the Redis engine (redis.c) */
+  DSP_RD_REPLY = 20,    /* ptr: rd_reply* (rd_reply_free), arg: callback id */
+  DSP_RD_LOG = 21,      /* ptr: char* line (rd_log_free), arg: its length,
+                           conn: 1 warning, 0 info */
+  DSP_NEXT_FREE = 22    /* the next number to give a new kind */
 };
 
 #endif

@@ -35,17 +35,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "events.h"
 #include "resp.h"
 
 #define RD_MAX_REPLY (64u << 20) /* bytes one reply may take */
 #define RD_WINDOW (4u << 20)     /* XADD bytes sent and not yet answered */
 #define RD_ORIGINS 4096u         /* publishers a reader remembers (dedup) */
 
-enum {
-  DSP_RD_REPLY = 20, /* ptr: rd_reply* (rd_reply_free), arg: callback id */
-  DSP_RD_LOG = 21,   /* ptr: char* line (rd_log_free), arg: its length,
-                        conn: 1 warning, 0 info */
-};
+/* Its event kinds, DSP_RD_REPLY and DSP_RD_LOG, are in events.h. */
 
 typedef struct rd_settings {
   const char *host;     /* name or address; "unix:/path" for a Unix socket */
