@@ -14,6 +14,15 @@
  *    connection's actor, so it is ordered with that connection's other
  *    callbacks) carrying one shared ps_msg.
  *
+ * Every message carries an id (psid.h) from its sequencer, or none for
+ * this-process-only messages; SSE events get it as `id:` (formatted once
+ * per publish, like the event), callbacks find it in ps_msg. With history
+ * on (history.h, called with the lock held), every message with an id is
+ * kept, subscribed or not, and ps_subscribe_as with `since` replays the
+ * kept ones to the new subscription in the same critical section that
+ * creates it. A binary message that is not UTF-8 goes to SSE subscribers
+ * base64-encoded as the event "base64" (an event stream is UTF-8).
+ *
  * It also tells the layer above when a channel or pattern gains its first
  * subscription (ps_subscribe returns 1: the caller tells the engines at
  * once, before any publish that follows can race past the engine's own
