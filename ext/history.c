@@ -176,7 +176,8 @@ int hist_add(const char *ch, size_t clen, ps_id id, const char *msg, size_t mlen
   uint64_t hash = hash_name(ch, clen);
   hist_chan *c = find(ch, clen, hash);
   size_t need = entry_size(mlen) + (c ? 0 : chan_size(clen));
-  if (need > h.max_bytes || mlen > h.max_bytes) { /* can never fit: a known gap */
+  /* can never fit, even alone in the budget: a known gap */
+  if (mlen > h.max_bytes || entry_size(mlen) + chan_size(clen) > h.max_bytes) {
     if (c) raise_floor(&c->floor, id);
     else raise_floor(&h.floor, id);
     return -1;
@@ -194,6 +195,11 @@ int hist_add(const char *ch, size_t clen, ps_id id, const char *msg, size_t mlen
     }
     while (c->count && h.bytes + need > h.max_bytes) drop_oldest_entry(c);
     push_newest(c);
+  }
+  if (h.bytes + need > h.max_bytes) { /* cannot happen (checked above); never exceed */
+    if (c) raise_floor(&c->floor, id);
+    else raise_floor(&h.floor, id);
+    return -1;
   }
   hist_entry *e = malloc(entry_size(mlen));
   if (!c && e) c = chan_new(ch, clen, hash);

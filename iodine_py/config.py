@@ -138,6 +138,10 @@ class Config:
             raise ConfigError(f"history_channels must be positive, not {self.history_channels}")
         if self.history_bytes < 1:
             raise ConfigError(f"history_bytes must be positive, not {self.history_bytes}")
+        if self.history and self.history * 8 >= self.history_bytes:
+            # each channel's ring of N pointers is allocated whole
+            raise ConfigError(f"history_bytes ({self.history_bytes}) cannot hold even one "
+                              f"channel's ring of {self.history} messages (8 bytes each)")
         if self.redis_ping <= 0:
             raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
         if self.grace < 0:

@@ -111,6 +111,19 @@ int main(void) {
         "after the gap: complete");
   free(huge);
 
+  /* a message that fits the budget alone but not with its channel's ring
+   * and name: refused, the cap holds */
+  hist_configure(1000, 10, 9000, 1234, (ps_id){100, 0});
+  {
+    char mid[1000];
+    memset(mid, 'z', sizeof mid);
+    CHECK(hist_add("r", 1, (ps_id){9100, 0}, mid, sizeof mid, 0) == -1,
+          "ring (8000) + name + message over 9000: refused");
+    CHECK(hist_bytes() <= 9000, "cap held: %zu", hist_bytes());
+    CHECK(hist_add("r", 1, (ps_id){9101, 0}, mid, 100, 0) == 0, "a small one fits");
+    CHECK(hist_bytes() <= 9000, "cap held: %zu", hist_bytes());
+  }
+
   /* turning it off frees everything */
   hist_configure(0, 1000, cap, 1234, (ps_id){100, 0});
   CHECK(hist_bytes() == 0 && hist_channels() == 0, "off frees");
