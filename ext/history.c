@@ -149,6 +149,11 @@ void hist_configure(size_t per_channel, size_t max_channels, size_t max_bytes,
 
 int hist_enabled(void) { return h.per_channel != 0; }
 
+void hist_restart(ps_id start) {
+  hist_clear();
+  raise_floor(&h.floor, start);
+}
+
 static hist_chan *chan_new(const char *ch, size_t clen, uint64_t hash) {
   hist_chan *c = calloc(1, sizeof *c + clen);
   hist_entry **ring = calloc(h.per_channel, sizeof *ring);

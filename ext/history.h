@@ -54,6 +54,11 @@ int hist_since(const char *ch, size_t clen, ps_id since, hist_visit_fn visit, vo
 /* Drop everything (the bounds stay). */
 void hist_clear(void);
 
+/* Start over as a new process that has seen nothing before `start`
+ * (a forked worker): everything is dropped and every floor is at least
+ * `start`, so a resume from before it reports the gap. */
+void hist_restart(ps_id start);
+
 /* For tests and stats. */
 size_t hist_bytes(void);
 size_t hist_channels(void);

@@ -471,6 +471,12 @@ void ps_history_configure(size_t per_channel, size_t max_channels, size_t max_by
   rx_unlock();
 }
 
+void ps_after_fork(void) {
+  ps_id start = {now_ms(), 0};
+  if (ps_id_cmp(ps.last, start) > 0) start = ps.last;
+  hist_restart(start);
+}
+
 size_t ps_history_bytes(void) {
   rx_lock();
   size_t n = hist_bytes();

@@ -104,6 +104,9 @@ int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
  * (workers inherit it). */
 void ps_history_configure(size_t per_channel, size_t max_channels, size_t max_bytes);
 size_t ps_history_bytes(void);
+/* In a freshly forked process (server.c srv_after_fork, one thread): its
+ * history starts empty and vouches only for what it sees from now on. */
+void ps_after_fork(void);
 size_t ps_history_channels(void);
 
 /* The next id of this process's sequencer (lock held): the cluster's

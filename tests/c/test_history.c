@@ -124,6 +124,14 @@ int main(void) {
     CHECK(hist_bytes() <= 9000, "cap held: %zu", hist_bytes());
   }
 
+  /* a forked process starts over: nothing kept, older ids are a gap */
+  hist_configure(4, 100, 1 << 20, 1234, (ps_id){100, 0});
+  add("f", 20000, 0, "f");
+  hist_restart((ps_id){20001, 0});
+  CHECK(hist_channels() == 0 && hist_bytes() == 0, "restart drops everything");
+  CHECK(since("f", (ps_id){20000, 0}, &s) == 0 && s.n == 0, "from before the restart: a gap");
+  CHECK(since("f", (ps_id){20001, 0}, &s) == 1, "from the restart on: complete");
+
   /* turning it off frees everything */
   hist_configure(0, 1000, cap, 1234, (ps_id){100, 0});
   CHECK(hist_bytes() == 0 && hist_channels() == 0, "off frees");

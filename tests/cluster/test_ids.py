@@ -8,7 +8,9 @@ connection is asked of the connection itself (its pid)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 
 import pytest
 
@@ -160,4 +162,45 @@ def test_sse_resume_on_the_same_or_another_worker(run_server, where):
         assert again.next_event(10)["data"] == "live"
     finally:
         again.close()
+        pub.close()
+
+
+def test_a_restarted_worker_reports_the_gap_it_cannot_fill(run_server):
+    """kill -9 a worker: its replacement starts with an empty history, so a
+    resume there from an older id replays nothing and says so (complete is
+    False), while the surviving worker still replays everything."""
+    srv = start(run_server)
+    clients = ws_on_every_worker(srv)
+    pids = sorted(clients)
+    pub = clients[pids[0]]
+    clients[pids[1]].close()
+    obs = clients[pids[0]]
+    obs.sub("gap", cb=True, with_id=True)
+    for i in range(5):
+        assert pub.pub("gap", f"g{i}") is True
+    seen = reports(obs, 5)
+    mark = srv.stderr_mark()
+    os.kill(pids[1], signal.SIGKILL)
+    m = srv.wait_for_stderr(re.compile(r"worker \d+ started \(pid (\d+)\)"), timeout=20,
+                            start=mark)
+    new_pid = int(m.group(1))
+    assert pub.pub("gap", "after") is True
+    fresh = sse_on(srv, new_pid, sub="gap", last_event_id=seen[1][1])
+    try:
+        replayed, complete = fresh.ready["resume"]
+        assert complete is False
+        # whatever it has is newer than its start: at most "after"
+        assert replayed <= 1
+        events = [fresh.next_event(10) for _ in range(replayed)]
+        assert [e["data"] for e in events] in ([], ["after"])
+        assert pub.pub("gap", "live") is True
+        assert fresh.next_event(10)["data"] == ("after" if not events else "live")
+    finally:
+        fresh.close()
+    old = sse_on(srv, pids[0], sub="gap", last_event_id=seen[1][1])
+    try:
+        assert old.ready["resume"] == [5, True]
+        assert [old.next_event(10)["data"] for _ in range(5)] == ["g2", "g3", "g4", "after", "live"]
+    finally:
+        old.close()
         pub.close()
