@@ -153,6 +153,13 @@ class PsClient:
 
 # -- SSE -------------------------------------------------------------------------
 
+def without_id(ev: dict) -> dict:
+    """An event without its `id` (whether a message has one depends on its
+    engine: SPEC-PubSub.md section 8)."""
+    return {k: v for k, v in ev.items() if k != "id"}
+
+
+
 class SseClient:
     """An EventSource-like peer of ps_app. Events that arrive before the
     "ready" event (a resume's replay) wait in `early`; the ready event's
