@@ -37,14 +37,24 @@ static void put32(char *p, uint32_t v) {
   p[3] = (char)(v >> 24);
 }
 
+static uint64_t get64(const char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+static void put64(char *p, uint64_t v) {
+  put32(p, (uint32_t)v);
+  put32(p + 4, (uint32_t)(v >> 32));
+}
+
+enum { K_PUBLISH = 1, K_SEQUENCED = 2 };
+#define SEQ_HEAD 26 /* u32 length, kind, text, u64 ms, u64 seq, u32 clen */
+
 int cl_active(void) { return cl.is_master || cl.is_worker; }
 
-/* Master: the same frame to every worker but the sender. */
-static void forward(relay *from, const char *frame, size_t len) {
+/* Master: one frame, shared, to every worker. */
+static void forward(const char *frame, size_t len) {
   rx_buf *b = rx_buf_new(frame, len);
   if (!b) return;
   for (int i = 0; i < MAX_WORKERS; i++) {
-    if (!cl.workers[i] || (from && i == from->slot)) continue;
+    if (!cl.workers[i]) continue;
     rx_conn *c = rx_find(cl.workers[i]);
     if (!c) continue;
     if (c->out_bytes > CL_MAX_QUEUED) {
@@ -56,16 +66,42 @@ static void forward(relay *from, const char *frame, size_t len) {
   rx_buf_release(b);
 }
 
+/* Master (lock held): stamp the next id and send the sequenced frame to
+ * every worker. -2 when out of memory. */
+static int sequence(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
+  size_t len = SEQ_HEAD + clen + mlen;
+  char *frame = malloc(len);
+  if (!frame) return -2;
+  ps_id id = ps_stamp_locked();
+  put32(frame, (uint32_t)(len - 4));
+  frame[4] = K_SEQUENCED;
+  frame[5] = text ? 1 : 0;
+  put64(frame + 6, id.ms);
+  put64(frame + 14, id.seq);
+  put32(frame + 22, (uint32_t)clen);
+  memcpy(frame + SEQ_HEAD, channel, clen);
+  if (mlen) memcpy(frame + SEQ_HEAD + clen, msg, mlen);
+  forward(frame, len);
+  free(frame);
+  return 0;
+}
+
 static void on_frame(relay *r, const char *f, size_t len) {
   /* f: everything after the length prefix */
-  if (len < 6 || f[0] != 1) return;
+  (void)r;
+  if (len < 2) return;
   int text = f[1] != 0;
-  uint32_t clen = get32(f + 2);
-  if (clen > len - 6) return;
-  const char *ch = f + 6, *msg = ch + clen;
-  size_t mlen = len - 6 - clen;
-  if (cl.is_master) forward(r, f - 4, len + 4);
-  else ps_publish_locked(ch, clen, msg, mlen, text);
+  if (f[0] == K_PUBLISH && cl.is_master && len >= 6) {
+    uint32_t clen = get32(f + 2);
+    if (clen > len - 6) return;
+    sequence(f + 6, clen, f + 6 + clen, len - 6 - clen, text);
+  } else if (f[0] == K_SEQUENCED && cl.is_worker && len >= SEQ_HEAD - 4) {
+    ps_id id = {get64(f + 2), get64(f + 10)};
+    uint32_t clen = get32(f + 18);
+    if (clen > len - (SEQ_HEAD - 4)) return;
+    const char *ch = f + SEQ_HEAD - 4;
+    ps_publish_id_locked(ch, clen, ch + clen, len - (SEQ_HEAD - 4) - clen, text, id);
+  }
 }
 
 static void on_data(rx_conn *c) {
@@ -165,11 +201,10 @@ int cl_worker_adopt(int fd) {
 
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
   if (!cl_active()) return -1;
-  size_t len = 6 + clen + mlen;
-  if (len > CL_MAX_FRAME) return -2;
+  if (SEQ_HEAD + clen + mlen > CL_MAX_FRAME) return -2;
   char head[10];
-  put32(head, (uint32_t)len);
-  head[4] = 1;
+  put32(head, (uint32_t)(6 + clen + mlen));
+  head[4] = K_PUBLISH;
   head[5] = text ? 1 : 0;
   put32(head + 6, (uint32_t)clen);
   rx_lock();
@@ -181,15 +216,7 @@ int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, i
       r = rx_writev(c, iov, 3);
     }
   } else if (cl.is_master) {
-    char *frame = malloc(4 + len);
-    if (frame) {
-      memcpy(frame, head, 10);
-      memcpy(frame + 10, channel, clen);
-      memcpy(frame + 10 + clen, msg, mlen);
-      forward(NULL, frame, 4 + len);
-      free(frame);
-      r = 0;
-    }
+    r = sequence(channel, clen, msg, mlen, text);
   }
   rx_unlock();
   return r;

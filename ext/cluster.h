@@ -2,18 +2,27 @@
  * forked workers), relayed by the master over one Unix socketpair per
  * worker.
  *
- * Owns: the relay connections and their frame format
+ * Owns: the relay connections, their frame format, and sequencing: the
+ * master is the sequencer of its server's messages. Frames (integers
+ * little-endian):
  *
- *   u32 length of the rest | u8 kind (1 = publish) | u8 text |
- *   u32 channel length | channel | message        (integers little-endian)
+ *   u32 length of the rest | u8 kind | u8 text | ...
+ *   kind 1, publish (worker -> master):
+ *     ... | u32 channel length | channel | message
+ *   kind 2, sequenced (master -> every worker):
+ *     ... | u64 id ms | u64 id seq | u32 channel length | channel | message
  *
- * A worker that publishes delivers locally at once (pubsub.c) and sends one
- * frame to the master; the master forwards the same bytes, shared, to every
- * other worker, which delivers locally. Stream sockets keep each
- * publisher's messages in order; every worker gets each message once.
+ * A worker that publishes sends a kind 1 frame and delivers nothing yet;
+ * the master stamps the next id of its sequencer (pubsub.c) and sends the
+ * kind 2 frame, shared, to every worker, the publisher included, and each
+ * delivers it locally on receipt. The master stamps and writes in one step
+ * under the big lock, and each worker's socket is a stream, so every
+ * worker sees every message once, in one order, with one id (ids increase
+ * in that order). The master's own publishes are stamped and sent the
+ * same way.
  *
- * Must never: deliver a worker's own message back to it, or buffer without
- * bound (a relay peer more than CL_MAX_QUEUED behind is cut off). */
+ * Must never: deliver a message before the master has stamped it, or
+ * buffer without bound (a relay peer more than CL_MAX_QUEUED behind is cut off). */
 #ifndef IODINE_CLUSTER_H
 #define IODINE_CLUSTER_H
 
@@ -27,8 +36,8 @@
 int cl_master_adopt(int fd, int slot);
 /* Worker: adopt its end of the socketpair to the master. 0 or -1. */
 int cl_worker_adopt(int fd);
-/* Send a message to the rest of the cluster (worker: to the master; master:
- * to every worker). Returns 0; -1 when there is no cluster; -2 when it could
+/* Publish to every worker of the cluster (worker: through the master,
+ * which stamps the id; master: stamped here). Returns 0; -1 when there is no cluster; -2 when it could
  * not be relayed (larger than CL_MAX_FRAME, the relay to the master backed
  * up past CL_MAX_QUEUED, or out of memory). Any thread. */
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);

@@ -16,6 +16,7 @@
 
 #include "dispatch.h"
 #include "glob.h"
+#include "history.h"
 #include "reactor.h"
 #include "sse.h"
 #include "upgrade.h"
@@ -32,6 +33,7 @@ typedef struct ps_sub {
   uint64_t conn;     /* 0: the application's own (global) subscription */
   uint64_t callback; /* 0: straight to the connection */
   dsp_actor *actor;  /* where callback events go */
+  int as;            /* PS_AS_*: WebSocket frame type of direct delivery */
 } ps_sub;
 
 struct ps_chan {
@@ -52,6 +54,7 @@ static struct {
   ps_sub *global; /* the application's own subscriptions */
   dsp_actor *actor; /* global callbacks and channel notices, in order */
   uint64_t seed;
+  ps_id last;       /* the newest id stamped or delivered here */
 } ps;
 
 /* --- messages -------------------------------------------------------------- */
@@ -66,6 +69,7 @@ static ps_msg *msg_new(const char *ch, size_t clen, const char *m, size_t mlen, 
   p->len = mlen;
   p->channel = p->data;
   p->message = p->data + clen + 1;
+  p->id = (ps_id){0, 0};
   memcpy(p->channel, ch, clen);
   p->channel[clen] = 0;
   if (mlen) memcpy(p->message, m, mlen);
@@ -77,6 +81,19 @@ static void msg_retain(ps_msg *m) { atomic_fetch_add((atomic_int *)&m->refs, 1);
 
 void ps_msg_release(ps_msg *m) {
   if (m && atomic_fetch_sub((atomic_int *)&m->refs, 1) == 1) free(m);
+}
+
+/* --- ids ------------------------------------------------------------------ */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+ps_id ps_stamp_locked(void) {
+  ps.last = ps_id_next(ps.last, now_ms());
+  return ps.last;
 }
 
 /* --- the channel table --------------------------------------------------- */
@@ -92,13 +109,19 @@ static uint64_t hash_name(const char *s, size_t n, int pattern) {
   return h ^ (h >> 29);
 }
 
+static void seed_init(void) {
+  if (ps.seed) return;
+  if (getrandom(&ps.seed, sizeof ps.seed, GRND_NONBLOCK) != sizeof ps.seed)
+    ps.seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+  ps.seed |= 1; /* nonzero: set */
+}
+
 static int table_init(void) {
   if (ps.buckets) return 0;
   ps.nbuckets = 256;
   ps.buckets = calloc(ps.nbuckets, sizeof *ps.buckets);
   if (!ps.buckets) return -1;
-  if (getrandom(&ps.seed, sizeof ps.seed, GRND_NONBLOCK) != sizeof ps.seed)
-    ps.seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+  seed_init();
   ps.actor = dsp_actor_new();
   return ps.actor ? 0 : -1;
 }
@@ -213,47 +236,6 @@ static int owner_of(uint64_t conn, ps_sub ***head, dsp_actor **actor) {
   return 0;
 }
 
-int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
-                 uint64_t callback) {
-  if (!conn && !callback) return -2;
-  rx_lock();
-  ps_sub **head;
-  dsp_actor *actor;
-  int r = -1;
-  if (table_init() || owner_of(conn, &head, &actor)) goto out;
-  ps_sub *old = owned(*head, name, len, pattern);
-  if (old) { /* replace: same channel, new delivery */
-    old->callback = callback;
-    r = 0;
-    goto out;
-  }
-  int created;
-  ps_chan *c = chan_get(name, len, pattern != 0, &created);
-  ps_sub *s = calloc(1, sizeof *s);
-  if (!c || !s) {
-    free(s);
-    if (c && !c->nsubs) chan_free(c); /* its "gone" notice balances `created` */
-    goto out;
-  }
-  s->ch = c;
-  s->conn = conn;
-  s->callback = callback;
-  s->actor = actor;
-  s->next = c->subs;
-  if (c->subs) c->subs->prev = s;
-  c->subs = s;
-  c->nsubs++;
-  s->own_head = head;
-  s->own_next = *head;
-  if (*head) (*head)->own_prev = s;
-  *head = s;
-  ps.nsubs++;
-  r = created;
-out:
-  rx_unlock();
-  return r;
-}
-
 int ps_exists(const char *name, size_t len, int pattern) {
   rx_lock();
   int r = ps.buckets && chan_find(name, len, pattern != 0,
@@ -284,40 +266,110 @@ void ps_drop_conn(up_conn *u) {
 
 /* --- publishing -------------------------------------------------------------- */
 
+/* One message on its way to every recipient in this process: each wire
+ * form is made once, on first need, and shared. */
 typedef struct {
   const char *ch, *msg;
   size_t clen, mlen;
   int text;
-  rx_buf *ws, *sse; /* framed once, on first need */
+  ps_id id;
+  int utf8;          /* -1: not checked yet; else whether msg is UTF-8 */
+  rx_buf *ws[2];     /* [0] binary frame, [1] text frame */
+  rx_buf *sse;
   ps_msg *pm;
   long reached;
 } delivery;
 
-static rx_buf *ws_frame_of(delivery *d) {
-  if (!d->ws) {
-    uint8_t hd[10];
-    size_t hl = ws_head_write(hd, d->text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->mlen);
-    d->ws = rx_buf_new(NULL, hl + d->mlen);
-    if (d->ws) {
-      memcpy(d->ws->data, hd, hl);
-      memcpy(d->ws->data + hl, d->msg, d->mlen);
-    }
-  }
-  return d->ws;
+static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg,
+                          size_t mlen, int text, ps_id id) {
+  *d = (delivery){.ch = ch, .msg = msg, .clen = clen, .mlen = mlen, .text = text != 0,
+                  .id = id, .utf8 = text ? 1 : -1};
 }
 
+static void delivery_done(delivery *d) {
+  rx_buf_release(d->ws[0]);
+  rx_buf_release(d->ws[1]);
+  rx_buf_release(d->sse);
+  ps_msg_release(d->pm);
+}
+
+static int is_utf8(delivery *d) {
+  if (d->utf8 < 0) {
+    uint32_t st = 0;
+    d->utf8 = ws_utf8_feed(&st, (const uint8_t *)d->msg, d->mlen) == 0 && ws_utf8_complete(st);
+  }
+  return d->utf8;
+}
+
+static rx_buf *ws_frame_of(delivery *d, int as) {
+  int text = as == PS_AS_BINARY ? 0 : as == PS_AS_TEXT ? is_utf8(d) : d->text;
+  if (!d->ws[text]) {
+    uint8_t hd[10];
+    size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->mlen);
+    rx_buf *b = rx_buf_new(NULL, hl + d->mlen);
+    if (b) {
+      memcpy(b->data, hd, hl);
+      memcpy(b->data + hl, d->msg, d->mlen);
+    }
+    d->ws[text] = b;
+  }
+  return d->ws[text];
+}
+
+/* Base64 (RFC 4648, with padding) of n bytes into out (4 * ceil(n / 3)). */
+static size_t base64(char *out, const unsigned char *in, size_t n) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0, i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+    out[o++] = tab[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+    out[o++] = '=';
+  }
+  return o;
+}
+
+/* The SSE event, with `id:` when the message has one. An event stream is
+ * UTF-8: bytes that are not go base64-encoded as the event "base64" (a
+ * page listens for it by name; onmessage never sees mangled text). */
 static rx_buf *sse_event_of(delivery *d) {
   if (!d->sse) {
-    long n = sse_format(NULL, 0, d->msg, d->mlen, NULL, 0, NULL, 0);
+    char id[PS_ID_TEXT_MAX];
+    size_t ilen = ps_id_none(d->id) ? 0 : ps_id_format(id, d->id);
+    const char *data = d->msg, *ev = NULL;
+    size_t dlen = d->mlen, elen = 0;
+    char *enc = NULL;
+    if (!is_utf8(d)) {
+      enc = malloc((d->mlen + 2) / 3 * 4 + 1);
+      if (!enc) return NULL;
+      dlen = base64(enc, (const unsigned char *)d->msg, d->mlen);
+      data = enc;
+      ev = "base64";
+      elen = 6;
+    }
+    const char *ip = ilen ? id : NULL;
+    long n = sse_format(NULL, 0, data, dlen, ev, elen, ip, ilen, -1);
     d->sse = rx_buf_new(NULL, (size_t)n);
-    if (d->sse) sse_format(d->sse->data, (size_t)n, d->msg, d->mlen, NULL, 0, NULL, 0);
+    if (d->sse) sse_format(d->sse->data, (size_t)n, data, dlen, ev, elen, ip, ilen, -1);
+    free(enc);
   }
   return d->sse;
 }
 
 static void deliver(delivery *d, ps_sub *s) {
   if (s->callback) {
-    if (!d->pm && !(d->pm = msg_new(d->ch, d->clen, d->msg, d->mlen, d->text))) return;
+    if (!d->pm) {
+      if (!(d->pm = msg_new(d->ch, d->clen, d->msg, d->mlen, d->text))) return;
+      d->pm->id = d->id;
+    }
     msg_retain(d->pm);
     if (dsp_post(s->actor, DSP_PUBSUB, s->conn, d->pm, s->callback)) ps_msg_release(d->pm);
     else d->reached++;
@@ -326,7 +378,7 @@ static void deliver(delivery *d, ps_sub *s) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d) : sse_event_of(d);
+  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, s->as) : sse_event_of(d);
   if (!b) return;
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);
@@ -343,16 +395,15 @@ static void deliver_all(delivery *d, ps_chan *c) {
 
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  delivery d;
+  delivery_init(&d, channel, clen, msg, mlen, text, (ps_id){0, 0});
   rx_lock();
   if (ps.buckets) {
     ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
     if (c) deliver_all(&d, c);
   }
   rx_unlock();
-  rx_buf_release(d.ws);
-  rx_buf_release(d.sse);
-  ps_msg_release(d.pm);
+  delivery_done(&d);
   return d.reached;
 }
 
@@ -366,17 +417,7 @@ long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
 
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
-  if (ps.buckets) {
-    ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
-    if (c) deliver_all(&d, c);
-    for (ps_chan *p = ps.patterns; p; p = p->pnext)
-      if (glob_match(p->name, p->len, channel, clen)) deliver_all(&d, p);
-  }
-  rx_buf_release(d.ws);
-  rx_buf_release(d.sse);
-  ps_msg_release(d.pm);
-  return d.reached;
+  return ps_publish_id_locked(channel, clen, msg, mlen, text, ps_stamp_locked());
 }
 
 long ps_publish_id(const char *channel, size_t clen, const char *msg,
@@ -389,8 +430,125 @@ long ps_publish_id(const char *channel, size_t clen, const char *msg,
 
 long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
                           size_t mlen, int text, ps_id id) {
-  (void)id; /* ids reach deliveries and history in a later step */
-  return ps_publish_locked(channel, clen, msg, mlen, text);
+  /* this process's own stamps stay above every id delivered here */
+  if (ps_id_cmp(id, ps.last) > 0) ps.last = id;
+  if (hist_enabled() && !ps_id_none(id)) hist_add(channel, clen, id, msg, mlen, text != 0);
+  delivery d;
+  delivery_init(&d, channel, clen, msg, mlen, text, id);
+  if (ps.buckets) {
+    ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
+    if (c) deliver_all(&d, c);
+    for (ps_chan *p = ps.patterns; p; p = p->pnext)
+      if (glob_match(p->name, p->len, channel, clen)) deliver_all(&d, p);
+  }
+  delivery_done(&d);
+  return d.reached;
+}
+
+/* --- history and resume ------------------------------------------------------ */
+
+typedef struct {
+  ps_sub *s;
+  const char *ch;
+  size_t clen;
+} replay;
+
+static void replay_one(void *ctx, ps_id id, const char *msg, size_t mlen, int text) {
+  replay *r = ctx;
+  delivery d;
+  delivery_init(&d, r->ch, r->clen, msg, mlen, text, id);
+  deliver(&d, r->s);
+  delivery_done(&d);
+}
+
+void ps_history_configure(size_t per_channel, size_t max_channels, size_t max_bytes) {
+  rx_lock();
+  seed_init();
+  /* this process vouches for what it sees from now on */
+  ps_id start = {now_ms(), 0};
+  if (ps_id_cmp(ps.last, start) > 0) start = ps.last;
+  hist_configure(per_channel, max_channels, max_bytes, ps.seed, start);
+  rx_unlock();
+}
+
+void ps_after_fork(void) {
+  ps_id start = {now_ms(), 0};
+  if (ps_id_cmp(ps.last, start) > 0) start = ps.last;
+  hist_restart(start);
+}
+
+size_t ps_history_bytes(void) {
+  rx_lock();
+  size_t n = hist_bytes();
+  rx_unlock();
+  return n;
+}
+
+size_t ps_history_channels(void) {
+  rx_lock();
+  size_t n = hist_channels();
+  rx_unlock();
+  return n;
+}
+
+/* --- subscribing (a resume replays first) ------------------------------------- */
+
+int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
+                 uint64_t callback) {
+  return ps_subscribe_as(conn, name, len, pattern, callback, PS_AS_PUBLISHED, NULL, NULL);
+}
+
+int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
+                    uint64_t callback, int as, const ps_id *since, ps_resume *out) {
+  if (out) *out = (ps_resume){0, 0};
+  if (!conn && !callback) return -2;
+  if (since && pattern) return -3;
+  rx_lock();
+  ps_sub **head;
+  dsp_actor *actor;
+  int r = -1;
+  if (table_init() || owner_of(conn, &head, &actor)) goto out;
+  ps_sub *s = owned(*head, name, len, pattern);
+  if (s) { /* replace: same channel, new delivery */
+    s->callback = callback;
+    s->as = as;
+    r = 0;
+  } else {
+    int created;
+    ps_chan *c = chan_get(name, len, pattern != 0, &created);
+    s = calloc(1, sizeof *s);
+    if (!c || !s) {
+      free(s);
+      if (c && !c->nsubs) chan_free(c); /* its "gone" notice balances `created` */
+      goto out;
+    }
+    s->ch = c;
+    s->conn = conn;
+    s->callback = callback;
+    s->actor = actor;
+    s->as = as;
+    s->next = c->subs;
+    if (c->subs) c->subs->prev = s;
+    c->subs = s;
+    c->nsubs++;
+    s->own_head = head;
+    s->own_next = *head;
+    if (*head) (*head)->own_prev = s;
+    *head = s;
+    ps.nsubs++;
+    r = created;
+  }
+  if (since) {
+    /* Still under the lock: the replay reaches this subscription before
+     * any live message can, and no message falls between the two. */
+    replay rp = {s, name, len};
+    size_t n;
+    int complete = hist_since(name, len, *since, replay_one, &rp, &n);
+    if (out) *out = (ps_resume){(long)n, complete};
+  }
+out:
+  rx_unlock();
+  return r;
 }
 
 size_t ps_channel_count(void) {

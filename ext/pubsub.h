@@ -14,6 +14,15 @@
  *    connection's actor, so it is ordered with that connection's other
  *    callbacks) carrying one shared ps_msg.
  *
+ * Every message carries an id (psid.h) from its sequencer, or none for
+ * this-process-only messages; SSE events get it as `id:` (formatted once
+ * per publish, like the event), callbacks find it in ps_msg. With history
+ * on (history.h, called with the lock held), every message with an id is
+ * kept, subscribed or not, and ps_subscribe_as with `since` replays the
+ * kept ones to the new subscription in the same critical section that
+ * creates it. A binary message that is not UTF-8 goes to SSE subscribers
+ * base64-encoded as the event "base64" (an event stream is UTF-8).
+ *
  * It also tells the layer above when a channel or pattern gains its first
  * subscription (ps_subscribe returns 1: the caller tells the engines at
  * once, before any publish that follows can race past the engine's own
@@ -32,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "psid.h"
+
 typedef struct rx_conn rx_conn;
 typedef struct up_conn up_conn;
 
@@ -47,6 +58,7 @@ typedef struct ps_msg {
   size_t len;
   char *channel;       /* points into data */
   char *message;       /* points into data */
+  ps_id id;            /* {0, 0}: none (ps_deliver) */
   char data[];
 } ps_msg;
 
@@ -61,6 +73,42 @@ void ps_msg_release(ps_msg *m);
  * upgraded, -2 when a global subscription has no callback. */
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
+/* How a direct WebSocket subscription frames messages: as published (str
+ * as text, bytes as binary), always text (bytes that are not valid UTF-8
+ * still go as binary: a text frame must be UTF-8), or always binary. */
+enum { PS_AS_PUBLISHED = 0, PS_AS_TEXT = 1, PS_AS_BINARY = 2 };
+
+/* What a resume found: how many kept messages were replayed, and whether
+ * they are every message after `since` this process saw (0: history is
+ * off, or `since` is older than what it holds). */
+typedef struct ps_resume {
+  long replayed;
+  int complete;
+} ps_resume;
+
+/* ps_subscribe, with the frame type `as` (PS_AS_*, direct WebSocket
+ * delivery) and, when `since` is not NULL, a resume: every kept message of
+ * the channel after *since goes to this subscription first, in order, and
+ * then the live ones; both under the big lock, so none falls between or
+ * comes twice. `since` needs a channel (not a pattern: -3). `out` (may be
+ * NULL) gets what the resume found. */
+int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
+                    uint64_t callback, int as, const ps_id *since, ps_resume *out);
+
+/* History (history.h): keep the last `per_channel` messages (0: off) of at
+ * most `max_channels` channels in at most `max_bytes`. Call before serving
+ * (workers inherit it). */
+void ps_history_configure(size_t per_channel, size_t max_channels, size_t max_bytes);
+size_t ps_history_bytes(void);
+/* In a freshly forked process (server.c srv_after_fork, one thread): its
+ * history starts empty and vouches only for what it sees from now on. */
+void ps_after_fork(void);
+size_t ps_history_channels(void);
+
+/* The next id of this process's sequencer (lock held): the cluster's
+ * master stamps relayed messages with it. */
+ps_id ps_stamp_locked(void);
+
 /* Returns the replaced/removed subscription's callback id (0 when it had
  * none), or -1 when there was no such subscription. */
 int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern);
@@ -76,13 +124,12 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text);
 
-/* A message id, in Redis stream id form "ms-seq": unique and ordered per
- * channel across the deployment (the sequencer is the Redis stream, or
- * this server's master, or this process alone). {0, 0} means "none yet". */
-typedef struct ps_id {
-  uint64_t ms;
-  uint64_t seq;
-} ps_id;
+/* Message ids (psid.h) are in Redis stream id form "ms-seq": unique and
+ * ordered per channel across the deployment. The sequencer is the Redis
+ * stream (its engine passes ids in), else this server's master (the
+ * cluster relay passes them in), else this process alone: ps_publish and
+ * ps_publish_locked stamp the next id of this process's own sequencer,
+ * which never goes below an id already delivered here. */
 
 /* Deliver to every matching subscription in this process, carrying `id`
  * (SSE events get it as `id:`; history keeps it). The sequencer's and the

@@ -21,6 +21,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "pubsub.h"
 #include "reactor.h"
 #include "redis.h"
 #include "tls.h"
@@ -485,6 +486,7 @@ static void own_socket(listener *l) {
 int srv_after_fork(void) {
   accept_batch = WORKER_ACCEPT_BATCH;
   dsp_after_fork();
+  ps_after_fork(); /* a worker's history vouches for what it sees, not its master */
   int rc = rx_after_fork();
   rd_after_fork(); /* a fresh publisher token, no Redis connections */
   for (int i = 0; i < nlisteners; i++) {

@@ -30,7 +30,8 @@ static void put(char *out, size_t cap, size_t *at, const char *s, size_t n) {
 }
 
 long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen) {
+                const char *event, size_t elen, const char *id, size_t ilen,
+                long retry) {
   if ((event && has_break(event, elen)) || (id && has_break(id, ilen))) return -1;
   size_t at = 0;
   if (id) {
@@ -41,6 +42,15 @@ long sse_format(char *out, size_t cap, const char *data, size_t dlen,
   if (event) {
     put(out, cap, &at, "event: ", 7);
     put(out, cap, &at, event, elen);
+    put(out, cap, &at, "\n", 1);
+  }
+  if (retry >= 0) {
+    char num[24];
+    size_t n = 0;
+    unsigned long v = (unsigned long)retry;
+    do num[sizeof num - 1 - n++] = (char)('0' + v % 10); while (v /= 10);
+    put(out, cap, &at, "retry: ", 7);
+    put(out, cap, &at, num + sizeof num - n, n);
     put(out, cap, &at, "\n", 1);
   }
   /* Every line of data is its own field; CRLF, CR and LF all end a line
@@ -59,13 +69,13 @@ long sse_format(char *out, size_t cap, const char *data, size_t dlen,
 }
 
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
-              size_t elen, const char *id, size_t ilen) {
-  long need = sse_format(NULL, 0, data, dlen, event, elen, id, ilen);
+              size_t elen, const char *id, size_t ilen, long retry) {
+  long need = sse_format(NULL, 0, data, dlen, event, elen, id, ilen, retry);
   if (need < 0) return -2;
   char stack[1024];
   char *buf = (size_t)need <= sizeof stack ? stack : malloc((size_t)need);
   if (!buf) return -1;
-  sse_format(buf, (size_t)need, data, dlen, event, elen, id, ilen);
+  sse_format(buf, (size_t)need, data, dlen, event, elen, id, ilen, retry);
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(conn, &c);

@@ -23,16 +23,18 @@ struct rx_buf;
 
 /* Format an event into out[0..cap). Returns the size the event needs
  * (write nothing past cap; call with cap 0 to measure), or -1 when `event`
- * or `id` contains CR, LF or NUL. `event`/`id` may be NULL. Pure. */
+ * or `id` contains CR, LF or NUL. `event`/`id` may be NULL; `retry` (the
+ * client's reconnection delay, ms) is left out when negative. Pure. */
 long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen);
+                const char *event, size_t elen, const char *id, size_t ilen,
+                long retry);
 
 int sse_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor);
 
 /* Send one event. 0, -1 when closed (or dropped over the output cap), -2
  * when event/id are malformed. Any thread. */
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
-              size_t elen, const char *id, size_t ilen);
+              size_t elen, const char *id, size_t ilen, long retry);
 
 /* Queue a shared, already formatted event (pub/sub). Lock held. */
 int sse_write_formatted(rx_conn *c, struct rx_buf *event);

@@ -10,7 +10,8 @@
  * file; sse_format itself is pure.)
  *
  * Input: byte 0 says whether an event name and an id are given (bits 0, 1)
- * and picks a short output buffer (the rest); bytes 1 and 2 pick the event
+ * and whether a retry (bit 2: bytes 1 and 2 as a number) is, and picks a
+ * short output buffer (bits 2 and up); bytes 1 and 2 pick the event
  * and id lengths; then come the event, the id, and the data: arbitrary
  * bytes, CR, LF and NUL included.
  *
@@ -27,7 +28,7 @@
  *    swallows them into a replacement character), dispatches exactly one
  *    event whose type, last event ID and data are the ones given, data with
  *    its line breaks (CRLF, CR, LF) read as LF, which is all the format can
- *    carry. No comment, retry or unknown field appears; `id` and `event`
+ *    carry. No comment or unknown field appears; `id`, `event` and `retry`
  *    fields appear once each when given, never otherwise: data cannot forge
  *    them;
  *  - two formatted events back to back parse as two events (each ends its
@@ -224,7 +225,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   const char *ev = NULL, *id = NULL, *data;
   size_t elen = 0, ilen = 0, dlen, rest, lines, cap;
   char *e_buf = NULL, *i_buf = NULL, *d_buf, *out, *shrt;
-  long need, r;
+  long need, r, retry;
+  char rbuf[24];
+  size_t rlen;
   str want = {0};
   stream st;
 
@@ -245,6 +248,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     rest -= ilen;
   }
   dlen = rest;
+  retry = (in[0] & 4) ? (long)in[1] * 256 + in[2] : -1;
+  rlen = retry >= 0 ? (size_t)snprintf(rbuf, sizeof rbuf, "%ld", retry) : 0;
   /* exact-size copies: the arguments are not NUL-terminated */
   if (ev)
     ev = e_buf = dup_exact(ev, elen);
@@ -252,23 +257,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     id = i_buf = dup_exact(id, ilen);
   data = d_buf = dup_exact(data, dlen);
 
-  need = sse_format(NULL, 0, data, dlen, ev, elen, id, ilen);
+  need = sse_format(NULL, 0, data, dlen, ev, elen, id, ilen, retry);
   if ((ev && has_break(ev, elen)) || (id && has_break(id, ilen))) {
     ASSERT(need == -1);
     /* refused whatever the buffer */
     out = malloc(64);
     ASSERT(out);
-    ASSERT(sse_format(out, 64, data, dlen, ev, elen, id, ilen) == -1);
+    ASSERT(sse_format(out, 64, data, dlen, ev, elen, id, ilen, retry) == -1);
     free(out);
     goto done;
   }
   normalize(data, dlen, &want, &lines);
   out = malloc((size_t)need);
   ASSERT(out);
-  r = sse_format(out, (size_t)need, data, dlen, ev, elen, id, ilen);
+  r = sse_format(out, (size_t)need, data, dlen, ev, elen, id, ilen, retry);
   ASSERT(r == need);
   /* the size from first principles: the field lines plus the blank line */
   ASSERT((size_t)need == (id ? 4 + ilen + 1 : 0) + (ev ? 7 + elen + 1 : 0) +
+                             (retry >= 0 ? 7 + rlen + 1 : 0) +
                              lines * 7 + (want.len - (lines - 1)) + 1);
   ASSERT(!memchr(out, '\r', (size_t)need)); /* LF only, always */
 
@@ -278,7 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     cap = (size_t)need;
   shrt = malloc(cap ? cap : 1);
   ASSERT(shrt);
-  r = sse_format(cap ? shrt : NULL, cap, data, dlen, ev, elen, id, ilen);
+  r = sse_format(cap ? shrt : NULL, cap, data, dlen, ev, elen, id, ilen, retry);
   ASSERT(r == need);
   ASSERT(cap == 0 || !memcmp(shrt, out, cap));
   free(shrt);
@@ -287,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   parse(&st, out, (size_t)need);
   ASSERT(st.trailing == 0);
   ASSERT(st.nev == 1);
-  ASSERT(st.n_comment == 0 && st.n_other == 0);
+  ASSERT(st.n_comment == 0 && st.n_other == (retry >= 0 ? 1u : 0u));
   ASSERT(st.n_id == (id ? 1u : 0u));
   ASSERT(st.n_event == (ev ? 1u : 0u));
   ASSERT(st.n_data == lines);

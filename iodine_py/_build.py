@@ -110,9 +110,18 @@ void up_want_drained(uint64_t conn, int on);
 int ws_write(uint64_t conn, const void *data, size_t len, int text);
 void ws_msg_done(ws_msg *m);
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
-              size_t elen, const char *id, size_t ilen);
+              size_t elen, const char *id, size_t ilen, long retry);
 long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen);
+                const char *event, size_t elen, const char *id, size_t ilen,
+                long retry);
+
+/* psid.h */
+typedef struct ps_id {
+    uint64_t ms;
+    uint64_t seq;
+} ps_id;
+size_t ps_id_format(char *out, ps_id id);
+int ps_id_parse(const char *s, size_t n, ps_id *out);
 
 /* pubsub.h */
 typedef struct ps_msg {
@@ -122,8 +131,18 @@ typedef struct ps_msg {
     size_t len;
     char *channel;
     char *message;
+    ps_id id;
     ...;
 } ps_msg;
+typedef struct ps_resume {
+    long replayed;
+    int complete;
+} ps_resume;
+int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
+                    uint64_t callback, int as, const ps_id *since, ps_resume *out);
+void ps_history_configure(size_t per_channel, size_t max_channels, size_t max_bytes);
+size_t ps_history_bytes(void);
+size_t ps_history_channels(void);
 void ps_msg_release(ps_msg *m);
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
@@ -131,10 +150,6 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text);
 int ps_exists(const char *name, size_t len, int pattern);
-typedef struct ps_id {
-    uint64_t ms;
-    uint64_t seq;
-} ps_id;
 long ps_publish_id(const char *channel, size_t clen, const char *msg,
                    size_t mlen, int text, ps_id id);
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,

@@ -133,6 +133,17 @@ def build_parser() -> _Parser:
                    help="share pub/sub through Redis: redis://[user:password@]host:port/db")
     g.add_argument("-rp", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
                    help="seconds between PINGs that detect a dead Redis connection (default: 30)")
+    g.add_argument("--history", dest="history", type=_int(0, "history"), default=None,
+                   metavar="N",
+                   help="keep the last N messages of each channel for subscribers that resume "
+                        "(SSE Last-Event-ID, since=); 0 is off (default: 0)")
+    g.add_argument("--history-channels", dest="history_channels",
+                   type=_int(1, "history channels"), default=None, metavar="N",
+                   help="channels with history at most; the least recently published "
+                        "goes first (default: 10000)")
+    g.add_argument("--history-bytes", dest="history_bytes", type=_int(1, "history bytes (MiB)"),
+                   default=None, metavar="MIB",
+                   help="memory for all history, MiB (default: 64)")
     g = p.add_argument_group("behind a proxy")
     g.add_argument("--trust-proxy", "--forwarded-allow-ips", dest="trust_proxy", default=None,
                    metavar="ADDRS",
@@ -200,7 +211,7 @@ _SCALED = (
     ("keepalive", 1), ("body_spill", KIB), ("ws_max_msg", KIB), ("ping", 1),
     ("max_pending", KIB), ("redis", 1), ("redis_ping", 1), ("header_timeout", 1),
     ("min_body_rate", 1), ("max_connections", 1), ("trust_proxy", 1), ("grace", 1),
-    ("public", 1),
+    ("public", 1), ("history", 1), ("history_channels", 1), ("history_bytes", MIB),
 )
 
 

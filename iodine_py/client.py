@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from ._native import ffi, lib
 
 if TYPE_CHECKING:
-    from .pubsub import EngineArg
+    from .pubsub import EngineArg, Resume
+
+# The largest SSE retry= (ms): about 24.8 days, what a signed 32-bit
+# millisecond timer holds (browsers clamp to that or less).
+SSE_MAX_RETRY = 2**31 - 1
 
 _CALLBACKS = ("on_open", "on_message", "on_drained", "on_shutdown", "on_close")
 
@@ -66,10 +70,13 @@ class Client:
         return self._env
 
     def write(self, data: Union[str, bytes], event: Optional[str] = None,
-              id: Optional[Union[str, int]] = None) -> bool:
+              id: Optional[Union[str, int]] = None, retry: Optional[int] = None) -> bool:
         """Queue data. WebSocket: str goes as a text message, bytes as binary.
-        SSE: one event, with optional event name and id. Returns False once
-        the connection is closed (or closing)."""
+        SSE: one event, with optional event name, id and retry (the
+        client's reconnection delay, whole milliseconds 0..2**31-1). An
+        event stream is UTF-8: bytes must be valid UTF-8 (ValueError
+        otherwise). Returns False once the connection is closed (or
+        closing)."""
         if self.protocol == "websocket":
             rc: int
             if type(data) is str:
@@ -80,11 +87,27 @@ class Client:
                 data = bytes(data)  # type: ignore[arg-type]  # bytearray, memoryview
             rc = lib.ws_write(self.conn, data, len(data), 0)
             return rc == 0
-        raw = data.encode("utf-8") if type(data) is str else bytes(data)  # type: ignore[arg-type]
+        if type(data) is str:
+            raw = data.encode("utf-8")
+        else:
+            raw = bytes(data)  # type: ignore[arg-type]  # bytes, bytearray, memoryview
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"SSE data must be UTF-8 text (an event stream is UTF-8); "
+                                 f"these bytes are not ({e.reason} at {e.start}): encode "
+                                 f"them, e.g. base64") from None
+        if retry is None:
+            ms = -1
+        elif type(retry) is not int or not 0 <= retry <= SSE_MAX_RETRY:
+            raise ValueError(f"SSE retry must be whole milliseconds 0..{SSE_MAX_RETRY}, "
+                             f"not {retry!r}")
+        else:
+            ms = retry
         ev = event.encode("utf-8") if event is not None else ffi.NULL
         ident = str(id).encode("utf-8") if id is not None else ffi.NULL
         r: int = lib.sse_write(self.conn, raw, len(raw), ev, len(ev) if event is not None else 0,
-                               ident, len(ident) if id is not None else 0)
+                               ident, len(ident) if id is not None else 0, ms)
         if r == -2:
             raise ValueError("SSE event names and ids cannot contain line breaks")
         return r == 0
@@ -139,16 +162,26 @@ class Client:
 
     # -- pub/sub ----------------------------------------------------------------
     def subscribe(self, channel: Union[str, bytes],
-                  callback: Optional[Callable[["Client", str, Union[str, bytes]], Any]] = None,
-                  pattern: bool = False) -> Optional[bool]:
+                  callback: Optional[Callable[..., Any]] = None,
+                  pattern: bool = False, *, since: Optional[str] = None,
+                  as_binary: Optional[bool] = None,
+                  with_id: bool = False) -> Union[bool, "Resume", None]:
         """Subscribe this connection. Without a callback each message goes
         straight to the peer from C (WebSocket: text for str, binary for
-        bytes; SSE: an event). With one, callback(client, channel, message)
-        runs instead. Subscribing again to the same channel replaces the old
-        subscription; all end with the connection. None when closed."""
+        bytes, or as `as_binary` says: True always binary, False text when
+        the bytes are UTF-8; SSE: an event with ``id:``). With one,
+        callback(client, channel, message) runs instead (with `with_id`,
+        also id="ms-seq"). Subscribing again to the same channel replaces
+        the old subscription; all end with the connection.
+
+        `since` (a message id "ms-seq"; an SSE client's Last-Event-ID by
+        default): first every kept message after it (``history``), in
+        order, then the live ones, none twice. Returns a truthy
+        ``Resume(replayed, complete)`` then, True otherwise; None when
+        closed. Not for patterns (ValueError)."""
         from .pubsub import client_subscribe
 
-        return client_subscribe(self, channel, callback, pattern)
+        return client_subscribe(self, channel, callback, pattern, since, as_binary, with_id)
 
     def unsubscribe(self, channel: Union[str, bytes], pattern: bool = False) -> bool:
         from .pubsub import client_unsubscribe

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Union
 
 MAX_WORKERS = 1024  # pub/sub relay channels in the master (ext/cluster.c)
+MAX_HISTORY = 1_000_000  # messages kept per channel (each ring is allocated whole)
 KIB = 1024
 MIB = 1024 * 1024
 
@@ -92,6 +93,12 @@ class Config:
     # pub/sub
     redis: Optional[str] = None  # redis://[user:password@]host:port/db
     redis_ping: float = 30.0
+    # history for resuming subscribers (SSE Last-Event-ID, since=): the last
+    # `history` messages of each channel (0: off), of at most
+    # history_channels channels, in at most history_bytes
+    history: int = 0
+    history_channels: int = 10000
+    history_bytes: int = 64 * MIB
     # logging
     log: bool = False
     quiet: bool = False
@@ -124,6 +131,17 @@ class Config:
             raise ConfigError(f"ping interval must be positive, not {self.ping}")
         if self.redis is not None and not self.redis.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, not {self.redis!r}")
+        if not 0 <= self.history <= MAX_HISTORY:
+            raise ConfigError(f"history must be 0 (off) to {MAX_HISTORY} messages a channel, "
+                              f"not {self.history}")
+        if self.history_channels < 1:
+            raise ConfigError(f"history_channels must be positive, not {self.history_channels}")
+        if self.history_bytes < 1:
+            raise ConfigError(f"history_bytes must be positive, not {self.history_bytes}")
+        if self.history and self.history * 8 >= self.history_bytes:
+            # each channel's ring of N pointers is allocated whole
+            raise ConfigError(f"history_bytes ({self.history_bytes}) cannot hold even one "
+                              f"channel's ring of {self.history} messages (8 bytes each)")
         if self.redis_ping <= 0:
             raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
         if self.grace < 0:

@@ -7,6 +7,14 @@ here. Channel names are str (bytes are accepted and decoded as UTF-8 with
 surrogateescape, so any bytes round-trip). Messages keep their type: a str
 published goes out as a WebSocket text frame, bytes as binary.
 
+Every message a sequencer numbers gets an id in Redis stream id form
+"ms-seq" (SPEC-PubSub.md, "Message ids, history and resume"): SSE events
+carry it as ``id:``, callbacks subscribed ``with_id=True`` get it, and with
+``history`` on, the last messages of each channel are kept so a subscriber
+can resume (``client.subscribe(channel, since=id)``; an SSE client's
+Last-Event-ID does it by default). Messages published with
+``engine=False`` (this process only) have no id and are not kept.
+
 Engines carry messages beyond this process (``Iodine.PubSub.attach``). An
 engine is any object with ``subscribe(channel, pattern)``,
 ``unsubscribe(channel, pattern)`` and ``publish(channel, message)``; the
@@ -18,12 +26,12 @@ many clients share it. An engine delivers what it receives with
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
-from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Protocol, Set,
-                    Tuple, Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Literal, NamedTuple, Optional,
+                    Protocol, Set, Tuple, Union)
 
 from ._native import ffi, lib
+from .log import logger
 
 if TYPE_CHECKING:
     from .redis_engine import RedisEngine
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 Message = Union[str, bytes]
 
 _callbacks: Dict[int, Callable[..., Any]] = {}
+_with_id: Set[int] = set()  # callbacks that take the message id (id=...)
 _ids = itertools.count(1)
 _global: Dict[Tuple[str, bool], int] = {}
 _lock = threading.Lock()
@@ -55,14 +64,46 @@ def _payload(message: Any) -> Tuple[bytes, int]:
     raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
 
 
-def _register(callback: Optional[Callable[..., Any]]) -> int:
+def _register(callback: Optional[Callable[..., Any]], with_id: bool = False) -> int:
     if callback is None:
         return 0
     if not callable(callback):
         raise TypeError("callback must be callable")
     cid = next(_ids)
     _callbacks[cid] = callback
+    if with_id:
+        _with_id.add(cid)
     return cid
+
+
+def _forget(cid: Optional[int]) -> None:
+    if cid:
+        _callbacks.pop(cid, None)
+        _with_id.discard(cid)
+
+
+class Resume(NamedTuple):
+    """What ``subscribe(..., since=...)`` found (truthy, like True):
+    `replayed` kept messages went to the subscriber before the live ones;
+    `complete` is False when some messages after `since` may be missing
+    (history off, or `since` older than what it holds)."""
+
+    replayed: int
+    complete: bool
+
+
+def parse_id(text: Union[str, bytes]) -> Optional[Any]:
+    """A ``ps_id *`` for a canonical "ms-seq" id, or None."""
+    raw = text.encode("latin-1", "replace") if isinstance(text, str) else bytes(text)
+    out = ffi.new("ps_id *")
+    if lib.ps_id_parse(raw, len(raw), out) != 0:
+        return None
+    return out
+
+
+def format_id(ms: int, seq: int) -> Optional[str]:
+    """"ms-seq", or None for the "no id" value 0-0."""
+    return f"{ms}-{seq}" if ms or seq else None
 
 
 class EngineLike(Protocol):
@@ -82,12 +123,25 @@ class EngineLike(Protocol):
 EngineArg = Union[EngineLike, None, Literal[False]]
 
 
-def publish_local(channel: Union[str, bytes], message: Message) -> bool:
-    """Deliver to this process's subscribers only."""
+_NO_ID = ffi.new("ps_id *")[0]
+
+
+def publish_local(channel: Union[str, bytes], message: Message,
+                  id: Optional[str] = None) -> bool:
+    """Deliver to this process's subscribers only: with no id (this
+    process alone is not the deployment's sequencer), or with the `id` an
+    engine's sequencer gave the message (then it is kept in history)."""
     name = _name(channel)
     data, text = _payload(message)
+    if id is None:
+        pid = _NO_ID
+    else:
+        parsed = parse_id(id)
+        if parsed is None:
+            raise ValueError(f"a message id is 'ms-seq' (decimal), not {id!r}")
+        pid = parsed[0]
     lib.srv_init()
-    rc: int = lib.ps_publish(name, len(name), data, len(data), text)
+    rc: int = lib.ps_publish_id(name, len(name), data, len(data), text, pid)
     return rc >= 0
 
 
@@ -109,9 +163,10 @@ class Engine:
         raise NotImplementedError
 
     @staticmethod
-    def deliver(channel: Union[str, bytes], message: Message) -> bool:
-        """Hand a received message to every subscriber in this process."""
-        return publish_local(channel, message)
+    def deliver(channel: Union[str, bytes], message: Message, id: Optional[str] = None) -> bool:
+        """Hand a received message to every subscriber in this process;
+        `id` ("ms-seq"): the id the engine's sequencer gave it."""
+        return publish_local(channel, message, id)
 
     @staticmethod
     def deliver_to(subscription: Union[str, bytes], pattern: bool,
@@ -141,24 +196,25 @@ class ProcessEngine(Engine):
 class ClusterEngine(Engine):
     """Every process of this server: the workers and the master.
 
-    A publish is delivered in this process at once and relayed through the
-    master to every other worker (ext/cluster.c), each of which delivers it
-    to its own subscribers. In the master (which serves no clients) it is
-    only relayed."""
+    The master is the sequencer: a worker's publish goes to the master,
+    which stamps its id and relays it to every worker, the publisher
+    included (ext/cluster.c); each delivers it on receipt, so every worker
+    sees one order and one id. In a single process, this process stamps
+    the id and delivers at once."""
 
     def publish(self, channel: str, message: Message) -> bool:
-        from . import cluster
-
         name = _name(channel)
         data, text = _payload(message)
         lib.srv_init()
-        if cluster.role != "master":
+        rc = lib.cl_publish(name, len(name), data, len(data), text)
+        if rc == -1:  # no cluster: this process is the sequencer
             lib.ps_publish(name, len(name), data, len(data), text)
-        if lib.cl_publish(name, len(name), data, len(data), text) == -2:
-            # delivered here, but the other workers will not see it
-            sys.stderr.write(f"iodine: pub/sub: a {len(data)}-byte message to {channel!r} "
-                             "could not be relayed to the other workers (too large, or "
-                             "the relay is backed up)\n")
+            return True
+        if rc == -2:
+            # not delivered anywhere, this process included
+            logger.warning("pub/sub: a %d-byte message to %r could not be relayed through "
+                           "the master (too large, the relay is backed up, or the master "
+                           "is gone)", len(data), channel)
             return False
         return True
 
@@ -256,25 +312,25 @@ def publish(channel: Union[str, bytes], message: Message, engine: EngineArg = No
                                if isinstance(channel, bytes) else channel, message))
 
 
-def subscribe(channel: Union[str, bytes], callback: Callable[[str, Message], Any],
-              pattern: bool = False) -> bool:
+def subscribe(channel: Union[str, bytes], callback: Callable[..., Any],
+              pattern: bool = False, with_id: bool = False) -> bool:
     """An application-wide subscription: callback(channel, message) runs for
-    every message (in publish order, one at a time)."""
+    every message (in publish order, one at a time); with `with_id`,
+    callback(channel, message, id=ID) (ID "ms-seq", or None)."""
     if callback is None:
         raise TypeError("a global subscription needs a callback")
     name = _name(channel)
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
-    cid = _register(callback)
+    cid = _register(callback, with_id)
     lib.srv_init()
     with _lock:
         r = lib.ps_subscribe(0, name, len(name), int(bool(pattern)), cid)
         if r < 0:
-            _callbacks.pop(cid, None)
+            _forget(cid)
             return False
         old = _global.get(key)
         _global[key] = cid
-    if old:
-        _callbacks.pop(old, None)
+    _forget(old)
     if r == 1:
         _channel_added(*key)
     return True
@@ -287,26 +343,48 @@ def unsubscribe(channel: Union[str, bytes], pattern: bool = False) -> bool:
     with _lock:
         found: bool = lib.ps_unsubscribe(0, name, len(name), int(bool(pattern))) >= 0
         cid = _global.pop(key, None)
-    if cid:
-        _callbacks.pop(cid, None)
+    _forget(cid)
     return found
 
 
+_AS = {None: 0, False: 1, True: 2}  # as_binary -> PS_AS_* (ext/pubsub.h)
+
+
 def client_subscribe(client: Any, channel: Union[str, bytes],
-                     callback: Optional[Callable[..., Any]], pattern: bool) -> Optional[bool]:
+                     callback: Optional[Callable[..., Any]], pattern: bool,
+                     since: Optional[str] = None, as_binary: Optional[bool] = None,
+                     with_id: bool = False) -> Union[bool, Resume, None]:
     name = _name(channel)
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
-    cid = _register(callback)
-    r = lib.ps_subscribe(client.conn, name, len(name), int(bool(pattern)), cid)
+    if as_binary not in _AS:
+        raise TypeError("as_binary must be None, True or False")
+    sid: Any = ffi.NULL
+    if since is not None:
+        if pattern:
+            raise ValueError("since= needs a channel: history is kept per channel, not pattern")
+        sid = parse_id(since)
+        if sid is None:
+            raise ValueError(f"since= takes a message id 'ms-seq' (decimal), not {since!r}")
+    elif client.protocol == "sse" and not pattern:
+        # an EventSource reconnecting sends the last id it saw: resume from it
+        # (an id the application set itself, not in ms-seq form, is left alone)
+        last = client.env.get("HTTP_LAST_EVENT_ID")
+        if last:
+            sid = parse_id(last) or ffi.NULL
+    cid = _register(callback, with_id)
+    out = ffi.new("ps_resume *")
+    r = lib.ps_subscribe_as(client.conn, name, len(name), int(bool(pattern)), cid,
+                            _AS[as_binary], sid, out)
     if r < 0:
-        _callbacks.pop(cid, None)
+        _forget(cid)
         return None  # the connection is closed
     old = client.subscriptions.get(key)
     client.subscriptions[key] = cid
-    if old:
-        _callbacks.pop(old, None)
+    _forget(old)
     if r == 1:
         _channel_added(*key)
+    if sid != ffi.NULL:
+        return Resume(int(out.replayed), bool(out.complete))
     return True
 
 
@@ -315,16 +393,14 @@ def client_unsubscribe(client: Any, channel: Union[str, bytes], pattern: bool) -
     key = (name.decode("utf-8", "surrogateescape"), bool(pattern))
     found: bool = lib.ps_unsubscribe(client.conn, name, len(name), int(bool(pattern))) >= 0
     cid = client.subscriptions.pop(key, None)
-    if cid:
-        _callbacks.pop(cid, None)
+    _forget(cid)
     return found
 
 
 def forget_client(client: Any) -> None:
     """The core dropped the connection's subscriptions; drop the callbacks."""
     for cid in client.subscriptions.values():
-        if cid:
-            _callbacks.pop(cid, None)
+        _forget(cid)
     client.subscriptions.clear()
 
 
@@ -336,18 +412,20 @@ def on_message(runtime: Any, conn: int, ptr: Any, callback_id: int) -> None:
         channel = ffi.unpack(m.channel, m.channel_len).decode("utf-8", "surrogateescape")
         data = ffi.unpack(m.message, m.len)
         message: Message = data.decode("utf-8") if m.text else data
+        ident = format_id(m.id.ms, m.id.seq) if callback_id in _with_id else None
     finally:
         lib.ps_msg_release(m)
     cb = _callbacks.get(callback_id)
     if cb is None:
         return  # unsubscribed while the message was on its way
+    extra = {"id": ident} if callback_id in _with_id else {}
     if conn:
         client = runtime.clients.get(conn)
         if client is None:
             return
-        cb(client, channel, message)
+        cb(client, channel, message, **extra)
     else:
-        cb(channel, message)
+        cb(channel, message, **extra)
 
 
 def _channel_added(channel: str, pattern: bool) -> None:

@@ -335,11 +335,12 @@ class _Iodine:
         return _pubsub.publish(channel, message, engine)
 
     @staticmethod
-    def subscribe(channel: Union[str, bytes], callback: Callable[[str, _pubsub.Message], Any],
-                  pattern: bool = False) -> bool:
+    def subscribe(channel: Union[str, bytes], callback: Callable[..., Any],
+                  pattern: bool = False, with_id: bool = False) -> bool:
         """callback(channel, message) for every message published to
-        `channel` (a glob pattern when pattern=True)."""
-        return _pubsub.subscribe(channel, callback, pattern)
+        `channel` (a glob pattern when pattern=True); with `with_id`,
+        callback(channel, message, id="ms-seq")."""
+        return _pubsub.subscribe(channel, callback, pattern, with_id)
 
     @staticmethod
     def unsubscribe(channel: Union[str, bytes], pattern: bool = False) -> bool:
@@ -408,6 +409,8 @@ class _Iodine:
         lib.srv_set_reuseport(int(self.config.reuseport and self.config.workers > 1))
         lib.srv_set_max_connections(self.config.max_connections
                                     or lib.srv_default_max_connections())
+        lib.ps_history_configure(self.config.history, self.config.history_channels,
+                                 self.config.history_bytes)
         # From here a SIGINT/SIGTERM means "stop gracefully", even if it
         # lands before the loop runs (it is remembered).
         lib.srv_arm_signals()

@@ -4,27 +4,39 @@ WebSocket (any path; query: name=NAME, sub=CHANNEL, psub=PATTERN, ready=1)
   on_open subscribes to `sub` / `psub` (direct delivery, from C), then, with
   ready=1, writes the text "ready". Messages from the peer are JSON commands,
   each answered by the text {"ack": ID, "r": RESULT} once done:
-    {"op": "sub",   "ch": C, "pattern": bool, "cb": bool}   client.subscribe
+    {"op": "sub",   "ch": C, "pattern": bool, "cb": bool,
+     "since": ID, "as_binary": bool, "with_id": bool}       client.subscribe
+                  (with since=: r is [replayed, complete])
+    {"op": "write", "data": D, "hex": bool, "event": E, "id": I, "retry": R}
+                                                            client.write (r: True,
+                                                            or the error's class name)
     {"op": "unsub", "ch": C, "pattern": bool}               client.unsubscribe
     {"op": "pub",   "ch": C, "msg": M, "bytes": bool, "engine": E}
                                                             client.publish
     {"op": "pubn",  "ch": C, "n": N, "prefix": P, "engine": E}
                                                             N publishes P0..P(N-1)
+    {"op": "pid"}                                           r: this worker's pid
     {"op": "close"}                                         client.close()
   A callback subscription (cb) writes, per message, the text
   {"cb": [CHANNEL, MESSAGE-or-hex], "type": "str"|"bytes", "same": bool}
-  ("same": the callback got this very client object).
+  ("same": the callback got this very client object; with with_id also
+  "id": the message id).
   Every connection logs "ps-log NAME open|close" on stderr.
 
-SSE (Accept: text/event-stream; query as above): subscribes, then writes the
-  event "ready" (event: ready).
+SSE (Accept: text/event-stream; query as above, plus since=ID): subscribes
+  (an SSE request's Last-Event-ID resumes by default), then writes the event
+  "ready" (event: ready) whose data is JSON {"pid": PID, "resume":
+  [replayed, complete] or null}. With write=1 instead, writes the events of
+  the JSON list in the query's `events` ([data, event, id, retry] each) and
+  then "ready" with data {"errors": [error class name or null, ...]}.
 
 Plain HTTP:
   POST /publish?ch=C[&bytes=1][&engine=local|default|NAME]   body = message
         Iodine.publish -> {"r": bool}
   POST /reach?ch=C          publish locally from C directly: {"reached": N}
                             (the number of subscriptions the message reached)
-  GET  /stats               {"subs": N, "chans": N}
+  GET  /stats               {"subs": N, "chans": N, "hist_bytes": N,
+                            "hist_chans": N, "pid": PID}
   POST /thread-publish?ch=C&n=N&prefix=P   a new threading.Thread publishes
                             P0..P(N-1) with Iodine.publish; logs
                             "ps-thread done THREADNAME" when done
@@ -143,31 +155,54 @@ class Peer:
     def on_open(self, client):
         self.client = client
         LOG.add(self.name, "open")
+        resume = None
         if "sub" in self.q:
-            client.subscribe(self.q["sub"])
+            r = client.subscribe(self.q["sub"], since=self.q.get("since"))
+            if isinstance(r, tuple):
+                resume = list(r)
         if "psub" in self.q:
             client.subscribe(self.q["psub"], pattern=True)
+        if client.protocol == "sse" and self.q.get("write") == "1":
+            errors = []
+            for data, event, ident, retry in json.loads(self.q["events"]):
+                try:
+                    raw = bytes.fromhex(data[4:]) if data.startswith("hex:") else data
+                    client.write(raw, event=event, id=ident, retry=retry)
+                    errors.append(None)
+                except Exception as e:  # noqa: BLE001
+                    errors.append(type(e).__name__)
+            client.write(json.dumps({"errors": errors}), event="ready")
+            return
         if self.q.get("ready") == "1":
             if client.protocol == "sse":
-                client.write("ready", event="ready")
+                client.write(json.dumps({"pid": os.getpid(), "resume": resume}), event="ready")
             else:
                 client.write("ready")
 
-    def _cb(self, client, channel, message):
+    def _cb(self, client, channel, message, **kw):
         if isinstance(message, str):
             body, kind = message, "str"
         else:
             body, kind = message.hex(), "bytes"
-        client.write(json.dumps({"cb": [channel, body], "type": kind,
-                                 "same": client is self.client}))
+        report = {"cb": [channel, body], "type": kind, "same": client is self.client}
+        if "id" in kw:
+            report["id"] = kw["id"]
+        client.write(json.dumps(report))
 
     def on_message(self, client, data):
         cmd = json.loads(data)
         op = cmd["op"]
         r = None
         if op == "sub":
-            r = client.subscribe(cmd["ch"], self._cb if cmd.get("cb") else None,
-                                 pattern=bool(cmd.get("pattern")))
+            try:
+                r = client.subscribe(cmd["ch"], self._cb if cmd.get("cb") else None,
+                                     pattern=bool(cmd.get("pattern")), since=cmd.get("since"),
+                                     as_binary=cmd.get("as_binary"),
+                                     with_id=bool(cmd.get("with_id")))
+            except ValueError as e:
+                r = f"ValueError: {e}"
+            if isinstance(r, tuple):
+                r = list(r)
         elif op == "unsub":
             r = client.unsubscribe(cmd["ch"], pattern=bool(cmd.get("pattern")))
         elif op == "pub":
@@ -179,6 +214,8 @@ class Peer:
             eng = _engine(cmd.get("engine"))
             prefix = cmd.get("prefix", "")
             r = all([client.publish(cmd["ch"], f"{prefix}{i}", eng) for i in range(cmd["n"])])
+        elif op == "pid":
+            r = os.getpid()
         elif op == "close":
             client.close()
             return
@@ -232,7 +269,10 @@ def app(environ, start_response):
                              {"reached": int(lib.ps_publish(ch, len(ch), body, len(body), 1))})
     if path == "/stats":
         return json_response(start_response, {"subs": int(lib.ps_sub_count()),
-                                              "chans": int(lib.ps_channel_count())})
+                                              "chans": int(lib.ps_channel_count()),
+                                              "hist_bytes": int(lib.ps_history_bytes()),
+                                              "hist_chans": int(lib.ps_history_channels()),
+                                              "pid": os.getpid()})
     if path == "/thread-publish":
         ch, n, prefix = q["ch"], int(q["n"]), q.get("prefix", "")
 
@@ -247,9 +287,14 @@ def app(environ, start_response):
     if path == "/publish-many":
         # n distinct messages of `size` bytes each (binary), made here so the
         # test does not upload them.
+        # ch=C, or chans=K: channel C0..C(K-1) in turn; engine as /publish
+        # (default: local)
         n, size = int(q["n"]), int(q["size"])
+        k = int(q.get("chans", "0"))
+        eng = _engine(q.get("engine", "local"))
         for i in range(n):
-            Iodine.publish(q["ch"], bytes([i % 256]) * size, False)
+            ch = f"{q['ch']}{i % k}" if k else q["ch"]
+            Iodine.publish(ch, bytes([i % 256]) * size, eng)
         return json_response(start_response, {"r": n})
     if path == "/global/sub":
         r = Iodine.subscribe(q["ch"], _global_cb(q["name"]), pattern=q.get("pattern") == "1")

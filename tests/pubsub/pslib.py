@@ -96,8 +96,11 @@ class PsClient:
                 return ack["r"]
             self.inbox.append((op_, data))
 
-    def sub(self, ch: str, cb: bool = False, pattern: bool = False):
-        r = self.cmd("sub", ch=ch, cb=cb, pattern=pattern)
+    def sub(self, ch: str, cb: bool = False, pattern: bool = False, **kw: Any):
+        r = self.cmd("sub", ch=ch, cb=cb, pattern=pattern, **kw)
+        if "since" in kw:
+            assert isinstance(r, list), f"subscribe({ch!r}, since=...) returned {r!r}"
+            return r
         assert r is True, f"subscribe({ch!r}, cb={cb}, pattern={pattern}) returned {r!r}"
         return r
 
@@ -150,15 +153,34 @@ class PsClient:
 
 # -- SSE -------------------------------------------------------------------------
 
+def without_id(ev: dict) -> dict:
+    """An event without its `id` (whether a message has one depends on its
+    engine: SPEC-PubSub.md section 8)."""
+    return {k: v for k, v in ev.items() if k != "id"}
+
+
+
 class SseClient:
-    def __init__(self, srv, name: str = "s", timeout: float = 5.0, **params: Any):
+    """An EventSource-like peer of ps_app. Events that arrive before the
+    "ready" event (a resume's replay) wait in `early`; the ready event's
+    JSON is `ready` ({"pid", "resume"})."""
+
+    def __init__(self, srv, name: str = "s", timeout: float = 5.0,
+                 last_event_id: Optional[str] = None, **params: Any):
         self.conn = srv.connect(timeout)
-        self.conn.request("GET", q("/sse", name=name, ready="1", **params),
-                          [("Accept", "text/event-stream")])
+        self.early: list[dict] = []
+        headers = [("Accept", "text/event-stream")]
+        if last_event_id is not None:
+            headers.append(("Last-Event-ID", last_event_id))
+        self.conn.request("GET", q("/sse", name=name, ready="1", **params), headers)
         resp = self.conn.read_head(timeout)
         assert resp.status == 200, resp
-        ev = self.next_event(timeout)
-        assert ev == {"event": "ready", "data": "ready"}, ev
+        while True:
+            ev = self.read_event(timeout)
+            if ev.get("event") == "ready":
+                break
+            self.early.append(ev)
+        self.ready = json.loads(ev["data"])
 
     def close(self) -> None:
         self.conn.close()
@@ -170,7 +192,14 @@ class SseClient:
         self.close()
 
     def next_event(self, timeout: float = 5.0) -> dict:
-        """The next event {"event"?, "data", "id"?}; comment blocks skipped."""
+        """The next event {"event"?, "data", "id"?, "retry"?}; comment
+        blocks skipped; events that arrived before "ready" first."""
+        if self.early:
+            return self.early.pop(0)
+        return self.read_event(timeout)
+
+    def read_event(self, timeout: float = 5.0) -> dict:
+        """The next event off the wire."""
         deadline = time.monotonic() + timeout
         c: Connection = self.conn
         while True:
@@ -189,7 +218,7 @@ class SseClient:
                 value = value[1:] if value.startswith(" ") else value
                 if field == "data":
                     data.append(value)
-                elif field in ("event", "id"):
+                elif field in ("event", "id", "retry"):
                     ev[field] = value
             if not data and not ev:
                 continue

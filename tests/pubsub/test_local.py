@@ -71,21 +71,31 @@ def test_direct_delivery_reaches_every_subscriber_once(srv):
             c.close()
 
 
+def _data_and_id(ev: dict) -> tuple:
+    """The event without its id, and the id as (ms, seq) (every published
+    message has one: "ms-seq")."""
+    ev = dict(ev)
+    ms, _, seq = ev.pop("id").partition("-")
+    return ev, (int(ms), int(seq))
+
+
 def test_sse_subscriber_gets_a_data_event(srv):
     with SseClient(srv, "s1", sub="feed") as s:
-        publish(srv, "feed", "one")
-        assert s.next_event() == {"data": "one"}
-        publish(srv, "feed", "two\nlines")
-        assert s.next_event() == {"data": "two\nlines"}
-        publish(srv, "feed", b"bytes too")
-        assert s.next_event() == {"data": "bytes too"}
+        ids = []
+        for sent, want in (("one", "one"), ("two\nlines", "two\nlines"),
+                           (b"bytes too", "bytes too")):
+            publish(srv, "feed", sent)
+            ev, ident = _data_and_id(s.next_event())
+            assert ev == {"data": want}
+            ids.append(ident)
+        assert ids == sorted(ids) and len(set(ids)) == 3, ids
 
 
 def test_sse_pattern_subscriber(srv):
     with SseClient(srv, "s2", psub="feed.*") as s:
         publish(srv, "other", "no")
         publish(srv, "feed.x", "yes")
-        assert s.next_event() == {"data": "yes"}
+        assert _data_and_id(s.next_event())[0] == {"data": "yes"}
 
 
 # -- callbacks ------------------------------------------------------------------------------
