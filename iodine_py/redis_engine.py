@@ -35,6 +35,10 @@ from ._native import ffi, lib
 from .log import logger
 from .pubsub import Engine, Message
 
+#: The engine sequences every message through one Redis stream (SPEC-PubSub
+#: section 7.2), so messages carry the stream entry id deployment-wide.
+STREAM_ENGINE = True
+
 Reply = Any  # str | bytes | int | None | list | RedisError
 
 _rd_publish = lib.rd_publish
