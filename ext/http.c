@@ -31,6 +31,7 @@
 #include "reactor.h"
 #include "sse.h"
 #include "static.h"
+#include "pmd.h"
 #include "upgrade.h"
 #include "websocket.h"
 #include "ws_frame.h"
@@ -67,6 +68,7 @@ typedef struct http_conn {
   sbuf env;
   int upgrade;        /* what the request may upgrade to (UP_*) */
   char ws_accept[29]; /* Sec-WebSocket-Accept, computed at parse time */
+  pmd_params pmd;     /* permessage-deflate, as negotiated at parse time */
   /* the response in progress */
   uint64_t resp_left; /* bytes still owed against the app's Content-Length */
   uint64_t head_since; /* when the head now arriving began (0: none) */
@@ -484,22 +486,37 @@ static const http1_header *find_header(const http1_request *q, const char *name,
   return found;
 }
 
+/* The client's permessage-deflate offers (Sec-WebSocket-Extensions, any
+ * number of fields) against the listener's settings (pmd.h). */
+static void negotiate_pmd(http_conn *h, const http1_request *q) {
+  const char *vals[8];
+  size_t lens[8], n = 0;
+  memset(&h->pmd, 0, sizeof h->pmd);
+  for (size_t i = 0; i < q->num_headers; i++)
+    if (http1_name_is(&q->headers[i], "sec-websocket-extensions", 24)) {
+      if (n == 8) return; /* more offers than anyone sends: decline all */
+      vals[n] = q->headers[i].value;
+      lens[n++] = q->headers[i].value_len;
+    }
+  pmd_config cfg = {h->set->ws_deflate, h->set->ws_deflate_bits, h->set->ws_deflate_mem};
+  if (n) pmd_negotiate(vals, lens, n, &cfg, &h->pmd);
+}
+
 /* Decide what this request may upgrade to. A WebSocket handshake is
- * checked here, before the application sees it (RFC 6455 4.2.1): a wrong
- * version gets 426 naming the one we speak, anything else malformed 400.
- * Returns nonzero when the request was answered. */
+ * checked here, before the application sees it (RFC 6455 4.2.1): a
+ * missing or wrong version gets 426 naming the one we speak (4.4), a
+ * repeated one (11.3.5: it must appear once) and anything else malformed
+ * 400. Returns nonzero when the request was answered. */
 static int check_upgrade(http_conn *h, const http1_request *q) {
   int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
   h->upgrade = UP_NONE;
-  /* No Sec-WebSocket-Version at all: not an RFC 6455 handshake (a
-   * pre-standard one, say), so a plain request the application may answer. */
-  int versioned = 0;
-  for (size_t i = 0; i < q->num_headers; i++)
-    versioned |= http1_name_is(&q->headers[i], "sec-websocket-version", 21);
-  if (h->fr.upgrade_websocket && versioned) {
+  if (h->fr.upgrade_websocket) {
+    size_t versions = 0;
+    for (size_t i = 0; i < q->num_headers; i++)
+      versions += http1_name_is(&q->headers[i], "sec-websocket-version", 21);
     const http1_header *v = find_header(q, "sec-websocket-version", 21);
     const http1_header *k = find_header(q, "sec-websocket-key", 17);
-    if (!get || q->version_minor != 1 || !h->fr.has_host) {
+    if (!get || q->version_minor != 1 || !h->fr.has_host || versions > 1) {
       fail(h, 400);
       return 1;
     }
@@ -511,6 +528,7 @@ static int check_upgrade(http_conn *h, const http1_request *q) {
       fail(h, 400);
       return 1;
     }
+    negotiate_pmd(h, q);
     h->upgrade = UP_WEBSOCKET;
   } else if (h->fr.accept_event_stream && get) {
     h->upgrade = UP_SSE;
@@ -1004,7 +1022,9 @@ static int put_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
     } else if (same_name(name, nl, "transfer-encoding", 17) ||
                same_name(name, nl, "keep-alive", 10) ||
                (upgrade && (same_name(name, nl, "upgrade", 7) ||
-                            same_name(name, nl, "content-type", 12)))) {
+                            same_name(name, nl, "content-type", 12))) ||
+               (upgrade == UP_WEBSOCKET &&
+                same_name(name, nl, "sec-websocket-extensions", 24))) {
       continue;
     } else if (!upgrade && same_name(name, nl, "x-sendfile", 10)) {
       m->xsend = val;
@@ -1292,6 +1312,36 @@ int http_await_drain(uint64_t conn) {
   return r;
 }
 
+/* The server owns Sec-WebSocket-Extensions (only it knows what the
+ * connection will speak): an application's own may only name
+ * permessage-deflate, and only when it was agreed; its parameters are
+ * replaced by the agreed ones. Returns 0, or -1 when it names anything
+ * else. */
+static int app_extensions(const char *hd, size_t hlen, size_t count,
+                          const pmd_params *pmd) {
+  const char *p = hd, *end = hd + hlen;
+  for (size_t k = 0; k < count && p < end; k++) {
+    size_t nl = strnlen(p, (size_t)(end - p));
+    const char *val = p + nl + 1;
+    if (val > end) break;
+    size_t vl = strnlen(val, (size_t)(end - val));
+    if (same_name(p, nl, "sec-websocket-extensions", 24)) {
+      /* every comma-separated extension must be permessage-deflate */
+      size_t i = 0;
+      while (i < vl) {
+        while (i < vl && (val[i] == ' ' || val[i] == '\t' || val[i] == ',')) i++;
+        if (i == vl) break;
+        size_t s = i;
+        while (i < vl && val[i] != ';' && val[i] != ',' && val[i] != ' ' && val[i] != '\t') i++;
+        if (!pmd->on || !same_name(val + s, i - s, "permessage-deflate", 18)) return -1;
+        while (i < vl && val[i] != ',') i++; /* its parameters: ours win */
+      }
+    }
+    p = val + vl + 1;
+  }
+  return 0;
+}
+
 int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) {
   static sbuf head; /* reused: every caller holds the big lock */
   rx_lock();
@@ -1304,12 +1354,23 @@ int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) 
                       "Connection: Upgrade\r\nSec-WebSocket-Accept: ") ||
         sb_put(&head, h->ws_accept, 28) || sb_put(&head, "\r\n", 2))
       goto out;
+    if (app_extensions(headers, hlen, count, &h->pmd)) {
+      r = -2;
+      goto out;
+    }
+    if (h->pmd.on) {
+      char ext[128];
+      size_t el = pmd_response(&h->pmd, ext);
+      if (sb_str(&head, "Sec-WebSocket-Extensions: ") || sb_put(&head, ext, el) ||
+          sb_put(&head, "\r\n", 2))
+        goto out;
+    }
   } else if (sb_str(&head, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")) {
     goto out;
   }
   app_meta m;
-  r = put_app_headers(&head, headers, hlen, count, &m, 1);
+  r = put_app_headers(&head, headers, hlen, count, &m, h->upgrade);
   if (r == 0) r = put_defaults(&head, &m);
   if (r) goto out;
   rx_conn *c = h->c;
@@ -1322,7 +1383,7 @@ int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) 
   dsp_actor *actor = h->actor;
   h->actor = NULL;
   if (h->upgrade == UP_WEBSOCKET)
-    r = ws_take_over(c, h->set, actor, h->rbuf + h->rpos, h->rlen - h->rpos);
+    r = ws_take_over(c, h->set, actor, h->rbuf + h->rpos, h->rlen - h->rpos, &h->pmd);
   else
     r = sse_take_over(c, h->set, actor);
   body_reset(h);
