@@ -291,9 +291,12 @@ typedef struct {
   rx_buf *ws, *sse; /* framed once, on first need */
   ps_msg *pm;
   long reached;
+  rx_buf *wsz[8]; /* compressed frames, one per window size (websocket.h) */
 } delivery;
 
-static rx_buf *ws_frame_of(delivery *d) {
+static rx_buf *ws_frame_of(delivery *d, rx_conn *c) {
+  rx_buf *z = ws_fanout_frame(c, d->wsz, d->msg, d->mlen, d->text);
+  if (z) return z; /* permessage-deflate: compressed once per window size */
   if (!d->ws) {
     uint8_t hd[10];
     size_t hl = ws_head_write(hd, d->text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->mlen);
@@ -326,7 +329,7 @@ static void deliver(delivery *d, ps_sub *s) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d) : sse_event_of(d);
+  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, c) : sse_event_of(d);
   if (!b) return;
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);
@@ -343,7 +346,7 @@ static void deliver_all(delivery *d, ps_chan *c) {
 
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0, {NULL}};
   rx_lock();
   if (ps.buckets) {
     ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
@@ -351,6 +354,7 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
   }
   rx_unlock();
   rx_buf_release(d.ws);
+  ws_fanout_release(d.wsz);
   rx_buf_release(d.sse);
   ps_msg_release(d.pm);
   return d.reached;
@@ -366,7 +370,7 @@ long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
 
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0, {NULL}};
   if (ps.buckets) {
     ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
     if (c) deliver_all(&d, c);
@@ -374,6 +378,7 @@ long ps_publish_locked(const char *channel, size_t clen, const char *msg,
       if (glob_match(p->name, p->len, channel, clen)) deliver_all(&d, p);
   }
   rx_buf_release(d.ws);
+  ws_fanout_release(d.wsz);
   rx_buf_release(d.sse);
   ps_msg_release(d.pm);
   return d.reached;
