@@ -1359,7 +1359,7 @@ int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) 
       goto out;
     }
     if (h->pmd.on) {
-      char ext[128];
+      char ext[PMD_RESPONSE_MAX];
       size_t el = pmd_response(&h->pmd, ext);
       if (sb_str(&head, "Sec-WebSocket-Extensions: ") || sb_put(&head, ext, el) ||
           sb_put(&head, "\r\n", 2))

@@ -203,7 +203,7 @@ int pmd_negotiate(const char *const *values, const size_t *lens, size_t n,
   return found;
 }
 
-size_t pmd_response(const pmd_params *p, char out[128]) {
+size_t pmd_response(const pmd_params *p, char out[PMD_RESPONSE_MAX]) {
   size_t n = 0;
   const char *s = "permessage-deflate; server_no_context_takeover";
   n = strlen(s);

@@ -62,8 +62,9 @@ int pmd_negotiate(const char *const *values, const size_t *lens, size_t n,
                   const pmd_config *cfg, pmd_params *out);
 
 /* The response's Sec-WebSocket-Extensions value for `p` (p->on set), NUL
- * terminated; returns its length. 128 bytes are always enough. */
-size_t pmd_response(const pmd_params *p, char out[128]);
+ * terminated; returns its length (at most 128: every parameter named). */
+#define PMD_RESPONSE_MAX 160
+size_t pmd_response(const pmd_params *p, char out[PMD_RESPONSE_MAX]);
 
 /* --- decompression (lock held) ------------------------------------------- */
 
