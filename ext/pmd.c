@@ -144,8 +144,11 @@ static int accept_offer(const offer *o, const pmd_config *cfg, pmd_params *p) {
     if (cb > lim) cb = lim;
     /* lower it to fit the memory cap, but not under 9 unless the client
      * asked for 8 itself (zlib cannot compress with an 8-bit window, so
-     * a client may well fail on being told 8) */
-    while (!p->client_no_ctx && cb > 9 && kept_cost(cb) > cfg->mem) cb--;
+     * a client may well fail on being told 8); when not even 9 fits, the
+     * client resets its context instead and keeps its window */
+    if (!p->client_no_ctx && kept_cost(cb < 9 ? 9 : cb) > cfg->mem &&
+        kept_cost(9) <= cfg->mem)
+      while (cb > 9 && kept_cost(cb) > cfg->mem) cb--;
     p->client_bits = (uint8_t)cb;
   } else {
     p->client_bits = 15; /* the client may use any window */

@@ -139,8 +139,9 @@ def build_parser() -> _Parser:
                    help="outgoing messages under this many bytes are sent uncompressed (default: 64)")
     g.add_argument("--ws-deflate-mem", dest="ws_deflate_mem", type=_int(0, "deflate memory (KiB)"),
                    default=None,
-                   help="inflate state a connection may keep between messages, KiB; under a "
-                        "client's window the client must reset its context (default: 64)")
+                   help="inflate state a connection may keep between messages, KiB (a client's "
+                        "window plus 7 KiB); under it the client must reset its context every "
+                        "message (default: 0)")
     g = p.add_argument_group("pub/sub")
     g.add_argument("-r", "--redis", dest="redis", default=None, metavar="URL",
                    help="share pub/sub through Redis: redis://[user:password@]host:port/db")

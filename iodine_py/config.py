@@ -50,7 +50,7 @@ class Listener:
     ws_deflate: bool = True
     ws_deflate_bits: int = 15
     ws_deflate_min: int = 64
-    ws_deflate_mem: int = 64 * KIB
+    ws_deflate_mem: int = 0
     bound_port: int = 0
     tls: bool = False               # TLS (https://, wss://) on this listener
     tls_cert: Optional[str] = None  # PEM certificate chain; None: self-signed
@@ -97,7 +97,7 @@ class Config:
     ws_deflate: bool = True       # agree to compression when a client offers it
     ws_deflate_bits: int = 15     # LZ77 window, 9..15, ours and the most a client may keep
     ws_deflate_min: int = 64      # messages under this many bytes go uncompressed
-    ws_deflate_mem: int = 64 * KIB  # inflate state a connection may keep between messages
+    ws_deflate_mem: int = 0       # inflate state a connection may keep between messages
     # pub/sub
     redis: Optional[str] = None  # redis://[user:password@]host:port/db
     redis_ping: float = 30.0

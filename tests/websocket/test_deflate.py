@@ -67,7 +67,9 @@ def stats(srv) -> dict:
 
 @pytest.fixture
 def srv(run_server):
-    return run_server("ws_deflate", "-maxms", "64")
+    """--ws-deflate-mem 64: clients may keep their context (the default, 0,
+    makes every one reset it: see the memory tests below)."""
+    return run_server("ws_deflate", "-maxms", "64", "--ws-deflate-mem", "64")
 
 
 # -- negotiation (5, 7.1) ------------------------------------------------------
@@ -144,6 +146,30 @@ def test_memory_cap_makes_the_client_reset_its_context(run_server):
     with connect(srv, offer="permessage-deflate; client_max_window_bits") as ws:
         assert ws.response.header("Sec-WebSocket-Extensions") == \
             "permessage-deflate; server_no_context_takeover; client_max_window_bits=13"
+
+
+@pytest.mark.parametrize("offer,expected", [
+    ("permessage-deflate",
+     "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+    ("permessage-deflate; client_max_window_bits",  # what browsers offer: the window stays
+     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+     "client_max_window_bits=15"),
+])
+def test_by_default_no_client_keeps_a_context(run_server, offer, expected):
+    """The default ws_deflate_mem (0): every client resets its context, so
+    an idle connection holds no zlib memory whatever the client offered."""
+    srv = run_server("ws_deflate")
+    socks = [connect(srv, offer=offer) for _ in range(20)]
+    try:
+        for ws in socks:
+            assert ws.response.header("Sec-WebSocket-Extensions") == expected
+            ws.send_frame(wsraw.OP_TEXT, deflate(b"hello " * 100), rsv=4)
+        for ws in socks:
+            assert recv_data(ws, Inflater())[1] == b"hello " * 100
+        assert stats(srv)["inflaters"] <= 16  # the pool, not one per connection
+    finally:
+        for ws in socks:
+            ws.close_socket()
 
 
 # -- messages (6, 7.2) -----------------------------------------------------------
@@ -273,13 +299,21 @@ def test_idle_connections_hold_no_zlib_state(srv):
 
 
 def test_context_takeover_keeps_one_inflater_per_connection_until_close(srv):
-    base = stats(srv)["inflaters"]
+    """With --ws-deflate-mem 64 a client keeps its context: one inflater per
+    connection, within the cap (32 KiB window + zlib's ~7 KiB), freed with
+    the connection."""
+    before = stats(srv)
+    base = before["inflaters"]
     socks = [connect(srv) for _ in range(30)]
     try:
         for ws in socks:
             ws.send_frame(wsraw.OP_TEXT, deflate(b"kept context " * 20), rsv=4)
             assert recv_data(ws, Inflater())[1] == b"kept context " * 20
-        assert stats(srv)["inflaters"] >= base + 30
+        after = stats(srv)
+        assert after["inflaters"] >= base + 30
+        # the shared compressors (made once, at most one per window) aside
+        per_conn = (after["zlib_bytes"] - before["zlib_bytes"] - 300_000) / 30
+        assert per_conn <= 64 * 1024, f"{per_conn:.0f} bytes of zlib state per connection"
     finally:
         for ws in socks:
             ws.send_close(1000)

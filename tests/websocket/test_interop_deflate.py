@@ -23,7 +23,7 @@ MESSAGES = ["hello", "é" * 5000, "x" * (1 << 20), os.urandom(70000), b"\0" * 30
 
 @pytest.fixture
 def srv(run_server):
-    return run_server("ws_deflate", "-maxms", "2048")
+    return run_server("ws_deflate", "-maxms", "2048", "--ws-deflate-mem", "64")
 
 
 def run(coro):
