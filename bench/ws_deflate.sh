@@ -96,7 +96,7 @@ measure() {   # measure LABEL KIND ws_load-args...: one run, JSON kept, a line f
         --server-pid "$pids" -d "$DURATION" -w "$WARMUP" "$@" >"$raw" 2>"$raw.err" || true
     if ! grep -q '"rate"' "$raw"; then log "$label: ws_load failed"; cat "$raw.err" >&2; RESULTS+=("$label|$kind|failed"); return; fi
     RESULTS+=("$label|$kind|$raw")
-    log "$label: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"{d[\"rate\"]:.0f}/s, server {d[\"server_cpu_us_per_msg\"]:.2f} us/msg, wire {d[\"wire_in_per_msg\"]:.0f} B/msg, errors {d[\"errors\"][\"total\"]}")' "$raw")"
+    log "$label: $(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%.0f/s, server %.2f us/msg (%.0f%% of its core), wire %.0f B/msg, errors %d" % (d["rate"], d["server_cpu_us_per_msg"], d["server_cpu_pct"], d["wire_in_per_msg"], d["errors"]["total"]))' "$raw")"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -130,13 +130,14 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 TABLE=$(python3 - "${RESULTS[@]}" <<'PY'
 import json, sys
 rows = [r.split("|", 2) for r in sys.argv[1:]]
-print("| case | messages/s (echo) or deliveries/s (fan-out) | server CPU µs/msg | wire B/msg received | errors |")
-print("|---|---:|---:|---:|---:|")
+print("| case | messages/s (echo) or deliveries/s (fan-out) | server CPU µs/msg | server core busy % | ws_load core busy % | wire B/msg received | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for label, kind, raw in rows:
     if raw == "failed":
-        print(f"| {label} | failed | | | |"); continue
+        print(f"| {label} | failed | | | | | |"); continue
     d = json.load(open(raw))
-    print(f"| {label} | {d['rate']:.0f} | {d['server_cpu_us_per_msg']:.2f} | {d['wire_in_per_msg']:.0f} | {d['errors']['total']} |")
+    print(f"| {label} | {d['rate']:.0f} | {d['server_cpu_us_per_msg']:.2f} | {d['server_cpu_pct']:.0f} "
+          f"| {d['client_cpu_pct']:.0f} | {d['wire_in_per_msg']:.0f} | {d['errors']['total']} |")
 PY
 )
 {
@@ -148,6 +149,9 @@ PY
     echo "(a shared 2-core machine: indicative only)."
     echo
     echo "$TABLE"
+    echo
+    echo "Server core busy % well under 100 means the server was not the bottleneck: on a loaded machine a"
+    echo "closed loop waits on the scheduler, and server CPU µs/msg is then the steadier figure."
     echo
     echo "Commands: \`DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS SIZE=$SIZE SUBS=$SUBS WINDOW=$WINDOW bench/ws_deflate.sh\`;"
     echo "servers: \`iodine examples/echo.py -t 1\`, \`uvicorn echo_asgi:app --ws websockets --loop uvloop --http httptools\`,"
