@@ -36,6 +36,11 @@ build/test_%: tests/c/test_%.c ext/%.c ext/%.h tests/c/check.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_TEST) ext/$*.c $< -o $@
 
+# pmd.c frames with ws_frame.c and inflates with the system zlib.
+build/test_pmd: tests/c/test_pmd.c ext/pmd.c ext/pmd.h ext/ws_frame.c tests/c/check.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) ext/pmd.c ext/ws_frame.c $< -o $@ -lz
+
 test-c: $(C_TESTS)
 	@for t in $(C_TESTS); do \
 	  ./$$t > $$t.log 2>&1; rc=$$?; printf '%s: ' "$$t"; tail -n 1 $$t.log; \
