@@ -49,6 +49,11 @@ build/test_http_state: tests/c/test_http_state.c $(HTTP_STATE_SRC) $(wildcard ex
 	@mkdir -p build
 	$(CC) $(CFLAGS_TEST) -DIODINE_TLS=1 $(HTTP_STATE_SRC) $< -o $@ -lssl -lcrypto -lpthread
 
+# pmd.c frames with ws_frame.c and inflates with the system zlib.
+build/test_pmd: tests/c/test_pmd.c ext/pmd.c ext/pmd.h ext/ws_frame.c tests/c/check.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) ext/pmd.c ext/ws_frame.c $< -o $@ -lz
+
 test-c: $(C_TESTS)
 	@for t in $(C_TESTS); do \
 	  ./$$t > $$t.log 2>&1; rc=$$?; printf '%s: ' "$$t"; tail -n 1 $$t.log; \
@@ -82,7 +87,7 @@ format-check:
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
 # build/fuzz-work/X, a crashing input to build/fuzz-X-crash-*, and a crash
 # (or a sanitizer report: none recovers) fails the target.
-FUZZ_TARGETS := http1 ws_frame glob sse static resp psid
+FUZZ_TARGETS := http1 ws_frame glob sse static resp psid pmd
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iext
@@ -93,10 +98,12 @@ FUZZ_SRC_sse := ext/sse.c
 FUZZ_SRC_static := ext/static.c ext/http_facts.c ext/http1_parser.c
 FUZZ_SRC_resp := ext/resp.c
 FUZZ_SRC_psid := ext/psid.c
+FUZZ_SRC_pmd := ext/pmd.c ext/ws_frame.c
+FUZZ_LIBS_pmd := -lz
 
 build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SRC_$*) $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SRC_$*) $< -o $@ $(FUZZ_LIBS_$*)
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \

@@ -139,13 +139,13 @@ trap 'trap "" PIPE; log "terminated" || true; exit 143' TERM HUP
 # ---------------------------------------------------------------- helpers
 need() { command -v "$1" >/dev/null 2>&1 || { echo "pubsub.sh: '$1' not found${2:+ ($2)}" >&2; exit 1; }; }
 
-WS_LOAD_BUILD="cc -O2 -std=c11 -Wall -Wextra -o build/ws_load bench/ws_load.c"
+WS_LOAD_BUILD="cc -O2 -std=c11 -Wall -Wextra -o build/ws_load bench/ws_load.c -lz"
 ensure_ws_load() {
     if [[ ! -x $WS_LOAD || $HERE/ws_load.c -nt $WS_LOAD ]]; then
         need cc "apt-get install -y gcc"
         log "building $WS_LOAD"
         mkdir -p "$(dirname "$WS_LOAD")"
-        cc -O2 -std=c11 -Wall -Wextra -o "$WS_LOAD" "$HERE/ws_load.c"
+        cc -O2 -std=c11 -Wall -Wextra -o "$WS_LOAD" "$HERE/ws_load.c" -lz
     fi
 }
 

@@ -1,7 +1,22 @@
 /*
  * bench/ws_load.c - a WebSocket (RFC 6455) load generator: epoll, non-blocking, libc only.
  *
- * Build:  cc -O2 -std=c11 -Wall -Wextra -o build/ws_load bench/ws_load.c
+ * Build:  cc -O2 -std=c11 -Wall -Wextra -o build/ws_load bench/ws_load.c -lz
+ *
+ * -z offers permessage-deflate (RFC 7692: "permessage-deflate; client_max_window_bits", what
+ * browsers offer). When the server agrees, every data message this client sends is compressed
+ * on its own (a fresh context each time: always allowed, whatever the server asked) with RSV1
+ * on its first frame, and RSV1 messages from the server are inflated (one inflater per
+ * connection, keeping its window: correct with or without server context takeover). The
+ * checks (echo byte for byte, fanout sequence numbers) run on the inflated data. wire_in /
+ * wire_out count bytes on the socket over the whole run, handshakes included.
+ * In fanout mode, when the server resets its context every message (server_no_context_takeover),
+ * subscribers inflate only the first 32 bytes of each message (the timestamp and sequence
+ * number the checks need): a full inflate of every delivery would make this one thread, not the
+ * server, the bottleneck (and the last message's bytes and prefix are kept: a shared frame
+ * reaches the subscribers in a row). Echo mode always inflates and compares everything.
+ * -j fills messages with JSON-like text (a list of small objects) instead of random letters,
+ * so compression sees what an application would send.
  *
  * Modes (-m):
  *   echo   (default) closed loop: every connection sends one masked message of -s bytes,
@@ -58,6 +73,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_THREADS 64
 #define MAX_SERVER_PIDS 64
@@ -81,6 +97,8 @@ static struct {
     int threads, depth;
     size_t frag;                     /* split client data messages into frames of this size (0: don't) */
     bool json, binary, ts, quiet;
+    bool deflate;                    /* -z: offer permessage-deflate */
+    bool jsonish;                    /* -j: JSON-like payload */
     double rate;                     /* pub: messages/s over all connections */
     int batch;                       /* handshakes in flight (all threads) */
     double connect_timeout, close_timeout, stall_s;
@@ -257,6 +275,11 @@ struct conn {
     uint64_t *t_sent;                            /* echo: send time of each message in flight (ring of -p) */
     uint64_t seq, acked, win_msgs;               /* echo: last sequence number sent / echoed back */
     bool is_pub;                                 /* fanout: the publisher */
+    bool z;                                      /* permessage-deflate agreed */
+    int zbits;                                   /* client_max_window_bits the server gave */
+    bool frag_z;                                 /* the message being reassembled is compressed */
+    bool z_reset;                                /* server_no_context_takeover agreed */
+    z_stream *inf;                               /* inflater (lazy), keeps its window */
     uint64_t last_seq;                           /* fanout: last sequence number received */
 };
 
@@ -298,6 +321,12 @@ struct worker {
     uint64_t e_connect, e_handshake, e_closed, e_mismatch, e_proto, e_ts, stalled, pub_total, pub_rr;
     uint64_t min_conn_msgs, max_conn_msgs;
     struct fanout f;
+    /* permessage-deflate: one compressor per window size, reset per message */
+    z_stream *def[16];
+    uint8_t *zbuf; size_t zcap;                  /* compressed output */
+    uint8_t *ibuf; size_t icap;                  /* inflated input */
+    /* whole run */
+    uint64_t wire_in, wire_out, rx_msgs;
 };
 
 static void conn_fail(struct worker *w, struct conn *c, uint64_t *counter);
@@ -323,6 +352,7 @@ static void conn_release(struct worker *w, struct conn *c) {
     free(c->rbuf); c->rbuf = NULL; c->rlen = c->rcap = 0;
     free(c->wbuf); c->wbuf = NULL; c->wlen = c->woff = c->wcap = 0;
     free(c->frag); c->frag = NULL; c->flen = c->fcap = 0;
+    if (c->inf) { inflateEnd(c->inf); free(c->inf); c->inf = NULL; }
 }
 
 static void conn_fail(struct worker *w, struct conn *c, uint64_t *counter) {
@@ -344,7 +374,7 @@ static bool reserve(uint8_t **buf, size_t *cap, size_t need) {
 static bool conn_flush(struct worker *w, struct conn *c) {
     while (c->woff < c->wlen) {
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
-        if (n > 0) { c->woff += (size_t)n; continue; }
+        if (n > 0) { c->woff += (size_t)n; w->wire_out += (uint64_t)n; continue; }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!c->want_out) { c->want_out = true; ep_set(w, c, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD); }
@@ -373,11 +403,12 @@ static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t 
 }
 
 /* append one masked frame to the output; false if out of memory (connection dropped) */
-static bool conn_queue_frame(struct worker *w, struct conn *c, int op, bool fin, const uint8_t *p, size_t len) {
+static bool conn_queue_frame_rsv(struct worker *w, struct conn *c, int op, bool fin, bool rsv1,
+                                 const uint8_t *p, size_t len) {
     if (!reserve(&c->wbuf, &c->wcap, c->wlen + len + 14)) { conn_fail(w, c, &w->e_closed); return false; }
     uint8_t *h = c->wbuf + c->wlen;
     size_t hl = 2;
-    h[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+    h[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | op);
     if (len < 126) h[1] = (uint8_t)(0x80 | len);
     else if (len < 65536) { h[1] = 0x80 | 126; h[2] = (uint8_t)(len >> 8); h[3] = (uint8_t)len; hl = 4; }
     else {
@@ -393,12 +424,93 @@ static bool conn_queue_frame(struct worker *w, struct conn *c, int op, bool fin,
     return true;
 }
 
-/* append a message, split into frames of -f bytes for data messages if asked */
+/* compress a whole message on its own (RFC 7692 7.2.1: sync flush, tail dropped); NULL on error */
+static const uint8_t *zcompress(struct worker *w, int bits, const uint8_t *p, size_t len, size_t *out) {
+    if (bits < 9) bits = 9;                      /* zlib has no raw 8-bit window; 9 stays inside 256 (MAX_DIST) */
+    z_stream *z = w->def[bits];
+    if (!z) {
+        z = calloc(1, sizeof *z);
+        if (!z || deflateInit2(z, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) { free(z); return NULL; }
+        w->def[bits] = z;
+    }
+    size_t bound = deflateBound(z, (uLong)len) + 16;
+    if (!reserve(&w->zbuf, &w->zcap, bound)) return NULL;
+    z->next_in = (Bytef *)(uintptr_t)p; z->avail_in = (uInt)len;
+    z->next_out = w->zbuf; z->avail_out = (uInt)bound;
+    int r = deflate(z, Z_SYNC_FLUSH);
+    size_t n = bound - z->avail_out;
+    deflateReset(z);
+    if (r != Z_OK || z->avail_in || n < 4) return NULL;
+    *out = n - 4;
+    return w->zbuf;
+}
+
+/* inflate a compressed message into w->ibuf; NULL on error */
+static const uint8_t *zinflate(struct worker *w, struct conn *c, const uint8_t *p, size_t len, size_t *out) {
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    if (cfg.mode == M_FANOUT && c->z_reset && !c->is_pub) {
+        /* each message stands alone: its first 32 bytes are enough, from a shared inflater */
+        static z_stream head;
+        static bool head_ok;
+        /* the same bytes inflate to the same prefix: a shared frame reaches every subscriber
+         * in a row, so the last input and its output are kept (compared byte for byte) */
+        static uint8_t last_in[4096], last_out[32];
+        static size_t last_len, last_out_len;
+        if (len <= sizeof last_in && len == last_len && memcmp(p, last_in, len) == 0) {
+            *out = last_out_len;
+            return last_out;
+        }
+        if (!head_ok && inflateInit2(&head, -15) != Z_OK) return NULL;
+        head_ok = true;
+        inflateReset(&head);
+        head.next_in = (Bytef *)(uintptr_t)p; head.avail_in = (uInt)len;
+        head.next_out = last_out; head.avail_out = 32;
+        int r = inflate(&head, Z_SYNC_FLUSH);
+        if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) { last_len = 0; return NULL; }
+        last_out_len = 32 - head.avail_out;
+        last_len = len <= sizeof last_in ? len : 0;
+        if (last_len) memcpy(last_in, p, len);
+        *out = last_out_len;
+        return last_out;
+    }
+    if (!c->inf) {
+        c->inf = calloc(1, sizeof *c->inf);
+        if (!c->inf || inflateInit2(c->inf, -15) != Z_OK) { free(c->inf); c->inf = NULL; return NULL; }
+    }
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        c->inf->next_in = (Bytef *)(uintptr_t)(pass ? tail : p);
+        c->inf->avail_in = (uInt)(pass ? 4 : len);
+        do {
+            if (w->icap - n < 65536 && !reserve(&w->ibuf, &w->icap, n + 65536)) return NULL;
+            c->inf->next_out = w->ibuf + n;
+            c->inf->avail_out = (uInt)(w->icap - n);
+            int r = inflate(c->inf, Z_SYNC_FLUSH);
+            n = w->icap - c->inf->avail_out;
+            if (r == Z_STREAM_END) inflateReset(c->inf);
+            else if (r == Z_BUF_ERROR) break;
+            else if (r != Z_OK) return NULL;
+            if (n > MAX_MSG) return NULL;
+        } while (c->inf->avail_in || c->inf->avail_out == 0);
+    }
+    *out = n;
+    return w->ibuf;
+}
+
+/* append a message (compressed when agreed), split into frames of -f bytes for data messages
+ * if asked */
 static bool conn_queue(struct worker *w, struct conn *c, int op, const uint8_t *p, size_t len) {
-    if (op >= 8 || !cfg.frag || len <= cfg.frag) return conn_queue_frame(w, c, op, true, p, len);
+    bool rsv1 = false;
+    if (op < 8 && c->z) {
+        size_t zl;
+        const uint8_t *zp = zcompress(w, c->zbits, p, len, &zl);
+        if (!zp) { conn_fail(w, c, &w->e_proto); return false; }
+        p = zp; len = zl; rsv1 = true;
+    }
+    if (op >= 8 || !cfg.frag || len <= cfg.frag) return conn_queue_frame_rsv(w, c, op, true, rsv1, p, len);
     for (size_t off = 0; off < len; off += cfg.frag) {
         size_t n = len - off < cfg.frag ? len - off : cfg.frag;
-        if (!conn_queue_frame(w, c, off ? 0 : op, off + n == len, p + off, n)) return false;
+        if (!conn_queue_frame_rsv(w, c, off ? 0 : op, off + n == len, rsv1 && !off, p + off, n)) return false;
     }
     return true;
 }
@@ -575,6 +687,7 @@ static void fan_pump(struct worker *w, uint64_t now) {
 /* a complete data message from the server; false if the connection died */
 static bool on_message(struct worker *w, struct conn *c, int op, const uint8_t *p, size_t len) {
     if (c->state != C_OPEN) return true;         /* closing: late messages are not counted */
+    w->rx_msgs++;
     uint64_t now = now_ns();
     uint64_t ws = atomic_load_explicit(&g_win_start, memory_order_relaxed);
     uint64_t we = atomic_load_explicit(&g_win_end, memory_order_relaxed);
@@ -671,6 +784,14 @@ static long parse_handshake(struct conn *c) {
             if (nl == 20 && strncasecmp(line, "sec-websocket-accept", 20) == 0) {
                 if (vl != strlen(c->accept) || memcmp(v, c->accept, vl) != 0) return -1;
                 got_accept = true;
+            } else if (nl == 24 && strncasecmp(line, "sec-websocket-extensions", 24) == 0) {
+                if (!cfg.deflate || vl < 18 || strncasecmp(v, "permessage-deflate", 18) != 0) return -1;
+                c->z = true;
+                c->zbits = 15;
+                c->z_reset = memmem(v, vl, "server_no_context_takeover", 26) != NULL;
+                const char *b = memmem(v, vl, "client_max_window_bits=", 23);
+                if (b) c->zbits = atoi(b + 23);
+                if (c->zbits < 8 || c->zbits > 15) return -1;
             } else if (nl == 7 && strncasecmp(line, "upgrade", 7) == 0) {
                 got_upgrade = vl == 9 && strncasecmp(v, "websocket", 9) == 0;
             }
@@ -692,7 +813,9 @@ static bool parse_frames(struct worker *w, struct conn *c) {
         int op = f[0] & 0x0F;
         uint64_t len = f[1] & 0x7F;
         size_t hl = 2;
-        if (f[0] & 0x70) { conn_fail(w, c, &w->e_proto); return false; }   /* no extension negotiated */
+        /* RSV1 only with permessage-deflate, on the first frame of a data message */
+        bool rsv1 = f[0] & 0x40;
+        if ((f[0] & 0x30) || (rsv1 && (!c->z || (op != 1 && op != 2)))) { conn_fail(w, c, &w->e_proto); return false; }
         if (len == 126) {
             if (avail < 4) break;
             len = (uint64_t)f[2] << 8 | f[3];
@@ -740,17 +863,25 @@ static bool parse_frames(struct worker *w, struct conn *c) {
             if (fin) {
                 int fop = c->fop;
                 c->fop = 0;
-                alive = on_message(w, c, fop, c->frag, c->flen);
+                const uint8_t *mp = c->frag;
+                size_t ml = c->flen;
+                if (c->frag_z && !(mp = zinflate(w, c, c->frag, c->flen, &ml))) { conn_fail(w, c, &w->e_proto); return false; }
+                alive = on_message(w, c, fop, mp, ml);
                 if (alive) c->flen = 0;
             }
         } else if (op == 1 || op == 2) {
             if (c->fop) { conn_fail(w, c, &w->e_proto); return false; }
-            if (fin) alive = on_message(w, c, op, p, len);
-            else {
+            if (fin) {
+                const uint8_t *mp = p;
+                size_t ml = len;
+                if (rsv1 && !(mp = zinflate(w, c, p, len, &ml))) { conn_fail(w, c, &w->e_proto); return false; }
+                alive = on_message(w, c, op, mp, ml);
+            } else {
                 if (!reserve(&c->frag, &c->fcap, len ? len : 1)) { conn_fail(w, c, &w->e_proto); return false; }
                 memcpy(c->frag, p, len);
                 c->flen = len;
                 c->fop = op;
+                c->frag_z = rsv1;
             }
         } else { conn_fail(w, c, &w->e_proto); return false; }
         if (alive && c->state == C_DEAD) alive = false;
@@ -782,6 +913,7 @@ static void on_readable(struct worker *w, struct conn *c) {
             return;
         }
         c->rlen += (size_t)n;
+        w->wire_in += (uint64_t)n;
         if (c->state == C_HANDSHAKE) {
             long hl = parse_handshake(c);
             if (hl < 0) { conn_fail(w, c, &w->e_handshake); return; }
@@ -828,8 +960,9 @@ static void on_connected(struct worker *w, struct conn *c) {
     char req[4096];
     int rl = snprintf(req, sizeof req,
                       "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      c->is_pub ? cfg.pub_path : cfg.path, cfg.host, cfg.port, c->key);
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                      c->is_pub ? cfg.pub_path : cfg.path, cfg.host, cfg.port, c->key,
+                      cfg.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     if (rl <= 0 || (size_t)rl >= sizeof req || !reserve(&c->wbuf, &c->wcap, (size_t)rl)) { conn_fail(w, c, &w->e_connect); return; }
     memcpy(c->wbuf, req, (size_t)rl);
     c->wlen = (size_t)rl;
@@ -983,6 +1116,8 @@ static void usage(FILE *f) {
         "                   one write at the start, then one per echo)\n"
         "  -f BYTES         send each message as frames of at most BYTES (continuation frames; default: one)\n"
         "  -B               binary messages (default: text, printable ASCII)\n"
+        "  -z               offer permessage-deflate; compress what is sent, inflate what comes\n"
+        "  -j               JSON-like message text instead of random letters\n"
         "  -t               timestamps: pub writes CLOCK_MONOTONIC ns at the start of each message\n"
         "                   (8 bytes LE if binary, 16 hex digits if text); sub reports latency from them\n"
         "  -r RATE          pub: messages/s over all connections (default 1000)\n"
@@ -1067,7 +1202,7 @@ int main(int argc, char **argv) {
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bool rate_set = false, ctimeout_set = false;
     int o;
-    while ((o = getopt_long(argc, argv, "m:c:s:d:w:T:p:f:Btr:b:C:qh", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "m:c:s:d:w:T:p:f:Btr:b:C:qhzj", lo, NULL)) != -1) {
         switch (o) {
         case 'm':
             if (!strcmp(optarg, "echo")) cfg.mode = M_ECHO;
@@ -1085,6 +1220,8 @@ int main(int argc, char **argv) {
         case 'p': cfg.depth = (int)num_arg(optarg, "-p"); break;
         case 'f': cfg.frag = (size_t)num_arg(optarg, "-f"); break;
         case 'B': cfg.binary = true; break;
+        case 'z': cfg.deflate = true; break;
+        case 'j': cfg.jsonish = true; break;
         case 't': cfg.ts = true; break;
         case 'r': cfg.rate = num_arg(optarg, "-r"); rate_set = true; break;
         case 'b': cfg.batch = (int)num_arg(optarg, "-b"); break;
@@ -1166,6 +1303,17 @@ int main(int argc, char **argv) {
             c->t_sent = calloc((size_t)cfg.depth, sizeof *c->t_sent);
             if (!c->payload || !c->t_sent) { perror("malloc"); return 1; }
             for (size_t k = 0; k < cfg.size; k++) c->payload[k] = (uint8_t)('a' + rng_next(&w->rng) % 26);
+            if (cfg.jsonish) {                   /* [{"id":N,"name":"item-N","price":P,"tags":["a","b"]},...] */
+                size_t k = 0;
+                char item[96];
+                while (k < cfg.size) {
+                    unsigned id = (unsigned)(rng_next(&w->rng) % 100000);
+                    int il = snprintf(item, sizeof item, "%s{\"id\":%u,\"name\":\"item-%u\",\"price\":%u.%02u,\"tags\":[\"new\",\"sale\"]}",
+                                      k ? "," : "[", id, id % 977, id % 500, id % 100);
+                    for (int q = 0; q < il && k < cfg.size; q++) c->payload[k++] = (uint8_t)item[q];
+                }
+                if (cfg.size) c->payload[cfg.size - 1] = ']';
+            }
         }
         if (cfg.mode == M_FANOUT) {
             w->f.pub = &w->c[w->n - 1];
@@ -1247,6 +1395,7 @@ int main(int argc, char **argv) {
         S.msgs += w->msgs; S.bytes += w->bytes; S.sent += w->sent;
         S.e_connect += w->e_connect; S.e_handshake += w->e_handshake; S.e_closed += w->e_closed;
         S.e_mismatch += w->e_mismatch; S.e_proto += w->e_proto; S.e_ts += w->e_ts; S.stalled += w->stalled;
+        S.wire_in += w->wire_in; S.wire_out += w->wire_out; S.rx_msgs += w->rx_msgs;
         if (w->min_conn_msgs < S.min_conn_msgs) S.min_conn_msgs = w->min_conn_msgs;
         if (w->max_conn_msgs > S.max_conn_msgs) S.max_conn_msgs = w->max_conn_msgs;
     }
@@ -1292,6 +1441,10 @@ int main(int argc, char **argv) {
                S.min_conn_msgs, S.max_conn_msgs,
                errors, S.e_connect, S.e_handshake, S.e_closed, S.e_mismatch, S.e_proto, S.stalled, S.e_ts,
                F->lost, F->order, cpu_pct, sys_pct, cpu_total, srv_us, srv_pct);
+        printf(",\"deflate\":%s,\"wire_in\":%" PRIu64 ",\"wire_out\":%" PRIu64 ",\"rx_msgs\":%" PRIu64
+               ",\"wire_in_per_msg\":%.1f",
+               cfg.deflate ? "true" : "false", S.wire_in, S.wire_out, S.rx_msgs,
+               S.rx_msgs ? (double)S.wire_in / (double)S.rx_msgs : 0);
         if (cfg.mode == M_FANOUT)
             printf(",\"fanout\":{\"subscribers\":%d,\"pub_path\":\"%s\",\"inflight_window\":%d,\"rate_limit\":%.1f,"
                    "\"synced\":%s,\"published\":%" PRIu64 ",\"publish_rate\":%.1f,\"published_total\":%" PRIu64
@@ -1325,6 +1478,9 @@ int main(int argc, char **argv) {
         printf("  errors       %" PRIu64 ": connect %" PRIu64 ", handshake %" PRIu64 ", closed %" PRIu64 ", mismatch %" PRIu64
                ", protocol %" PRIu64 ", stalled %" PRIu64 ", bad timestamp %" PRIu64 "\n",
                errors, S.e_connect, S.e_handshake, S.e_closed, S.e_mismatch, S.e_proto, S.stalled, S.e_ts);
+        printf("  wire         %" PRIu64 " B in, %" PRIu64 " B out (%.1f B in per message received)%s\n",
+               S.wire_in, S.wire_out, S.rx_msgs ? (double)S.wire_in / (double)S.rx_msgs : 0,
+               cfg.deflate ? ", permessage-deflate offered" : "");
         printf("  client CPU   %.1f%% of one core in the window (%.1f%% in the kernel; %.2f s over the whole run)\n",
                cpu_pct, sys_pct, cpu_total);
         if (cfg.nspids) {

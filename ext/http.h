@@ -54,6 +54,14 @@ typedef struct http_settings {
   const char *public_root;
   /* after header_timeout_ms of a body, it must average this (408 under) */
   uint32_t min_body_rate; /* bytes a second, 0: off */
+  /* WebSocket permessage-deflate (pmd.h): offered by clients, agreed
+   * when on; our window and the one clients may keep (9..15); messages
+   * under ws_deflate_min bytes go uncompressed; inflate state a
+   * connection may keep between messages, bytes */
+  int ws_deflate;
+  int ws_deflate_bits;
+  size_t ws_deflate_min;
+  size_t ws_deflate_mem;
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with
@@ -123,7 +131,9 @@ int http_abort(uint64_t conn);
 int http_await_drain(uint64_t conn);
 
 /* Answer an upgradeable request by switching protocols: a 101 with
- * Sec-WebSocket-Accept, or a 200 text/event-stream head, carrying the
+ * Sec-WebSocket-Accept (and Sec-WebSocket-Extensions when compression was
+ * agreed: the server owns that header; an application's own is accepted
+ * only when it names exactly what was agreed, else -2), or a 200 text/event-stream head, carrying the
  * application's extra headers (same form as http_respond). The connection
  * then belongs to websocket.c or sse.c, which posts DSP_OPEN. Returns 0, -1
  * when gone or not upgradeable, -2 for malformed headers. */

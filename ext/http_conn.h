@@ -48,6 +48,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "http1_parser.h"
+#include "pmd.h"
 #include "reactor.h"
 
 #define HTTP_SERVER_LINE "Server: iodine-py\r\n"
@@ -97,6 +98,7 @@ typedef struct http_conn {
   sbuf env;
   int upgrade;        /* what the request may upgrade to (UP_*) */
   char ws_accept[29]; /* Sec-WebSocket-Accept, computed at parse time */
+  pmd_params pmd;     /* permessage-deflate, as negotiated at parse time */
   uint64_t head_since; /* when the head now arriving began (0: none) */
   uint64_t body_since; /* when the body now arriving began */
   uint64_t body_got;   /* body bytes taken off the wire since then */

@@ -23,6 +23,7 @@
 #include "http_conn.h"
 #include "http_facts.h"
 #include "static.h"
+#include "upgrade.h"
 
 /* One buffer for every head (responses and upgrades), reused: every
  * caller holds the big lock. */
@@ -77,7 +78,8 @@ enum { AH_COPY, AH_DROP, AH_LENGTH, AH_XSEND, AH_CONNECTION, AH_DATE, AH_SERVER 
 static int classify(const char *name, size_t nl, int upgrade) {
   if (same_name(name, nl, "content-length", 14)) return AH_LENGTH;
   if (same_name(name, nl, "transfer-encoding", 17) || same_name(name, nl, "keep-alive", 10) ||
-      (upgrade && (same_name(name, nl, "upgrade", 7) || same_name(name, nl, "content-type", 12))))
+      (upgrade && (same_name(name, nl, "upgrade", 7) || same_name(name, nl, "content-type", 12))) ||
+      (upgrade == UP_WEBSOCKET && same_name(name, nl, "sec-websocket-extensions", 24)))
     return AH_DROP;
   if (!upgrade && same_name(name, nl, "x-sendfile", 10)) return AH_XSEND;
   if (same_name(name, nl, "connection", 10)) return AH_CONNECTION;

@@ -278,6 +278,7 @@ typedef struct {
   rx_buf *sse;
   ps_msg *pm;
   long reached;
+  rx_buf *wsz[2][8]; /* compressed frames per [text] and window size (websocket.h) */
 } delivery;
 
 static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg,
@@ -289,6 +290,8 @@ static void delivery_init(delivery *d, const char *ch, size_t clen, const char *
 static void delivery_done(delivery *d) {
   rx_buf_release(d->ws[0]);
   rx_buf_release(d->ws[1]);
+  ws_fanout_release(d->wsz[0]);
+  ws_fanout_release(d->wsz[1]);
   rx_buf_release(d->sse);
   ps_msg_release(d->pm);
 }
@@ -301,8 +304,10 @@ static int is_utf8(delivery *d) {
   return d->utf8;
 }
 
-static rx_buf *ws_frame_of(delivery *d, int as) {
+static rx_buf *ws_frame_of(delivery *d, rx_conn *c, int as) {
   int text = as == PS_AS_BINARY ? 0 : as == PS_AS_TEXT ? is_utf8(d) : d->text;
+  rx_buf *z = ws_fanout_frame(c, d->wsz[text], d->msg, d->mlen, text);
+  if (z) return z; /* permessage-deflate: compressed once per window size */
   if (!d->ws[text]) {
     uint8_t hd[10];
     size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->mlen);
@@ -378,7 +383,7 @@ static void deliver(delivery *d, ps_sub *s) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, s->as) : sse_event_of(d);
+  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, c, s->as) : sse_event_of(d);
   if (!b) return;
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);

@@ -79,7 +79,7 @@ int up_close(uint64_t conn, unsigned code) {
   up_conn *u = up_find(conn, &c);
   int r = -1;
   if (u && !rx_closed(c)) {
-    if (u->kind == UP_WEBSOCKET) ws_send_close(c, code);
+    if (u->kind == UP_WEBSOCKET) ws_send_close(c, code, NULL, 0);
     else rx_close(c);
     r = 0;
   }

@@ -13,6 +13,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "pmd.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "upgrade.h"
@@ -46,12 +47,18 @@ typedef struct ws_conn {
   int msg_op; /* WS_OP_TEXT, WS_OP_BINARY, or 0 between messages */
   ws_msg *msg;
   size_t msg_cap;
+  uint64_t msg_wire; /* payload bytes of the message as they came (compressed) */
   uint32_t utf8;
   uint8_t ctl[125];
+  /* permessage-deflate (pmd.h) */
+  pmd_params pmd;
+  pmd_inflater *inf;      /* inflating the message in progress, or NULL */
+  pmd_inflater *inf_keep; /* the connection's own (context takeover) */
   /* flow */
   size_t inflight; /* bytes posted to the application, not yet done */
   unsigned read_paused : 1, close_sent : 1, ping_out : 1;
   unsigned failing : 1; /* a protocol error waits for earlier messages */
+  unsigned msg_z : 1;   /* the message in progress is compressed */
 } ws_conn;
 
 static const rx_proto ws_proto;
@@ -70,13 +77,27 @@ static int send_frame(ws_conn *w, int op, const void *data, size_t len) {
   return rx_writev(w->c, iov, len ? 2 : 1);
 }
 
-void ws_send_close(rx_conn *c, unsigned code) {
+/* A data message: compressed when agreed, big enough, and it shrinks. */
+static int send_data(ws_conn *w, int op, const void *data, size_t len) {
+  if (w->pmd.on && len >= w->up.set->ws_deflate_min) {
+    const uint8_t *f;
+    size_t fl;
+    if (pmd_deflate_frame(w->pmd.server_bits, op, data, len, &f, &fl) == 0)
+      return rx_write(w->c, f, fl);
+  }
+  return send_frame(w, op, data, len);
+}
+
+void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
   ws_conn *w = c->udata;
   if (w->close_sent || rx_closed(c)) return;
   w->close_sent = 1;
   w->up.closing = 1;
-  uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
-  send_frame(w, WS_OP_CLOSE, p, code ? 2 : 0);
+  uint8_t p[125] = {(uint8_t)(code >> 8), (uint8_t)code};
+  if (!code) rlen = 0;
+  if (rlen > 123) rlen = 123; /* a control payload is at most 125 bytes */
+  if (rlen) memcpy(p + 2, reason, rlen);
+  send_frame(w, WS_OP_CLOSE, p, code ? 2 + rlen : 0);
   /* Half-close and discard the peer's reply: it owes us a Close frame,
    * which we do not need, and unread input would turn our FIN into RST. */
   c->flags |= RX_F_LINGER;
@@ -94,7 +115,29 @@ static void fail(ws_conn *w, unsigned code) {
   if (w->failing || w->close_sent) return;
   w->failing = 1;
   if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code))
-    ws_send_close(w->c, code);
+    ws_send_close(w->c, code, NULL, 0);
+}
+
+/* The peer's Close: like fail, but the application learns the code and
+ * reason (client.close_code / close_reason) and its answer echoes them.
+ * The reason travels as a ws_msg, counted as input like a message. */
+static void peer_closed(ws_conn *w, unsigned code, const uint8_t *reason, size_t n) {
+  w->rpos = w->rlen = 0;
+  if (w->failing || w->close_sent) return;
+  w->failing = 1;
+  ws_msg *m = malloc(sizeof *m + n + 1);
+  if (m) {
+    m->conn = w->c->id;
+    m->len = n;
+    m->text = 1;
+    if (n) memcpy(m->data, reason, n);
+    w->inflight += n + MSG_OVERHEAD;
+    if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, m, code) == 0) return;
+    w->inflight -= n + MSG_OVERHEAD;
+    free(m);
+  }
+  if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code))
+    ws_send_close(w->c, code, (const char *)reason, n);
 }
 
 int ws_write(uint64_t conn, const void *data, size_t len, int text) {
@@ -104,9 +147,48 @@ int ws_write(uint64_t conn, const void *data, size_t len, int text) {
   int r = -1;
   if (u && u->kind == UP_WEBSOCKET && !u->closing && !rx_closed(c) &&
       up_room(c, u, len + 10) == 0)
-    r = send_frame((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
+    r = send_data((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
   rx_unlock();
   return r;
+}
+
+int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int r = -1;
+  if (u && u->kind == UP_WEBSOCKET && !rx_closed(c)) {
+    ws_send_close(c, code, reason, rlen);
+    r = 0;
+  }
+  rx_unlock();
+  return r;
+}
+
+/* A slot whose message did not shrink: the plain frame serves that window. */
+static rx_buf plain_marker;
+
+rx_buf *ws_fanout_frame(rx_conn *c, rx_buf **slots, const char *msg, size_t len,
+                        int text) {
+  ws_conn *w = c->udata;
+  if (!w->pmd.on || len < w->up.set->ws_deflate_min) return NULL;
+  rx_buf **slot = &slots[(w->pmd.server_bits - 8) & 7];
+  if (!*slot) {
+    const uint8_t *f;
+    size_t fl;
+    *slot = &plain_marker;
+    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, msg,
+                          len, &f, &fl) == 0) {
+      rx_buf *b = rx_buf_new(f, fl);
+      if (b) *slot = b;
+    }
+  }
+  return *slot == &plain_marker ? NULL : *slot;
+}
+
+void ws_fanout_release(rx_buf **slots) {
+  for (int i = 0; i < 8; i++)
+    if (slots[i] && slots[i] != &plain_marker) rx_buf_release(slots[i]);
 }
 
 int ws_write_framed(rx_conn *c, struct rx_buf *frame) {
@@ -165,19 +247,51 @@ static void on_control(ws_conn *w) {
       return;
     }
     unsigned code = 0;
-    if (n == 1) return fail(w, 1002);
+    if (n == 1) {
+      fail(w, 1002);
+      return;
+    }
     if (n >= 2) {
       code = (unsigned)w->ctl[0] << 8 | w->ctl[1];
-      if (!ws_close_code_valid(code)) return fail(w, 1002);
+      if (!ws_close_code_valid(code)) {
+        fail(w, 1002);
+        return;
+      }
       uint32_t st = 0;
-      if (ws_utf8_feed(&st, w->ctl + 2, n - 2) || !ws_utf8_complete(st))
-        return fail(w, 1007);
+      if (ws_utf8_feed(&st, w->ctl + 2, n - 2) || !ws_utf8_complete(st)) {
+        fail(w, 1007);
+        return;
+      }
     }
-    fail(w, code); /* echo the peer's code (RFC 6455 5.5.1), in order */
+    /* echo the peer's code (RFC 6455 5.5.1) and reason, in order */
+    peer_closed(w, code, n > 2 ? w->ctl + 2 : NULL, n > 2 ? n - 2 : 0);
     break;
   }
   }
 }
+
+/* Inflated bytes of a compressed message: checked and appended like
+ * plain payload. */
+static int emit_inflated(void *ctx, const uint8_t *p, size_t n) {
+  ws_conn *w = ctx;
+  if (w->msg_op == WS_OP_TEXT && ws_utf8_feed(&w->utf8, p, n)) return -1007;
+  return msg_append(w, p, n) ? -1011 : 0;
+}
+
+/* The message is over (delivered, or failed): give back its inflater. */
+static void msg_inflate_done(ws_conn *w, int abandoned) {
+  if (w->inf) pmd_inflate_end(w->inf, &w->inf_keep, abandoned);
+  w->inf = NULL;
+  w->msg_z = 0;
+}
+
+/* A protocol error: the close code (a void function returns nothing, so
+ * the callers below say `{ fail(); return; }` through this). */
+#define FAIL(w, code) \
+  do {                \
+    fail(w, code);    \
+    return;           \
+  } while (0)
 
 /* Consume buffered bytes. Returns when more input is needed, or the
  * connection is closing. */
@@ -187,18 +301,29 @@ static void process(ws_conn *w) {
     if (!w->in_frame) {
       int r = ws_parse_head(w->rbuf + w->rpos, w->rlen - w->rpos, 1, &w->head);
       if (r == 0) return;
-      if (r < 0) return fail(w, (unsigned)-r);
-      if (w->head.rsv) return fail(w, 1002); /* no extension was agreed */
+      if (r < 0) FAIL(w, (unsigned)-r);
       int op = w->head.opcode;
+      /* RSV1 is permessage-deflate's, and only where RFC 7692 6.1 puts it:
+       * on the first frame of a data message, once it was agreed. RSV2/3
+       * belong to nothing we negotiate. */
+      if (w->head.rsv &&
+          (w->head.rsv != 4 || !w->pmd.on || op == WS_OP_CONT || op >= WS_OP_CLOSE))
+        FAIL(w, 1002);
       if (op < WS_OP_CLOSE) {
-        if (op == WS_OP_CONT && !w->msg_op) return fail(w, 1002);
-        if (op != WS_OP_CONT && w->msg_op) return fail(w, 1002);
-        uint64_t have = w->msg ? w->msg->len : 0;
+        if (op == WS_OP_CONT && !w->msg_op) FAIL(w, 1002);
+        if (op != WS_OP_CONT && w->msg_op) FAIL(w, 1002);
+        uint64_t have = op == WS_OP_CONT ? w->msg_wire : 0;
         if (w->head.len > s->ws_max_msg || have + w->head.len > s->ws_max_msg)
-          return fail(w, 1009);
+          FAIL(w, 1009);
         if (op != WS_OP_CONT) {
           w->msg_op = op;
           w->utf8 = 0;
+          w->msg_wire = 0;
+          if (w->head.rsv) {
+            w->msg_z = 1;
+            w->inf = pmd_inflate_begin(&w->pmd, &w->inf_keep);
+            if (!w->inf) FAIL(w, 1011);
+          }
         }
       }
       w->rpos += (size_t)r;
@@ -210,12 +335,23 @@ static void process(ws_conn *w) {
     size_t take = left < avail ? (size_t)left : avail;
     uint8_t *p = w->rbuf + w->rpos;
     ws_unmask(p, take, w->head.mask, w->frame_pos);
+    int frame_end = take == left;
     if (w->head.opcode >= WS_OP_CLOSE) {
       memcpy(w->ctl + w->frame_pos, p, take);
+    } else if (w->msg_z) {
+      int last = frame_end && w->head.fin;
+      if (take || last) {
+        uint64_t have = w->msg ? w->msg->len : 0;
+        int e = pmd_inflate(w->inf, p, take, last, s->ws_max_msg - have,
+                            emit_inflated, w);
+        if (e) FAIL(w, (unsigned)-e); /* 1009: a bomb stops at the limit */
+      }
+      w->msg_wire += take;
     } else {
       if (w->msg_op == WS_OP_TEXT && ws_utf8_feed(&w->utf8, p, take))
-        return fail(w, 1007); /* fail fast, mid-frame */
-      if (msg_append(w, p, take)) return fail(w, 1011);
+        FAIL(w, 1007); /* fail fast, mid-frame */
+      if (msg_append(w, p, take)) FAIL(w, 1011);
+      w->msg_wire += take;
     }
     w->rpos += take;
     w->frame_pos += take;
@@ -224,7 +360,8 @@ static void process(ws_conn *w) {
     if (w->head.opcode >= WS_OP_CLOSE) {
       on_control(w);
     } else if (w->head.fin) {
-      if (w->msg_op == WS_OP_TEXT && !ws_utf8_complete(w->utf8)) return fail(w, 1007);
+      if (w->msg_op == WS_OP_TEXT && !ws_utf8_complete(w->utf8)) FAIL(w, 1007);
+      if (w->msg_z) msg_inflate_done(w, 0);
       deliver(w);
       w->msg_op = 0;
     }
@@ -306,7 +443,7 @@ static void on_timeout(rx_conn *c) {
   if (w->close_sent) {
     rx_close_now(c);
   } else if (w->ping_out) {
-    ws_send_close(c, 1001); /* silent through a whole ping interval */
+    ws_send_close(c, 1001, NULL, 0); /* silent through a whole ping interval */
   } else {
     w->ping_out = 1;
     send_frame(w, WS_OP_PING, NULL, 0);
@@ -332,6 +469,8 @@ static void on_close(rx_conn *c) {
   ps_drop_conn(&w->up); /* subscriptions end with the connection */
   dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(w->up.actor);
+  msg_inflate_done(w, 1);
+  pmd_inflater_free(w->inf_keep);
   free(w->msg);
   if (w->rbuf != shared) free(w->rbuf); /* closed inside on_data: shared */
   free(w);
@@ -346,7 +485,7 @@ static const rx_proto ws_proto = {
 };
 
 int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
-                 const char *left, size_t left_len) {
+                 const char *left, size_t left_len, const pmd_params *pmd) {
   /* bytes that came behind the handshake: the only time input lands in
    * the connection's own buffer before anything is parsed */
   ws_conn *w = left_len <= RBUF_MAX ? calloc(1, sizeof *w) : NULL;
@@ -360,7 +499,10 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
       w->rlen = left_len;
     }
   }
-  if (w) w->c = c;
+  if (w) {
+    w->c = c;
+    if (pmd) w->pmd = *pmd;
+  }
   /* silence is measured on input only: our pings must not count as life */
   return up_adopt(c, w ? &w->up : NULL, UP_WEBSOCKET, s, actor, &ws_proto,
                   RX_F_IDLE_READ);

@@ -6,10 +6,22 @@
  * messages; input backpressure (reading stops while too many received bytes
  * wait for the application).
  *
+ * With permessage-deflate agreed (pmd.h), a message whose first frame has
+ * RSV1 is inflated as it streams in, bounded by the message limit, and
+ * outgoing data messages of at least `ws_deflate_min` bytes are compressed
+ * (when that makes them smaller). RSV1 is legal only on the first frame of
+ * a data message of a connection that negotiated compression; control
+ * frames are never compressed.
+ *
  * State: OPEN until a Close frame is sent or received, then CLOSING (input
  * is discarded, the socket lingers briefly), then closed. Every protocol
- * error answers with its close code: 1002 framing, 1007 bad UTF-8, 1009 too
- * big.
+ * error answers with its close code: 1002 framing (RSV bits not agreed
+ * included), 1007 bad UTF-8 or bad deflate data, 1009 too big (after
+ * inflating too).
+ *
+ * A peer's Close frame reaches the application before on_close: DSP_FAIL
+ * carries a ws_msg with the reason (text = 1) and the code in `arg`, and
+ * the application's answer (ws_close) echoes both.
  *
  * Must never: hand the application an incomplete or invalid message, or
  * call into Python (messages leave through dispatch). */
@@ -22,6 +34,7 @@
 typedef struct rx_conn rx_conn;
 typedef struct dsp_actor dsp_actor;
 typedef struct http_settings http_settings;
+typedef struct pmd_params pmd_params;
 
 /* A received message, handed to the application; ws_msg_done frees it. */
 typedef struct ws_msg {
@@ -36,7 +49,7 @@ typedef struct ws_msg {
  * the WebSocket. Posts DSP_OPEN. Returns 0 or -1 (the connection is then
  * closed). Caller holds the lock, on the loop thread or not. */
 int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
-                 const char *left, size_t left_len);
+                 const char *left, size_t left_len, const pmd_params *pmd);
 
 /* Send a message: text (UTF-8, not checked: Python's str guarantees it) or
  * binary. Returns 0, or -1 when closed/closing (or dropped for exceeding
@@ -48,8 +61,24 @@ int ws_write(uint64_t conn, const void *data, size_t len, int text);
 struct rx_buf;
 int ws_write_framed(rx_conn *c, struct rx_buf *frame);
 
-/* Start the close handshake with `code` (lock held). */
-void ws_send_close(rx_conn *c, unsigned code);
+/* Pub/sub fan-out with compression: the compressed frame this connection
+ * should get for a message, made on first need into slots[window bits -
+ * 8] (8 slots, zeroed by the caller) so that every subscriber with the
+ * same window shares one; NULL when it gets the plain frame (no
+ * compression agreed, a message under ws_deflate_min, or one that does not
+ * shrink: that slot is then left NULL and the plain frame is used for all
+ * of its window). Lock held. ws_fanout_release drops the slots' refs. */
+struct rx_buf *ws_fanout_frame(rx_conn *c, struct rx_buf **slots,
+                               const char *msg, size_t len, int text);
+void ws_fanout_release(struct rx_buf **slots);
+
+/* Start the close handshake with `code` and a reason (UTF-8, at most 123
+ * bytes; longer is cut) (lock held). code 0: a Close without a body. */
+void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen);
+
+/* The application's close: ws_send_close by connection id (any thread).
+ * Returns 0, or -1 when already gone. */
+int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen);
 
 void ws_msg_done(ws_msg *m); /* any thread */
 

@@ -67,6 +67,10 @@ typedef struct http_settings {
     struct tls_ctx *tls;
     const char *public_root;
     uint32_t min_body_rate;
+    int ws_deflate;
+    int ws_deflate_bits;
+    size_t ws_deflate_min;
+    size_t ws_deflate_mem;
 } http_settings;
 typedef struct http_req {
     uint64_t conn;
@@ -109,6 +113,10 @@ int up_close(uint64_t conn, unsigned code);
 void up_want_drained(uint64_t conn, int on);
 int ws_write(uint64_t conn, const void *data, size_t len, int text);
 void ws_msg_done(ws_msg *m);
+int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen);
+unsigned long long pmd_deflate_calls(void);
+long pmd_inflaters_alive(void);
+long pmd_zlib_bytes(void);
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
               size_t elen, const char *id, size_t ilen, long retry);
 long sse_format(char *out, size_t cap, const char *data, size_t dlen,
@@ -356,7 +364,7 @@ ffibuilder.set_source(
     include_dirs=["ext"] + (OPENSSL["include_dirs"] if OPENSSL else []),
     define_macros=[("IODINE_TLS", "1")] if OPENSSL else [],
     library_dirs=OPENSSL["library_dirs"] if OPENSSL else [],
-    libraries=OPENSSL["libraries"] if OPENSSL else [],
+    libraries=["z"] + (OPENSSL["libraries"] if OPENSSL else []),  # z: permessage-deflate
     extra_compile_args=CFLAGS,
     extra_link_args=(["-fsanitize=" + os.environ["IODINE_SANITIZE"]]
                      if os.environ.get("IODINE_SANITIZE") else [])

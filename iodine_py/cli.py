@@ -128,6 +128,20 @@ def build_parser() -> _Parser:
     g.add_argument("--max-pending", dest="max_pending", type=_int(1, "max pending (KiB)"),
                    default=None,
                    help="output a WebSocket/SSE client may leave unread before it is cut off, KiB (default: 16384)")
+    g.add_argument("--ws-deflate", dest="ws_deflate", choices=("on", "off"), default=None,
+                   help="agree to permessage-deflate when a WebSocket client offers it (default: on)")
+    g.add_argument("--ws-deflate-bits", dest="ws_deflate_bits", type=_int(9, "deflate window bits"),
+                   default=None,
+                   help="compression window, 9..15: the server's, and the most a client may keep "
+                        "(default: 15)")
+    g.add_argument("--ws-deflate-min", dest="ws_deflate_min", type=_int(0, "deflate minimum"),
+                   default=None,
+                   help="outgoing messages under this many bytes are sent uncompressed (default: 64)")
+    g.add_argument("--ws-deflate-mem", dest="ws_deflate_mem", type=_int(0, "deflate memory (KiB)"),
+                   default=None,
+                   help="inflate state a connection may keep between messages, KiB (a client's "
+                        "window plus 7 KiB); under it the client must reset its context every "
+                        "message (default: 0)")
     g = p.add_argument_group("pub/sub")
     g.add_argument("-r", "--redis", dest="redis", default=None, metavar="URL",
                    help="share pub/sub through Redis: redis://[user:password@]host:port/db")
@@ -212,6 +226,7 @@ _SCALED = (
     ("max_pending", KIB), ("redis", 1), ("redis_ping", 1), ("header_timeout", 1),
     ("min_body_rate", 1), ("max_connections", 1), ("trust_proxy", 1), ("grace", 1),
     ("public", 1), ("history", 1), ("history_channels", 1), ("history_bytes", MIB),
+    ("ws_deflate_bits", 1), ("ws_deflate_min", 1), ("ws_deflate_mem", KIB),
 )
 
 
@@ -223,6 +238,8 @@ def config_from_args(ns: argparse.Namespace) -> Config:
             setattr(cfg, name, value * factor if factor != 1 else value)
     if ns.reuseport:
         cfg.reuseport = True
+    if ns.ws_deflate is not None:
+        cfg.ws_deflate = ns.ws_deflate == "on"
     cfg.log = ns.log
     cfg.quiet = ns.quiet
     cfg.tls = ns.tls or ns.tls_cert is not None

@@ -28,6 +28,25 @@ OPEN, MESSAGE, DRAINED = lib.DSP_OPEN, lib.DSP_MESSAGE, lib.DSP_DRAINED
 SHUTDOWN, CLOSE, FAIL = lib.DSP_SHUTDOWN, lib.DSP_CLOSE, lib.DSP_FAIL
 
 
+# Close codes an application may send (RFC 6455 7.4.1 and 7.4.2): the rest
+# of 1000-2999 describe protocol failures the server detects itself, or are
+# reserved and must never be sent (1004-1006, 1015).
+_APP_CLOSE_CODES = frozenset((1000, 1001, 1008, 1011))
+
+
+def check_close(code: Any, reason: Any) -> bytes:
+    """The reason as UTF-8 bytes, or ValueError for a code or reason a
+    Close frame cannot carry."""
+    if type(code) is not int or not (code in _APP_CLOSE_CODES or 3000 <= code <= 4999):
+        raise ValueError(f"close code must be 1000, 1001, 1008, 1011 or 3000-4999, not {code!r}")
+    if not isinstance(reason, str):
+        raise ValueError(f"close reason must be a str, not {type(reason).__name__}")
+    raw = reason.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+    if len(raw) > 123:
+        raise ValueError(f"close reason must be at most 123 bytes of UTF-8, not {len(raw)}")
+    return raw
+
+
 def resolve_handler(handler: Any) -> Any:
     """A class is instantiated once per connection; an instance or a module
     is used as it is."""
@@ -46,13 +65,19 @@ class Client:
     """``client`` in ``on_open(client)`` and friends."""
 
     __slots__ = ("conn", "_env", "protocol", "_handler", "_cb", "_open", "__weakref__",
-                 "subscriptions")
+                 "subscriptions", "close_code", "close_reason")
 
     def __init__(self, conn: int, env: Dict[str, Any], handler: Any, protocol: str) -> None:
         self.conn = conn
         self._env = env
         self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said
         self._open = True
+        # The peer's Close frame, once one came (read them in on_close):
+        # its code (1005 when it carried none) and reason; None before that,
+        # and when the connection ended without one (network error, timeout,
+        # our own close, a protocol error).
+        self.close_code: Optional[int] = None
+        self.close_reason: Optional[str] = None
         self.subscriptions: Dict[Tuple[str, bool], int] = {}
         self._cb: Tuple[Optional[Callable[..., Any]], ...] = (None,) * 5
         self._set_handler(handler)
@@ -112,9 +137,17 @@ class Client:
             raise ValueError("SSE event names and ids cannot contain line breaks")
         return r == 0
 
-    def close(self) -> None:
-        """Close once queued data is sent (WebSocket: a 1000 Close frame)."""
-        lib.up_close(self.conn, 1000)
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close once queued data is sent (WebSocket: a Close frame with
+        `code` and `reason`). The code must be one an application may send:
+        1000 (normal), 1001 (going away), 1008 (policy violation), 1011
+        (internal error) or 3000-4999; the reason at most 123 bytes of
+        UTF-8. Anything else raises ValueError. SSE ignores both."""
+        raw = check_close(code, reason)
+        if self.protocol == "websocket":
+            lib.ws_close(self.conn, code, raw, len(raw))
+        else:
+            lib.up_close(self.conn, code)
 
     def is_open(self) -> bool:
         return self._open and bool(lib.up_is_open(self.conn))
@@ -215,7 +248,17 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> 
             log_callback_error("on_message")
         return
     if kind == FAIL:  # earlier messages are handled; now the Close
-        lib.up_close(conn, int(ptr_arg))
+        if ptr == ffi.NULL:  # a protocol error: our code, nothing from the peer
+            lib.up_close(conn, int(ptr_arg))
+            return
+        # the peer's Close: keep its code and reason for on_close, echo both
+        msg = ffi.cast("ws_msg *", ptr)
+        reason = ffi.unpack(msg.data, msg.len)
+        lib.ws_msg_done(msg)
+        if client is not None:
+            client.close_code = int(ptr_arg) or 1005  # 1005: it had no code
+            client.close_reason = reason.decode("utf-8")  # checked by the core
+        lib.ws_close(conn, int(ptr_arg), reason, len(reason))
         return
     if client is None:
         return

@@ -48,6 +48,10 @@ class Listener:
     ws_max_msg: int
     ping: float
     max_pending: int
+    ws_deflate: bool = True
+    ws_deflate_bits: int = 15
+    ws_deflate_min: int = 64
+    ws_deflate_mem: int = 0
     bound_port: int = 0
     tls: bool = False               # TLS (https://, wss://) on this listener
     tls_cert: Optional[str] = None  # PEM certificate chain; None: self-signed
@@ -90,6 +94,11 @@ class Config:
     ws_max_msg: int = 256 * KIB
     ping: float = 40.0
     max_pending: int = 16 * MIB
+    # WebSocket permessage-deflate (RFC 7692; SPEC-WebSocket.md 6)
+    ws_deflate: bool = True       # agree to compression when a client offers it
+    ws_deflate_bits: int = 15     # LZ77 window, 9..15, ours and the most a client may keep
+    ws_deflate_min: int = 64      # messages under this many bytes go uncompressed
+    ws_deflate_mem: int = 0       # inflate state a connection may keep between messages
     # pub/sub
     redis: Optional[str] = None  # redis://[user:password@]host:port/db
     redis_ping: float = 30.0
@@ -144,6 +153,10 @@ class Config:
                               f"channel's ring of {self.history} messages (8 bytes each)")
         if self.redis_ping <= 0:
             raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
+        if not 9 <= self.ws_deflate_bits <= 15:
+            raise ConfigError(f"ws_deflate_bits must be 9..15, not {self.ws_deflate_bits}")
+        if self.ws_deflate_min < 0 or self.ws_deflate_mem < 0:
+            raise ConfigError("ws_deflate_min and ws_deflate_mem must not be negative")
         if self.grace < 0:
             raise ConfigError(f"grace must not be negative, not {self.grace}")
         check_tls(self.tls_cert, self.tls_key)
@@ -168,7 +181,8 @@ class Config:
 # Settings a single listen() call may override.
 LIMIT_NAMES = ("max_body", "max_head", "max_header_line", "max_headers",
                "keepalive", "body_spill", "header_timeout", "min_body_rate", "ws_max_msg", "ping",
-               "max_pending", "trust_proxy", "tls", "tls_cert", "tls_key", "public")
+               "max_pending", "trust_proxy", "tls", "tls_cert", "tls_key", "public",
+               "ws_deflate", "ws_deflate_bits", "ws_deflate_min", "ws_deflate_mem")
 
 
 def check_public(folder: Any) -> Optional[str]:

@@ -462,6 +462,8 @@ class _Iodine:
             "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending,
             "header_timeout_ms": int(lst.header_timeout * 1000),
             "min_body_rate": lst.min_body_rate,
+            "ws_deflate": int(bool(lst.ws_deflate)), "ws_deflate_bits": lst.ws_deflate_bits,
+            "ws_deflate_min": lst.ws_deflate_min, "ws_deflate_mem": lst.ws_deflate_mem,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
             "public_root": _public_root(lst.public)})
         rc = lib.srv_listen(addr, lst.port, settings)

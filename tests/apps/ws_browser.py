@@ -2,7 +2,8 @@
 
   GET /        the test page (PAGE below): opens a WebSocket to /ws (asking
                for subprotocol "chat"), sends "ping-from-browser", 4 binary
-               bytes and a 100000-character text, collects the echoes, closes
+               bytes and a 100000-character text, collects the echoes and the
+               agreed extensions (ws.extensions), closes
                with 4000 "done"; opens an EventSource on /events and collects
                two events; then writes a JSON summary into <pre id=result>
                and resolves window.testDone with it.
@@ -33,6 +34,7 @@ const wsTest = new Promise((resolve) => {
   const got = [];
   ws.onopen = () => {
     results.protocol = ws.protocol;
+    results.extensions = ws.extensions;  // what the 101 agreed (permessage-deflate)
     ws.send("ping-from-browser");
     ws.send(new Uint8Array([1, 2, 3, 255]).buffer);
     ws.send("x".repeat(100000));

@@ -164,8 +164,12 @@ def chromium(tmp_path):
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
-def test_browser_websocket_and_event_source(run_server, chromium):
-    srv = run_server("ws_browser", "-t", "2")
+@pytest.mark.parametrize("deflate", ["on", "off"])
+def test_browser_websocket_and_event_source(run_server, chromium, deflate):
+    """With --ws-deflate on, Chromium's permessage-deflate offer is accepted
+    (ws.extensions shows it) and every message, the 100 kB text included,
+    travels compressed both ways; off, the same page works uncompressed."""
+    srv = run_server("ws_browser", "-t", "2", "--ws-deflate", deflate)
     page_url = f"http://{srv.host}:{srv.port}/"
 
     devtools = DevTools(chromium.devtools_url())
@@ -191,10 +195,15 @@ def test_browser_websocket_and_event_source(run_server, chromium):
     # text (64-bit length frames both ways), then a clean close whose code
     # the server echoed.
     assert results["protocol"] == "chat"
+    if deflate == "on":
+        assert results["extensions"].startswith("permessage-deflate"), results
+        assert "server_no_context_takeover" in results["extensions"], results
+    else:
+        assert results["extensions"] == "", results
     assert results["ws"] == ["ping-from-browser", "binary:1,2,3,255", "text-of-length:100000"]
     close = results["wsClose"]
     assert (close["code"], close["wasClean"]) == (4000, True), results
-    assert close["reason"] in ("", "done"), results  # echoing the reason is optional
+    assert close["reason"] == "done", results  # the server echoes the peer's reason
     assert "wsError" not in results, results
     # EventSource: an unnamed event and a named one, with their ids.
     assert results["sse"] == [{"type": "message", "data": "one", "id": "1"},

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 from kosoku import FailureError, run_fuzzingclient
 from kosoku._report import write_reports
 
-# Case ids of Autobahn|Testsuite 25.10.1 / kosoku 0.1.0, sections 1-10
-# (there is no section 8), as (prefix, count) runs.
+# Case ids of Autobahn|Testsuite 25.10.1 / kosoku 0.1.0, sections 1-10, 12
+# and 13 (there is no section 8; 11 does not exist either), as (prefix,
+# count) runs.
 _RUNS = [
     ("1.1", 8), ("1.2", 8), ("2", 11), ("3", 7), ("4.1", 5), ("4.2", 5), ("5", 20),
     ("6.1", 3), ("6.2", 4), ("6.3", 2), ("6.4", 4), ("6.5", 5), ("6.6", 11), ("6.7", 4),
@@ -38,6 +39,9 @@ _RUNS = [
     ("7.1", 6), ("7.3", 6), ("7.5", 1), ("7.7", 13), ("7.9", 9), ("7.13", 2),
     ("9.1", 6), ("9.2", 6), ("9.3", 9), ("9.4", 9), ("9.5", 6), ("9.6", 6), ("9.7", 6),
     ("9.8", 6), ("10.1", 1),
+    ("12.1", 18), ("12.2", 18), ("12.3", 18), ("12.4", 18), ("12.5", 18),
+    ("13.1", 18), ("13.2", 18), ("13.3", 18), ("13.4", 18), ("13.5", 18), ("13.6", 18),
+    ("13.7", 18),
 ]
 ALL_CASES = [f"{prefix}.{i}" for prefix, n in _RUNS for i in range(1, n + 1)]
 
@@ -79,7 +83,7 @@ async def amain() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
     ap.add_argument("outdir")
-    ap.add_argument("--sections", default="1-7,9,10")
+    ap.add_argument("--sections", default="1-7,9,10,12,13")
     ap.add_argument("--case-timeout", type=float, default=60.0)
     args = ap.parse_args()
 

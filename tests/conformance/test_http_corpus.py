@@ -37,6 +37,10 @@ KNOWN = {
     "llhttp/method__options_request_with_rtsp": "RTSP/1.0 is not HTTP: 400.",
     "llhttp/method__announce_request_with_rtsp": "RTSP/1.0 is not HTTP: 400.",
     "llhttp/sample__no_http_version": "HTTP/0.9 requests are not served: 400.",
+    "llhttp/connection__upgrade_get_request":
+        "a hixie-76 handshake (Upgrade: WebSocket, no Sec-WebSocket-Version): "
+        "SPEC-WebSocket.md 2 answers a missing version 426 with Sec-WebSocket-Version: 13 "
+        "(RFC 6455 4.4) instead of serving it as a plain request.",
 }
 
 

@@ -99,15 +99,30 @@ def test_announced_messages_that_never_arrive_cost_nothing_up_front(run_server):
     srv.assert_alive()
 
 
-def test_permessage_deflate_is_not_negotiated_and_compressed_frames_are_1002(run_server):
-    """RFC 7692: a client offering permessage-deflate gets a 101 without
-    Sec-WebSocket-Extensions (the server implements no extension, so it
-    must accept none: RFC 6455 9.1); a frame sent compressed anyway (RSV1,
-    RFC 7692's own "Hello" example) is a protocol error (5.2)."""
+def test_permessage_deflate_offer_is_accepted_and_rfc_example_inflates(run_server):
+    """RFC 7692: a client offering permessage-deflate (first in its list)
+    gets it, and a frame compressed as in RFC 7692 7.2.3.1's "Hello" example
+    (RSV1, f2 48 cd c9 c9 07 00) is inflated and echoed."""
     srv = run_server("hostile_app")
     offer = [("Sec-WebSocket-Extensions",
               "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame")]
     with wsraw.connect_srv(srv, extra_headers=offer) as ws:
+        ext = ws.response.header("Sec-WebSocket-Extensions")
+        assert ext is not None and ext.startswith("permessage-deflate;"), ws.response
+        assert "x-webkit-deflate-frame" not in ext  # the other offer is declined
+        ws.send_raw(build_frame(OP_TEXT, bytes.fromhex("f248cdc9c90700"), rsv=4))
+        f = ws.recv_frame()
+        assert (f.opcode, f.rsv, f.payload) == (OP_TEXT, 0, b"Hello")  # too small to compress
+
+
+@pytest.mark.parametrize("flags,offer", [((), None), (("--ws-deflate", "off"), "permessage-deflate")],
+                         ids=["not-offered", "server-off"])
+def test_compressed_frame_without_agreed_deflate_is_1002(run_server, flags, offer):
+    """Without permessage-deflate agreed (the client did not offer it, or
+    the server refuses it), RSV1 is a protocol error (RFC 6455 5.2)."""
+    srv = run_server("hostile_app", *flags)
+    extra = [("Sec-WebSocket-Extensions", offer)] if offer else []
+    with wsraw.connect_srv(srv, extra_headers=extra) as ws:
         assert ws.response.header("Sec-WebSocket-Extensions") is None, ws.response
         ws.send_text("plain")
         assert ws.recv_text() == "plain"

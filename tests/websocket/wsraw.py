@@ -120,6 +120,10 @@ class RawWebSocket:
         self.conn = conn
         self.response = response
         self.key = key
+        # permessage-deflate agreed: RSV1 is then legal on the first frame
+        # of a data message (RFC 7692 6.1); the caller inflates
+        ext = (response.header("Sec-WebSocket-Extensions") or "").lower()
+        self.deflate = ext.startswith("permessage-deflate")
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self) -> "RawWebSocket":
@@ -163,7 +167,11 @@ class RawWebSocket:
         b0, b1 = self.conn.read_exact(2, deadline=deadline)
         fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F
         assert not (b1 & 0x80), "RFC 6455 5.1: a server must not mask its frames"
-        assert rsv == 0, f"server frame sets RSV bits {rsv:#b} with no extension agreed"
+        if self.deflate and rsv == 4:
+            assert opcode in (OP_TEXT, OP_BINARY), \
+                f"RFC 7692 6.1: RSV1 on a frame with opcode {opcode:#x}"
+        else:
+            assert rsv == 0, f"server frame sets RSV bits {rsv:#b} with no extension agreed"
         assert opcode in KNOWN_OPCODES, f"server frame uses reserved opcode {opcode:#x}"
         n = b1 & 0x7F
         if n == 126:
