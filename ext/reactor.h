@@ -113,6 +113,12 @@ int rx_run(void);
 /* Ask the loop to stop (any thread, async-signal-safe). Connections get
  * on_shutdown, then have `grace_ms` to finish before they are closed. */
 void rx_stop(void);
+/* The same, but the connections' on_shutdown calls are spread evenly over
+ * the drain period (rx_set_drain_ms; 0: all at once), and the grace period
+ * follows it: a retiring worker's WebSocket clients then reconnect a few at
+ * a time. Async-signal-safe. */
+void rx_stop_drained(void);
+void rx_set_drain_ms(uint32_t ms);
 /* One loop turn, waiting at most max_wait_ms for I/O (a cluster's master
  * runs turns between looking after its workers). Returns nonzero once a
  * stop was asked. */

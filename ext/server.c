@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -36,6 +38,7 @@ typedef struct listener {
   struct sockaddr_storage addr; /* TCP: where it is bound (the real port) */
   socklen_t addrlen;
   uint64_t conn; /* attached in this process (0: not attached) */
+  char path[108]; /* Unix socket: its file (removed at stop) */
   pid_t pid;     /* the process that attached it */
 } listener;
 
@@ -45,6 +48,8 @@ static size_t max_conns; /* accepted connections at once (0: not set yet) */
 static int reuseport;    /* each worker binds its own socket (SO_REUSEPORT) */
 static int accept_batch; /* accepts per turn (0: all waiting; workers: a few) */
 static int cap_timer_armed;
+static int backlog = SOMAXCONN; /* listen(2) queue length (--backlog) */
+static int unix_mode = -1;      /* chmod of new Unix sockets (-1: umask's) */
 
 static void on_accept(rx_conn *lc);
 
@@ -250,7 +255,7 @@ static int attach_listeners(void) {
     listener *l = listeners[i];
     if (l->fd < 0 || (l->conn && l->pid == getpid() && rx_find(l->conn))) continue;
     if (!l->listening) {
-      if (listen(l->fd, SOMAXCONN) < 0) continue;
+      if (listen(l->fd, backlog) < 0) continue;
       l->listening = 1;
     }
     rx_conn *c = rx_attach(l->fd, &listener_proto, l);
@@ -279,6 +284,10 @@ size_t srv_default_max_connections(void) {
 
 void srv_set_max_connections(size_t n) { max_conns = n; }
 
+
+void srv_set_backlog(int n) { backlog = n > 0 ? n : SOMAXCONN; }
+void srv_set_unix_mode(int mode) { unix_mode = mode; }
+
 static int open_unix(const char *path, int *out) {
   struct sockaddr_un un = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof un.sun_path) return -ENAMETOOLONG;
@@ -286,7 +295,8 @@ static int open_unix(const char *path, int *out) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   unlink(path); /* a stale socket file from an earlier run */
-  if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 || listen(fd, SOMAXCONN) < 0) {
+  if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 ||
+      (unix_mode >= 0 && chmod(path, (mode_t)unix_mode) < 0) || listen(fd, backlog) < 0) {
     int e = errno;
     close(fd);
     return -e;
@@ -317,7 +327,7 @@ static int open_tcp(const char *addr, int port, listener *l, int *bound) {
      * that only workers accept. Workers bind their own (srv_after_fork). */
     if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        (!reuseport && listen(fd, SOMAXCONN) < 0)) {
+        (!reuseport && listen(fd, backlog) < 0)) {
       err = -errno;
       close(fd);
       continue;
@@ -350,6 +360,7 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
     l->is_unix = 1;
     rc = open_unix(addr + 5, &l->fd);
     l->listening = 1;
+    if (!rc) snprintf(l->path, sizeof l->path, "%s", addr + 5);
   } else {
     rc = open_tcp(addr, port, l, &bound);
   }
@@ -361,14 +372,76 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
   return bound;
 }
 
+/* --- signals -------------------------------------------------------------
+ * SIGTERM/SIGINT: graceful stop. The process that bound the listeners (a
+ * single process, or a cluster's master) shuts them down right in the
+ * handler, so connections arriving from then on are refused at once even
+ * while the loop thread is still inside a long application call; a worker
+ * must not (the sockets are shared: a retiring worker would stop everyone
+ * listening), its loop closes its own copies. A second SIGINT, or SIGQUIT,
+ * is the fast way out: _exit(0) at once (a master only records it: it
+ * must take its workers down first). SIGUSR2 (sent by the master to a
+ * worker it retires) is a graceful stop with the drain period. SIGHUP and
+ * SIGUSR1 without a master are counted for the application's runtime to
+ * pick up (srv_take_reloads). Everything here is async-signal-safe. */
+static volatile sig_atomic_t sig_stops;    /* SIGINT/SIGTERM/SIGQUIT received */
+static volatile sig_atomic_t sig_fast;     /* a fast exit was asked (master) */
+static volatile sig_atomic_t sig_reloads;  /* SIGHUP/SIGUSR1 received */
+static int sig_owns_listeners = 1;         /* 0 in a worker */
+static int sig_is_master;                  /* fast exit is the master's to do */
+
+int srv_listen_fd(int fd, const http_settings *settings) {
+  int rc = srv_init();
+  if (rc) return rc;
+  if (nlisteners == MAX_LISTENERS) return -EMFILE;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) return -errno;
+  if (type != SOCK_STREAM) return -ENOTSOCK;
+  listener *l = calloc(1, sizeof *l);
+  if (!l) return -ENOMEM;
+  l->set = *settings;
+  l->addrlen = sizeof l->addr;
+  if (getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen) < 0) {
+    free(l);
+    return -errno;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  l->fd = fd;
+  l->is_unix = l->addr.ss_family == AF_UNIX; /* its file is not ours to remove */
+  l->listening = 0; /* listen() again is harmless and covers a bound-only fd */
+  listeners[nlisteners++] = l;
+  int port = 0;
+  if (l->addr.ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)&l->addr)->sin_port);
+  if (l->addr.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&l->addr)->sin6_port);
+  return port;
+}
+
 static void on_signal(int sig) {
-  (void)sig;
+  if (sig == SIGHUP || sig == SIGUSR1) {
+    sig_reloads++;
+    return;
+  }
+  if (sig == SIGUSR2) {
+    rx_stop_drained();
+    return;
+  }
+  int fast = sig == SIGQUIT || (sig == SIGINT && sig_stops > 0);
+  if (fast) {
+    if (!sig_is_master) _exit(0);
+    sig_fast = 1;
+  }
+  if (!sig_stops++ && sig_owns_listeners)
+    for (int i = 0; i < nlisteners; i++)
+      if (listeners[i]->fd >= 0) shutdown(listeners[i]->fd, SHUT_RDWR);
   rx_stop();
 }
 
 static struct {
   int armed;
-  struct sigaction old_int, old_term, old_pipe;
+  struct sigaction old_int, old_term, old_pipe, old_quit, old_usr2, old_hup;
 } sig;
 
 void srv_arm_signals(void) {
@@ -377,8 +450,12 @@ void srv_arm_signals(void) {
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   ign.sa_handler = SIG_IGN;
+  sig_stops = sig_fast = 0;
   sigaction(SIGINT, &sa, &sig.old_int);
   sigaction(SIGTERM, &sa, &sig.old_term);
+  sigaction(SIGQUIT, &sa, &sig.old_quit);
+  sigaction(SIGUSR2, &sa, &sig.old_usr2);
+  sigaction(SIGHUP, &sa, &sig.old_hup);
   sigaction(SIGPIPE, &ign, &sig.old_pipe);
   sig.armed = 1;
 }
@@ -387,8 +464,41 @@ void srv_disarm_signals(void) {
   if (!sig.armed) return;
   sigaction(SIGINT, &sig.old_int, NULL);
   sigaction(SIGTERM, &sig.old_term, NULL);
+  sigaction(SIGQUIT, &sig.old_quit, NULL);
+  sigaction(SIGUSR2, &sig.old_usr2, NULL);
+  sigaction(SIGHUP, &sig.old_hup, NULL);
   sigaction(SIGPIPE, &sig.old_pipe, NULL);
   sig.armed = 0;
+}
+
+void srv_catch_usr1(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+void srv_set_master(int on) { sig_is_master = on; }
+int srv_fast_exit_requested(void) { return sig_fast; }
+int srv_stop_signals(void) { return sig_stops; }
+
+int srv_take_reloads(void) {
+  int n = sig_reloads;
+  sig_reloads = 0; /* a signal landing between the two lines is lost: it
+                      asked for the reload this call reports anyway */
+  return n;
+}
+
+void srv_set_drain_ms(uint32_t ms) { rx_set_drain_ms(ms); }
+
+void srv_shutdown_listeners(void) {
+  for (int i = 0; i < nlisteners; i++)
+    if (listeners[i]->fd >= 0) shutdown(listeners[i]->fd, SHUT_RDWR);
+}
+
+void srv_unlink_unix_sockets(void) {
+  for (int i = 0; i < nlisteners; i++)
+    if (listeners[i]->is_unix && listeners[i]->path[0]) unlink(listeners[i]->path);
 }
 
 int srv_run(void (*runner)(void), uint32_t grace_ms) {
@@ -471,7 +581,7 @@ static void own_socket(listener *l) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (l->addr.ss_family == AF_INET6) /* as the first bind had it (dual stack) */
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
-  if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+  if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, backlog) < 0) {
     close(fd);
     return;
   }
@@ -482,6 +592,8 @@ static void own_socket(listener *l) {
 
 int srv_after_fork(void) {
   accept_batch = WORKER_ACCEPT_BATCH;
+  sig_owns_listeners = 0; /* shared with the master and the other workers */
+  sig_is_master = 0;
   dsp_after_fork();
   int rc = rx_after_fork();
   for (int i = 0; i < nlisteners; i++) {
