@@ -149,7 +149,7 @@ static const char *date_line(size_t *len) {
 /* Answer a request we will not serve, then close. The stream can no longer
  * be trusted after most of these, so we never read another request from
  * it; lingering lets the answer reach a peer that is still sending. */
-static void fail_with(http_conn *h, int code, const char *extra) {
+static void refuse(http_conn *h, int code, const char *extra, const http1_request *q) {
   char buf[512];
   size_t dl;
   const char *date = date_line(&dl);
@@ -163,8 +163,14 @@ static void fail_with(http_conn *h, int code, const char *extra) {
   h->c->flags |= RX_F_LINGER;
   rx_write(h->c, buf, (size_t)n);
   rx_close(h->c);
-  if (al_on()) al_log(h->c->peer, NULL, 0, NULL, 0, 1, code, (uint64_t)n, al_now_us());
+  /* the access log names the request when its line was read (q) */
+  if (al_on())
+    al_log(h->c->peer, q ? q->method : NULL, q ? q->method_len : 0, q ? q->target : NULL,
+           q ? q->target_len : 0, q ? q->version_minor : 1, code, (uint64_t)n, al_now_us());
 }
+
+static void fail_with(http_conn *h, int code, const char *extra) { refuse(h, code, extra, NULL); }
+static void fail_req(http_conn *h, int code, const http1_request *q) { refuse(h, code, "", q); }
 
 static void fail(http_conn *h, int code) { fail_with(h, code, ""); }
 
@@ -500,7 +506,7 @@ static int check_upgrade(http_conn *h, const http1_request *q) {
     const http1_header *v = find_header(q, "sec-websocket-version", 21);
     const http1_header *k = find_header(q, "sec-websocket-key", 17);
     if (!get || q->version_minor != 1 || !h->fr.has_host) {
-      fail(h, 400);
+      fail_req(h, 400, q);
       return 1;
     }
     if (!v || v->value_len != 2 || memcmp(v->value, "13", 2)) {
@@ -508,7 +514,7 @@ static int check_upgrade(http_conn *h, const http1_request *q) {
       return 1;
     }
     if (!k || ws_accept_key(k->value, k->value_len, h->ws_accept)) {
-      fail(h, 400);
+      fail_req(h, 400, q);
       return 1;
     }
     h->upgrade = UP_WEBSOCKET;
@@ -616,22 +622,22 @@ static int parse_head(http_conn *h) {
   }
   int e = http1_request_framing(&q, &h->fr);
   if (e < 0) {
-    fail(h, -e);
+    fail_req(h, -e, &q);
     return 0;
   }
   if (q.method_len == 7 && !memcmp(q.method, "CONNECT", 7)) {
-    fail(h, 405); /* we are not a tunnel */
+    fail_req(h, 405, &q); /* we are not a tunnel */
     return 0;
   }
   if (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length > s->max_body) {
-    fail(h, 413); /* answered before the body is read */
+    fail_req(h, 413, &q); /* answered before the body is read */
     return 0;
   }
   if (check_upgrade(h, &q)) return 0;
   if (s->public_root && serve_static(h, &q, (size_t)r)) return 1;
   e = build_env(h, &q);
   if (e) {
-    fail(h, e == -2 ? 400 : 503);
+    fail_req(h, e == -2 ? 400 : 503, &q);
     return 0;
   }
   h->is_head = q.method_len == 4 && !memcmp(q.method, "HEAD", 4);

@@ -563,7 +563,7 @@ class _Iodine:
         cfg = self.config.validate()
         if not self._listeners:
             raise RuntimeError("nothing to serve: call Iodine.listen(app, ...) first")
-        set_level(cfg.log_level)
+        set_level("error" if cfg.quiet and cfg.log_level == "info" else cfg.log_level)
         rc = lib.srv_init()
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
