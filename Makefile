@@ -84,8 +84,13 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)
 	  grep -E '^stat::number_of_executed_units' build/fuzz_$$t.log; \
 	done
 
+# The shared HTTP corpus and its replayer live in ../shared/conformance beside
+# the clone (CONFORMANCE=DIR to point elsewhere); the Autobahn WebSocket run
+# is tests/conformance/autobahn.sh (it downloads its runner on first use).
+CONFORMANCE ?= $(abspath ../shared/conformance)
 conformance: install
-	$(PY) tests/conformance/run_corpus.py
+	@test -f $(CONFORMANCE)/http_replay.py || { echo "make conformance: no $(CONFORMANCE)/http_replay.py (clone the shared material beside this one, or CONFORMANCE=DIR)"; exit 2; }
+	CI=1 IODINE_CONFORMANCE_DIR=$(CONFORMANCE) $(PY) -m pytest -q tests/conformance/test_http_corpus.py
 
 bench: install
 	bash bench/http.sh

@@ -348,12 +348,12 @@ def static_only(environ: Any, start_response: Any) -> List[bytes]:
 def _redis_client_missing() -> Optional[str]:
     """One line when -r cannot work because the Redis engine's import
     fails for want of redis-py; None when it imports."""
-    try:
-        from . import redis_engine  # noqa: F401
-    except ImportError as exc:
-        if "redis" in str(exc):
-            return ('-r/--redis needs the Redis client: pip install "iodine-py[redis]"')
-        raise
+    from . import redis_engine
+
+    # the engine imports redis-py if it can and keeps None when it cannot
+    # (an engine that needs no client library has no such attribute)
+    if getattr(redis_engine, "redis", True) is None:
+        return '-r/--redis needs the Redis client: pip install "iodine-py[redis]"'
     return None
 
 

@@ -3,6 +3,7 @@ exit-2 errors that tests/http/test_cli.py does not cover: an app file with
 no `app` (or a non-callable one), and a port already in use."""
 from __future__ import annotations
 
+import os
 import re
 import socket
 from typing import Dict, List
@@ -102,3 +103,42 @@ def test_too_many_workers_is_one_line_and_exit_2():
     assert r.returncode == 2
     err = r.stderr.decode().strip()
     assert err.count("\n") == 0 and "workers must be at most 1024" in err, err
+
+
+ASGI_APPS = {
+    "function": "async def app(scope, receive, send):\n    pass\n",
+    "class": ("class App:\n    async def __call__(self, scope, receive, send):\n"
+              "        pass\n\napp = App()\n"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(ASGI_APPS))
+def test_an_asgi_app_is_a_one_line_error_at_start(tmp_path, form):
+    path = tmp_path / "asgi_app.py"
+    path.write_text(ASGI_APPS[form])
+    line = assert_one_line_error(run_cli(str(path), "-p", "0", "-b", "127.0.0.1"))
+    assert "ASGI" in line and "WSGI" in line, line
+
+
+def test_an_asgi_app_with_workers_stops_with_one_line_per_worker(tmp_path):
+    path = tmp_path / "asgi_app.py"
+    path.write_text(ASGI_APPS["class"])
+    proc = run_cli(str(path), "-p", "0", "-b", "127.0.0.1", "-w", "2")
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    assert err.count("is an ASGI application") == 2, err
+
+
+def test_redis_without_redis_py_is_one_line_naming_the_extra(tmp_path):
+    # a redis package whose import fails, as when redis-py is not installed
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'redis'\")\n")
+    from tests.server import base_env, repo_on_path_env
+
+    env = base_env({"PYTHONPATH": os.pathsep.join(
+        [str(tmp_path)] + [p for p in [repo_on_path_env().get("PYTHONPATH")] if p])})
+    proc = run_cli("tests/apps/hello.py", "-p", "0", "-r", "redis://127.0.0.1:1/0", env=env)
+    line = assert_one_line_error(proc)
+    assert 'pip install "iodine-py[redis]"' in line, line
