@@ -98,6 +98,7 @@ bench: install
 # The README's command-line reference, made from the parser.
 docs: install
 	$(PY) -c 'import iodine_py.cli as c; c.update_readme("README.md")'
+	$(PY) docs/gen_config.py
 
 clean:
 	rm -rf build dist *.egg-info iodine_py/_native.* .pytest_cache
