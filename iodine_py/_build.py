@@ -151,6 +151,7 @@ px_trust *px_parse(const char *spec, char *err, size_t errlen);
 /* tls.h */
 typedef struct tls_ctx tls_ctx;
 int tls_available(void);
+void tls_set_key_password(const char *pass);
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen);
 void tls_ctx_free(tls_ctx *t);

@@ -132,6 +132,8 @@ def build_parser() -> _Parser:
                    help="PEM certificate (chain) to serve; implies -tls, needs -tls-key")
     g.add_argument("-tls-key", "--tls-key", dest="tls_key", default=None, metavar="FILE",
                    help="PEM private key of -tls-cert")
+    g.add_argument("-tls-pass", "--tls-pass", dest="tls_pass", default=None, metavar="PASS",
+                   help="passphrase of an encrypted -tls-key (default: $IODINE_TLS_PASS)")
     g = p.add_argument_group("static files")
     g.add_argument("-www", "-public", "--public", dest="public", default=None, metavar="DIR",
                    help="serve GET/HEAD for files under DIR from C, before the app "
@@ -320,6 +322,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
     cfg.tls = ns.tls or ns.tls_cert is not None
     cfg.tls_cert = ns.tls_cert
     cfg.tls_key = ns.tls_key
+    cfg.tls_pass = ns.tls_pass if ns.tls_pass is not None else os.environ.get("IODINE_TLS_PASS")
     return cfg.validate()
 
 

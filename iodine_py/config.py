@@ -107,7 +107,8 @@ class Config:
     # TLS: tls alone serves a self-signed development certificate
     tls: bool = False
     tls_cert: Optional[str] = None  # PEM certificate chain (implies tls)
-    tls_key: Optional[str] = None   # PEM private key, not encrypted
+    tls_key: Optional[str] = None   # PEM private key
+    tls_pass: Optional[str] = field(default=None, repr=False)  # its passphrase, if encrypted
     # static files: GET/HEAD of a file under this folder is answered from C
     # before the app is called (README "Static files"); None: off
     public: Optional[str] = None

@@ -404,6 +404,7 @@ def _tls_ctx(lst: Listener) -> Any:
         raise ConfigError("TLS is not available: this build lacked the OpenSSL headers "
                           "(or had IODINE_NO_TLS=1); install libssl-dev, then rebuild")
     err = ffi.new("char[512]")
+    lib.tls_set_key_password(_tls_pass.encode() if _tls_pass else ffi.NULL)
     cert = os.fsencode(lst.tls_cert) if lst.tls_cert else ffi.NULL
     key = os.fsencode(lst.tls_key) if lst.tls_key else ffi.NULL
     ctx = lib.tls_ctx_new(cert, key, err, len(err))
@@ -411,6 +412,8 @@ def _tls_ctx(lst: Listener) -> Any:
         raise ConfigError("TLS: " + ffi.string(err).decode("utf-8", "replace"))
     return ctx
 
+
+_tls_pass: Optional[str] = None  # Config.tls_pass, set by start()
 
 _trusts: Dict[str, Any] = {}
 
@@ -575,6 +578,8 @@ class _Iodine:
         lib.srv_set_reuseport(int(cfg.reuseport and clustered))
         lib.srv_set_max_connections(cfg.max_connections or lib.srv_default_max_connections())
         lib.srv_set_backlog(cfg.backlog)
+        global _tls_pass
+        _tls_pass = cfg.tls_pass
         lib.srv_set_unix_mode(-1 if cfg.unix_mode is None else cfg.unix_mode)
         # From here a SIGINT/SIGTERM means "stop gracefully", even if it
         # lands before the loop runs (it is remembered).

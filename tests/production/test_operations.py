@@ -97,8 +97,10 @@ def test_systemd_socket_activation(run_server):
     sock = listening_socket()
     port = sock.getsockname()[1]
     # as systemd does: the socket as descriptor 3, LISTEN_PID the server's own
-    argv = ["/bin/sh", "-c", f'exec 3<&{sock.fileno()}; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"',
-            "sh", *iodine_argv("whoami", "-w", "2", default_args=False)]
+    launcher = ("import os, sys; os.dup2(%d, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+                "os.environ['LISTEN_FDS'] = '1'; os.execv(sys.argv[1], sys.argv[1:])"
+                % sock.fileno())
+    argv = [sys.executable, "-c", launcher, *iodine_argv("whoami", "-w", "2", default_args=False)]
     srv = run_server(argv=argv, pass_fds=(sock.fileno(),))
     sock.close()
     assert srv.port == port
