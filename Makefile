@@ -60,7 +60,7 @@ test-asan: install
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
 # build/fuzz-work/X, a crashing input to build/fuzz-X-crash-*, and a crash
 # (or a sanitizer report: none recovers) fails the target.
-FUZZ_TARGETS := http1 ws_frame glob sse static
+FUZZ_TARGETS := http1 ws_frame glob sse static proxy
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iext
@@ -69,6 +69,7 @@ FUZZ_SRC_ws_frame := ext/ws_frame.c
 FUZZ_SRC_glob := ext/glob.c
 FUZZ_SRC_sse := ext/sse.c
 FUZZ_SRC_static := ext/static.c
+FUZZ_SRC_proxy := ext/proxy.c
 
 build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build

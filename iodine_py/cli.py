@@ -195,9 +195,9 @@ def build_parser() -> _Parser:
     g = p.add_argument_group("behind a proxy")
     g.add_argument("--trust-proxy", "--forwarded-allow-ips", dest="trust_proxy", default=None,
                    metavar="ADDRS",
-                   help="addresses/networks (e.g. 127.0.0.1,10.0.0.0/8, or *) whose X-Forwarded-For "
-                        "and X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme "
-                        "(default: $FORWARDED_ALLOW_IPS or none)")
+                   help="addresses/networks (e.g. 127.0.0.1,10.0.0.0/8, or *) whose Forwarded "
+                        "(RFC 7239), else X-Forwarded-For and X-Forwarded-Proto, set REMOTE_ADDR "
+                        "and wsgi.url_scheme (default: $FORWARDED_ALLOW_IPS or none)")
     g.add_argument("--root-path", dest="root_path", default=None, metavar="PATH",
                    help="the app is mounted under PATH: SCRIPT_NAME is PATH, and PATH_INFO "
                         "loses that prefix (default: $SCRIPT_NAME or none)")
