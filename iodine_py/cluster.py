@@ -187,9 +187,10 @@ class Master:
                     signal.SIGTTIN: self._on_ttin, signal.SIGTTOU: self._on_ttou}
         old = {s: signal.signal(s, h) for s, h in handlers.items()}
         # the accept balance's shared page: room for every worker and, during
-        # a rolling restart, the old ones still finishing (slots are relay
-        # numbers, the lowest free first)
-        lib.srv_balance_init(MAX_RELAYS)
+        # a rolling restart, the old ones still finishing, and some SIGTTINs
+        # (slots are relay numbers, the lowest free first; a worker past the
+        # page is simply not balanced)
+        lib.srv_balance_init(min(MAX_RELAYS, 4 * self.workers + 8))
         try:
             for slot in range(self.workers):
                 self.spawn(slot)

@@ -148,3 +148,22 @@ def test_a_broken_app_at_start_is_one_line_and_exit_3(run_server, tmp_path):
     assert srv.wait_exit(20) == 3
     assert "cannot load the application: ModuleNotFoundError" in srv.stderr
     assert "Traceback" not in srv.stderr
+
+
+def test_sighup_without_workers_imports_the_app_again_in_place(run_server, tmp_path):
+    app = tmp_path / "single.py"
+    write_app(app, "s1")
+    srv = run_server(str(app))
+    pid = srv.proc.pid
+    assert srv.get("/").body == f"s1 {pid}".encode()
+    write_app(app, "s2")
+    srv.send_signal(signal.SIGHUP)
+    srv.wait_for_stderr("reload: application imported again", timeout=5)
+    assert srv.get("/").body == f"s2 {pid}".encode()
+    write_app(app, text="def app(:\n")
+    mark = srv.stderr_mark()
+    srv.send_signal(signal.SIGUSR1)
+    srv.wait_for_stderr("reload failed, the running code stays: SyntaxError", timeout=5,
+                        start=mark)
+    assert srv.get("/").body == f"s2 {pid}".encode()
+    assert srv.stop() == 0
