@@ -90,13 +90,23 @@ def load_app(target: str, fresh: bool = False) -> Any:
             sys.modules[name] = module
         else:
             sys.modules.setdefault(name, module)
-        spec.loader.exec_module(module)
+        if fresh:
+            # From the source, not __pycache__: a .pyc is trusted when the
+            # file's size and mtime (whole seconds) match, so an edit of the
+            # same size within a second of the last import would run stale
+            # code on a reload.
+            with open(path, "rb") as f:
+                source = f.read()
+            exec(compile(source, path, "exec"), module.__dict__)
+        else:
+            spec.loader.exec_module(module)
     else:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())
         try:
+            known = where in sys.modules
             module = importlib.import_module(where)
-            if fresh:
+            if fresh and known:  # imported here before: run its code again
                 module = importlib.reload(module)
         except ModuleNotFoundError as exc:
             if exc.name and where.startswith(exc.name):
