@@ -26,6 +26,9 @@ enum {
   DSP_TASK = 3,         /* arg: a Python-side task id (a timer fired) */
   DSP_TASK_END = 9,     /* arg: that task id will not fire again */
   DSP_STOPPING = 13,    /* a graceful stop began (once per run) */
+  DSP_RELOAD = 40,      /* SIGHUP/SIGUSR1 without a master: import the app again
+                           (a number far from the others: kinds are added by
+                           several files) */
 };
 
 typedef struct dsp_event {

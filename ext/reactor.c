@@ -945,6 +945,8 @@ void rx_stop(void) {
   wake();
 }
 
+void rx_wake(void) { wake(); }
+
 void rx_stop_drained(void) {
   rx.drain_next = 1; /* read by begin_shutdown, after the store below */
   atomic_store(&rx.stop_requested, 1);

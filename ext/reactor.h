@@ -118,6 +118,8 @@ void rx_stop(void);
  * follows it: a retiring worker's WebSocket clients then reconnect a few at
  * a time. Async-signal-safe. */
 void rx_stop_drained(void);
+/* Wake the loop out of its wait (any thread, async-signal-safe). */
+void rx_wake(void);
 void rx_set_drain_ms(uint32_t ms);
 /* One loop turn, waiting at most max_wait_ms for I/O (a cluster's master
  * runs turns between looking after its workers). Returns nonzero once a

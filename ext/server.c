@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -419,13 +421,83 @@ int srv_listen_fd(int fd, const http_settings *settings) {
   return port;
 }
 
+/* The overdue stop: once a stop began, a process still running exit_ms
+ * later (an application call that never returns: Python cannot interrupt
+ * it, on the loop thread or another) is ended from SIGALRM with _exit(0),
+ * after removing the files it made. No thread watches: a timer does. The
+ * master never arms it (its loop is ours; it kills stuck workers). */
+static long exit_ms = -1, exit_retire_ms = -1;
+static char pid_path[4096];
+static int exit_armed;
+
+static void say_fd2(const char *text) {
+  ssize_t r = write(2, text, strlen(text));
+  (void)r;
+}
+
+static void on_overdue(int sig) {
+  (void)sig;
+  say_fd2("iodine: still busy after the grace period (an application call did not "
+          "return); exiting without it\n");
+  if (sig_owns_listeners) {
+    for (int i = 0; i < nlisteners; i++)
+      if (listeners[i]->is_unix && listeners[i]->path[0]) unlink(listeners[i]->path);
+    if (pid_path[0]) unlink(pid_path);
+  }
+  _exit(0);
+}
+
+static void arm_exit(long ms) {
+  if (sig_is_master || ms < 0 || exit_armed) return;
+  exit_armed = 1;
+  struct sigaction sa = {0};
+  sa.sa_handler = on_overdue;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+  if (!ms) it.it_value.tv_usec = 1;
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+void srv_set_exit_after(long stop_ms, long retire_ms) {
+  exit_ms = stop_ms;
+  exit_retire_ms = retire_ms;
+}
+
+void srv_set_pid_file(const char *path) {
+  snprintf(pid_path, sizeof pid_path, "%s", path ? path : "");
+}
+
+void srv_disarm_exit(void) {
+  struct itimerval off = {{0, 0}, {0, 0}};
+  if (exit_armed) setitimer(ITIMER_REAL, &off, NULL);
+  exit_armed = 0;
+}
+
+static volatile sig_atomic_t reload_posted;
+
+/* The loop's turn hook: a reload signal becomes a DSP_RELOAD event (posting
+ * allocates: not in the handler), then the application's events run. */
+static void server_turn(void) {
+  if (sig_reloads && !reload_posted) {
+    reload_posted = 1;
+    dsp_post(NULL, DSP_RELOAD, 0, NULL, 0);
+  }
+  dsp_turn();
+}
+
 static void on_signal(int sig) {
+  int saved = errno; /* sem_post may set it; the interrupted code keeps its own */
   if (sig == SIGHUP || sig == SIGUSR1) {
     sig_reloads++;
+    rx_wake();
+    errno = saved;
     return;
   }
   if (sig == SIGUSR2) {
     rx_stop_drained();
+    arm_exit(exit_retire_ms);
+    errno = saved;
     return;
   }
   int fast = sig == SIGQUIT || (sig == SIGINT && sig_stops > 0);
@@ -437,6 +509,8 @@ static void on_signal(int sig) {
     for (int i = 0; i < nlisteners; i++)
       if (listeners[i]->fd >= 0) shutdown(listeners[i]->fd, SHUT_RDWR);
   rx_stop();
+  arm_exit(exit_ms);
+  errno = saved;
 }
 
 static struct {
@@ -486,6 +560,7 @@ int srv_take_reloads(void) {
   int n = sig_reloads;
   sig_reloads = 0; /* a signal landing between the two lines is lost: it
                       asked for the reload this call reports anyway */
+  reload_posted = 0;
   return n;
 }
 
@@ -508,7 +583,7 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   stop_told = 0;
   dsp_restart();
   dsp_set_inline(runner);
-  rx_set_turn_hook(dsp_turn);
+  rx_set_turn_hook(server_turn);
   rx_set_busy_probe(runner ? dsp_pending : NULL);
   rx_set_grace_ms(grace_ms);
   rx_run();
@@ -521,7 +596,10 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   return 0;
 }
 
-void srv_stop(void) { rx_stop(); }
+void srv_stop(void) {
+  rx_stop();
+  arm_exit(exit_ms);
+}
 
 typedef struct app_timer {
   dsp_actor *actor; /* keeps a timer's firings and its end in order */
@@ -594,6 +672,7 @@ int srv_after_fork(void) {
   accept_batch = WORKER_ACCEPT_BATCH;
   sig_owns_listeners = 0; /* shared with the master and the other workers */
   sig_is_master = 0;
+  exit_armed = 0; /* a timer is not inherited across fork */
   dsp_after_fork();
   int rc = rx_after_fork();
   for (int i = 0; i < nlisteners; i++) {

@@ -63,6 +63,14 @@ int srv_fast_exit_requested(void);
 int srv_stop_signals(void);
 void srv_set_master(int on);
 void srv_shutdown_listeners(void);
+/* The bound on a stop: from the first stop (signal or srv_stop) a process
+ * still alive stop_ms later (retire_ms after SIGUSR2) _exits with status
+ * 0 from SIGALRM, removing its Unix socket files and the pid file (set
+ * with srv_set_pid_file). -1: not armed. Not in a master. srv_disarm_exit
+ * once the process finished its stop normally. */
+void srv_set_exit_after(long stop_ms, long retire_ms);
+void srv_set_pid_file(const char *path);
+void srv_disarm_exit(void);
 /* A worker retiring in a rolling restart gets SIGUSR2: its connections'
  * on_shutdown calls are spread over this many ms (reactor.h). */
 void srv_set_drain_ms(uint32_t ms);

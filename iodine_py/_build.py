@@ -40,6 +40,7 @@ typedef struct dsp_event {
 #define DSP_PS_CHANNEL ...
 #define DSP_FAIL ...
 #define DSP_STOPPING ...
+#define DSP_RELOAD ...
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 dsp_event *dsp_done_next(dsp_event *done, int block);
@@ -174,6 +175,9 @@ void srv_balance_vacate(int slot);
 int srv_master_turn(int max_wait_ms);
 int srv_stop_requested(void);
 void srv_catch_usr1(void);
+void srv_set_exit_after(long stop_ms, long retire_ms);
+void srv_set_pid_file(const char *path);
+void srv_disarm_exit(void);
 int srv_take_reloads(void);
 int srv_fast_exit_requested(void);
 int srv_stop_signals(void);

@@ -43,6 +43,7 @@ TASK_END = lib.DSP_TASK_END
 PUBSUB = lib.DSP_PUBSUB
 PS_CHANNEL = lib.DSP_PS_CHANNEL
 STOPPING = lib.DSP_STOPPING
+RELOAD = lib.DSP_RELOAD
 LOG = lib.DSP_LOG
 NULL = ffi.NULL
 REQ_T = ffi.typeof("http_req *")
@@ -108,10 +109,9 @@ def iodine_py_run_events() -> None:
         handle(ev)
 
 
-# The watchdog exits a process whose application calls have not returned
-# this long after the grace period (Python cannot kill a thread).
+# A process whose application calls have not returned this long after the
+# grace period is ended (Python cannot kill a thread): server.c's timer.
 EXIT_MARGIN = 0.5
-WATCH_S = 0.05  # how often it looks (a stop, a SIGHUP without workers)
 
 
 class Runtime:
@@ -131,7 +131,6 @@ class Runtime:
         self.max_requests = 0  # a worker's recycling point (cluster.py sets it)
         self.requests = 0
         self.recycled = False
-        self.done = threading.Event()
         multithread = config.threads > 1
         multiprocess = config.workers > 1
         for lst in listeners:
@@ -176,6 +175,9 @@ class Runtime:
                 _pubsub.on_channel(ev.ptr, ev.arg)
             elif kind == STOPPING:
                 _hooks.fire("start_shutdown")
+            elif kind == RELOAD:
+                if lib.srv_take_reloads() and cluster_role() == "single":
+                    self.reload_apps()
             elif kind == LOG:  # a line for an answer the core gave itself
                 line = ffi.cast("char *", ev.ptr)
                 if self.log is not None:
@@ -248,8 +250,9 @@ class Runtime:
         grace_ms = int(self.config.grace * 1000)
         lib.srv_set_drain_ms(int(self.config.drain * 1000))
         threads = self.config.threads
-        watch = threading.Thread(target=self._watch, name="iodine-watchdog", daemon=True)
-        watch.start()
+        # the bound on a stop, kept by a timer in C (server.c "overdue")
+        margin = self.config.grace + EXIT_MARGIN
+        lib.srv_set_exit_after(int(margin * 1000), int((margin + self.config.drain) * 1000))
         stuck = 0
         try:
             if threads <= 1:
@@ -268,33 +271,12 @@ class Runtime:
                 stuck = sum(t.is_alive() for t in pool)
         finally:
             _runtime = None
-            self.done.set()
             if self.log is not None:
                 self.log.close()
         if stuck:
             _exit_now(f"{stuck} application thread(s) still busy after the "
                       f"{self.config.grace:g}s grace period; exiting without them")
 
-    def _watch(self) -> None:
-        """Looks every WATCH_S: a SIGHUP/SIGUSR1 without workers reloads the
-        app; once a stop began, a process still serving grace + drain +
-        EXIT_MARGIN later (an application call that never returns, on the
-        loop thread or another) is ended with os._exit."""
-        reload_here = cluster_role() == "single"
-        while not self.done.wait(WATCH_S):
-            if lib.srv_take_reloads() and reload_here:
-                self.reload_apps()
-            if lib.srv_stop_requested() or lib.srv_stop_signals():
-                break
-        else:
-            return
-        limit = self.config.grace + EXIT_MARGIN
-        if self.recycled or cluster_role() == "worker":
-            limit += self.config.drain  # a retiring worker drains first
-        if self.done.wait(limit):
-            return
-        _exit_now(f"still busy {self.config.grace:g}s (the grace period) after the stop "
-                  f"began: an application call did not return; exiting without it")
     def _worker(self) -> None:
         done_next = lib.dsp_done_next
         handle = self.handle
@@ -609,6 +591,7 @@ class _Iodine:
             lib.srv_catch_usr1()
         if cfg.pid:
             _write_pid_file(cfg.pid)
+            lib.srv_set_pid_file(os.fsencode(os.path.abspath(cfg.pid)))
         self._banner()
         self._running = True
         try:
@@ -629,6 +612,7 @@ class _Iodine:
                 runtime.serve()
             _hooks.fire("on_finish")
         finally:
+            lib.srv_disarm_exit()
             self._running = False
             self._listeners = []
             lib.srv_close_listeners()
