@@ -67,6 +67,8 @@ def test_sigterm_with_a_stuck_request_exits_within_grace(run_server, flags):
     rc = srv.wait_exit(GRACE + 10)
     took = time.monotonic() - t0
     assert rc == 0, srv.stderr
+    print(f"{' '.join(flags)}: exit {took:.2f}s after SIGTERM (grace {GRACE}s), "
+          f"refused after {took_refused * 1000:.0f} ms")
     assert took < GRACE + SLACK, f"exited {took:.2f}s after SIGTERM (grace {GRACE}s)"
     assert took > GRACE - 0.5, f"exited after {took:.2f}s: the grace was not given"
     assert took_refused < 0.5
