@@ -1,9 +1,13 @@
 /* server: listening sockets, accepting connections, signals, and one run of
  * the loop from start to graceful stop.
  *
- * Owns: the listeners (TCP on IPv4/IPv6, Unix sockets) and their per-listener
- * HTTP settings, which live until the process ends because every accepted
- * connection points at them; SIGINT/SIGTERM while the loop runs.
+ * Owns: the listeners (TCP on IPv4/IPv6, Unix sockets, inherited
+ * descriptors) and their per-listener HTTP settings, which live until the
+ * process ends because every accepted connection points at them; the
+ * process's stop and reload signals (SIGINT, SIGTERM, SIGQUIT, SIGUSR2,
+ * SIGHUP, SIGUSR1 where no master handles them) and the timer that bounds
+ * a stop (SIGALRM, armed by the first stop). Handlers only touch
+ * sig_atomic_t flags, shutdown(2), the loop's wake-up and _exit.
  *
  * Must never: read from an accepted connection (http owns it from accept). */
 #ifndef IODINE_SERVER_H
