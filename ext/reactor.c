@@ -72,9 +72,9 @@ static struct {
   int stopping;
   uint32_t grace_ms;
   /* A drained stop (a worker retiring in a rolling restart): listeners
-   * close at once, the other connections hear on_shutdown spread evenly
-   * over drain_ms, so their clients do not all reconnect in the same
-   * instant; the grace period starts after the drain. */
+   * and HTTP connections hear it at once, upgraded ones (RX_F_UPGRADED)
+   * hear on_shutdown spread evenly over drain_ms, so their clients do not
+   * all reconnect in the same instant; the grace period follows the drain. */
   uint32_t drain_ms, drain_next; /* drain_next: the stop asked for a drain */
   uint64_t drain_start;
   size_t drain_total, drain_done, drain_cursor;
@@ -904,19 +904,22 @@ static void begin_shutdown(void) {
     rx_conn *c = rx.table[fd];
     if (c && !(c->flags & RX_F_CLOSED) && (c->flags & RX_F_LISTENER)) shutdown_one(c);
   }
+  /* HTTP connections hear it at once (an idle keep-alive one closes, a
+   * busy one after its answer: no request of a retiring worker waits out
+   * the drain); upgraded ones (WebSocket, SSE) are spread */
   for (size_t fd = 0; fd < rx.top; fd++) {
     rx_conn *c = rx.table[fd];
     if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || lingering(c)) continue;
-    if (drain) rx.drain_total++;
+    if (drain && (c->flags & RX_F_UPGRADED)) rx.drain_total++;
     else shutdown_one(c);
   }
   rx.drain_start = rx.now;
 }
 
-/* Each turn of a drained stop: on_shutdown for the share of the connections
- * (those open when the stop began, in fd order) the elapsed time allows. A
- * connection opened since (none: listeners are closed) or closed meanwhile
- * is simply skipped. */
+/* Each turn of a drained stop: on_shutdown for the share of the upgraded
+ * connections (those open when the stop began, in fd order) the elapsed
+ * time allows. One closed meanwhile is simply skipped (and the count
+ * catches up at the end of the table). */
 static void drain_step(void) {
   if (rx.drain_done >= rx.drain_total) return;
   uint64_t elapsed = rx.now - rx.drain_start;
@@ -924,7 +927,9 @@ static void drain_step(void) {
                                        : (size_t)((rx.drain_total * elapsed) / rx.drain_ms);
   while (rx.drain_done < due && rx.drain_cursor < rx.top) {
     rx_conn *c = rx.table[rx.drain_cursor++];
-    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || lingering(c)) continue;
+    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || !(c->flags & RX_F_UPGRADED) ||
+        lingering(c))
+      continue;
     rx.drain_done++;
     shutdown_one(c);
   }

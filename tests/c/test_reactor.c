@@ -310,7 +310,10 @@ static void eof_and_close(void) {
 static uint64_t shut_at[NDRAIN];
 static int nshut;
 
+static uint64_t plain_at, stop_at;
+
 static void drain_shutdown(rx_conn *c) {
+  if (!(c->flags & RX_F_UPGRADED)) plain_at = rx_now_ms();
   if (nshut < NDRAIN) shut_at[nshut++] = rx_now_ms();
   rx_close_now(c);
 }
@@ -327,11 +330,13 @@ static uint64_t stop_and_measure(int drained, int *worst) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return 0;
     peers[i] = sv[1];
-    rx_attach(sv[0], &drain_proto, NULL);
+    rx_conn *c = rx_attach(sv[0], &drain_proto, NULL);
+    if (i) c->flags |= RX_F_UPGRADED; /* the first stays plain HTTP: at once */
   }
   rx_unlock();
   rx_set_drain_ms(400);
   rx_set_grace_ms(3000);
+  stop_at = rx_now_ms();
   if (drained) rx_stop_drained();
   else rx_stop();
   rx_run(); /* until every connection is gone */
@@ -351,6 +356,7 @@ static void drained_stop_spreads_shutdowns(void) {
   uint64_t span = stop_and_measure(1, &worst);
   CHECK(span >= 300 && span <= 1000);
   CHECK(worst <= NDRAIN / 3); /* even: about 5 per 50 ms */
+  CHECK(plain_at - stop_at < 100); /* a plain HTTP connection: not spread */
   span = stop_and_measure(0, &worst);
   CHECK(span < 100 && worst == NDRAIN); /* a plain stop: all at once */
 }

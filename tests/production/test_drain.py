@@ -32,6 +32,15 @@ def test_rolling_restart_spreads_websocket_closes_over_the_drain(run_server):
     srv = run_server("ws_echo", "-w", "2", "--drain", str(DRAIN), "--grace", "5")
     srv.wait_for_lines("started (pid", 2, timeout=10)
     socks = [open_ws(srv.host, srv.port) for _ in range(N)]
+    # plain keep-alive HTTP connections are not spread: they close at once
+    keepalive = []
+    for _ in range(4):
+        k = socket.create_connection((srv.host, srv.port), timeout=10)
+        k.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert k.recv(4096).startswith(b"HTTP/1.1 200")
+        k.setblocking(False)
+        keepalive.append(k)
+    socks += keepalive
     closes = {}  # socket -> (time, close code or None for a bare EOF)
     buf = {s: b"" for s in socks}
     t0 = time.monotonic()
@@ -56,6 +65,9 @@ def test_rolling_restart_spreads_websocket_closes_over_the_drain(run_server):
                 open_.discard(s)
     for s in socks:
         s.close()
+    http_closed = [closes[k][0] for k in keepalive]
+    for k in keepalive:
+        del closes[k]
     assert not open_, f"{len(open_)} clients never heard the restart; stderr:\n{srv.stderr}"
     codes = [c for _, c in closes.values()]
     assert codes.count(1001) == N, f"close codes: {sorted(set(codes), key=str)}"
@@ -65,6 +77,8 @@ def test_rolling_restart_spreads_websocket_closes_over_the_drain(run_server):
     # more than a fifth of the clients (all at once was 100% in 130 ms)
     assert span >= DRAIN * 0.5, f"all {N} closes within {span:.2f}s"
     worst = max(sum(1 for x in times if t <= x < t + 0.2) for t in times)
+    # every HTTP connection closed while the WebSocket drain was still going
+    assert max(http_closed) < times[-1] - DRAIN / 2, (http_closed, times[0], times[-1])
     assert worst <= N // 5, f"{worst} of {N} closes within 0.2 s"
     per_s = N / span
     print(f"{N} clients closed over {span:.2f}s: {per_s:.0f}/s on average, "
