@@ -87,7 +87,7 @@ format-check:
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
 # build/fuzz-work/X, a crashing input to build/fuzz-X-crash-*, and a crash
 # (or a sanitizer report: none recovers) fails the target.
-FUZZ_TARGETS := http1 ws_frame glob sse static resp psid pmd
+FUZZ_TARGETS := http1 ws_frame glob sse static resp psid pmd proxy
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iext
@@ -100,6 +100,7 @@ FUZZ_SRC_resp := ext/resp.c
 FUZZ_SRC_psid := ext/psid.c
 FUZZ_SRC_pmd := ext/pmd.c ext/ws_frame.c
 FUZZ_LIBS_pmd := -lz
+FUZZ_SRC_proxy := ext/proxy.c
 
 build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build
@@ -115,8 +116,13 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)
 	  grep -E '^stat::number_of_executed_units' build/fuzz_$$t.log; \
 	done
 
+# The shared HTTP corpus and its replayer live in ../shared/conformance beside
+# the clone (CONFORMANCE=DIR to point elsewhere); the Autobahn WebSocket run
+# is tests/conformance/autobahn.sh (it downloads its runner on first use).
+CONFORMANCE ?= $(abspath ../shared/conformance)
 conformance: install
-	$(PY) tests/conformance/run_corpus.py
+	@test -f $(CONFORMANCE)/http_replay.py || { echo "make conformance: no $(CONFORMANCE)/http_replay.py (clone the shared material beside this one, or CONFORMANCE=DIR)"; exit 2; }
+	CI=1 IODINE_CONFORMANCE_DIR=$(CONFORMANCE) $(PY) -m pytest -q tests/conformance/test_http_corpus.py
 
 bench: install
 	bash bench/http.sh
@@ -124,6 +130,7 @@ bench: install
 # The README's command-line reference, made from the parser.
 docs: install
 	$(PY) -c 'import iodine_py.cli as c; c.update_readme("README.md")'
+	$(PY) docs/gen_config.py
 
 clean:
 	rm -rf build dist *.egg-info iodine_py/_native.* .pytest_cache

@@ -26,7 +26,8 @@ END = "<!-- END GENERATED -->"
 
 # Environment variables Config reads for its defaults; cleared so the table
 # shows the built-in values, not this shell's.
-ENV_DEFAULTS = ("PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+ENV_DEFAULTS = ("PORT", "WEB_CONCURRENCY", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS",
+                "IODINE_REDIS_URL", "SCRIPT_NAME")
 
 
 def _human(name: str, value: Any) -> str:

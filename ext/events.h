@@ -38,7 +38,9 @@ enum {
   DSP_RD_REPLY = 20,    /* ptr: rd_reply* (rd_reply_free), arg: callback id */
   DSP_RD_LOG = 21,      /* ptr: char* line (rd_log_free), arg: its length,
                            conn: 1 warning, 0 info */
-  DSP_NEXT_FREE = 22    /* the next number to give a new kind */
+  /* the server, without a master (server.c) */
+  DSP_RELOAD = 22,      /* SIGHUP/SIGUSR1 without a master: import the app again */
+  DSP_NEXT_FREE = 23    /* the next number to give a new kind */
 };
 
 #endif

@@ -106,6 +106,11 @@ int http_conn_states(uint64_t id, http_state *conn, http_resp_state *resp,
  * be trusted after most of these, so we never read another request from
  * it; lingering lets the answer reach a peer that is still sending. */
 void http_conn_fail(http_conn *h, int code, const char *extra) {
+  http_conn_refuse(h, code, extra, NULL);
+}
+
+/* The same, naming the request in the access log once its line was read. */
+void http_conn_refuse(http_conn *h, int code, const char *extra, const http1_request *q) {
   char buf[512];
   size_t dl;
   const char *date = hf_date_line(&dl);
@@ -120,11 +125,21 @@ void http_conn_fail(http_conn *h, int code, const char *extra) {
   rx_write(h->c, buf, (size_t)n);
   rx_close(h->c);
   if (al_on())
-    al_log(&(al_entry){.peer = h->c->peer, .minor = 1, .status = code, .bytes = (uint64_t)n,
+    al_log(&(al_entry){.peer = h->c->peer,
+                       .method = q ? q->method : NULL,
+                       .mlen = q ? q->method_len : 0,
+                       .target = q ? q->target : NULL,
+                       .tlen = q ? q->target_len : 0,
+                       .minor = q ? q->version_minor : 1,
+                       .status = code,
+                       .bytes = (uint64_t)n,
                        .started_us = al_now_us()});
 }
 
 static void fail(http_conn *h, int code) { http_conn_fail(h, code, ""); }
+static void fail_req(http_conn *h, int code, const http1_request *q) {
+  http_conn_refuse(h, code, "", q);
+}
 
 /* --- bodies -------------------------------------------------------------------- */
 
@@ -334,22 +349,22 @@ static int parse_head(http_conn *h) {
   }
   int e = http1_request_framing(&q, &h->fr);
   if (e < 0) {
-    fail(h, -e);
+    fail_req(h, -e, &q);
     return 0;
   }
   if (q.method_len == 7 && !memcmp(q.method, "CONNECT", 7)) {
-    fail(h, 405); /* we are not a tunnel */
+    fail_req(h, 405, &q); /* we are not a tunnel */
     return 0;
   }
   if (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length > s->max_body) {
-    fail(h, 413); /* answered before the body is read */
+    fail_req(h, 413, &q); /* answered before the body is read */
     return 0;
   }
   if (http_upgrade_check(h, &q)) return 0;
   if (s->public_root && serve_static(h, &q, (size_t)r)) return 1;
   e = http_env_build(h, &q);
   if (e) {
-    fail(h, e == -2 ? 400 : 503);
+    fail_req(h, e == -2 ? 400 : 503, &q);
     return 0;
   }
   h->req = (http_reqinfo){.is_head = q.method_len == 4 && !memcmp(q.method, "HEAD", 4),

@@ -164,6 +164,7 @@ const http1_header *http_conn_header(const http1_request *q, const char *name, s
 /* Answer a request we will not serve with `code` (extra header lines in
  * `extra`, may be ""), then close. */
 void http_conn_fail(http_conn *h, int code, const char *extra);
+void http_conn_refuse(http_conn *h, int code, const char *extra, const http1_request *q);
 /* Parse and dispatch whatever is buffered, as far as the state allows. */
 void http_conn_process(http_conn *h);
 /* Free the HTTP state without closing the socket (an upgrade took it). */

@@ -63,16 +63,24 @@ static int header_skipped(const http1_header *hd, const http_conn *h) {
 
 /* A trusted proxy's word on the client (proxy.h): later keys in the blob
  * replace earlier ones when the environ is built, so REMOTE_ADDR and
- * wsgi.url_scheme are simply written again. Only the last X-Forwarded-For
- * and X-Forwarded-Proto lines count: the ones our nearest proxy wrote. */
+ * wsgi.url_scheme are simply written again. Only the last Forwarded,
+ * X-Forwarded-For and X-Forwarded-Proto lines count: the ones our nearest
+ * proxy wrote. */
 static int put_forwarded(sbuf *e, const http1_request *q, const px_trust *trust) {
-  const http1_header *xff = NULL, *xfp = NULL;
+  const http1_header *xff = NULL, *xfp = NULL, *fwd = NULL;
   for (size_t i = 0; i < q->num_headers; i++) {
     if (http1_name_is(&q->headers[i], "x-forwarded-for", 15)) xff = &q->headers[i];
     else if (http1_name_is(&q->headers[i], "x-forwarded-proto", 17)) xfp = &q->headers[i];
+    else if (http1_name_is(&q->headers[i], "forwarded", 9)) fwd = &q->headers[i];
   }
-  const char *addr;
+  const char *addr, *fscheme = NULL;
   size_t alen;
+  /* RFC 7239 Forwarded, when it names the client, wins over X-Forwarded-* */
+  if (fwd && px_forwarded(trust, fwd->value, fwd->value_len, &addr, &alen, &fscheme)) {
+    if (http_env_add(e, "REMOTE_ADDR", addr, alen)) return -1;
+    if (fscheme && http_env_add(e, "wsgi.url_scheme", fscheme, strlen(fscheme))) return -1;
+    return 0;
+  }
   if (xff && px_client(trust, xff->value, xff->value_len, &addr, &alen) &&
       http_env_add(e, "REMOTE_ADDR", addr, alen))
     return -1;

@@ -57,7 +57,7 @@ int http_upgrade_check(http_conn *h, const http1_request *q) {
     const http1_header *v = http_conn_header(q, "sec-websocket-version", 21);
     const http1_header *k = http_conn_header(q, "sec-websocket-key", 17);
     if (!get || q->version_minor != 1 || !h->fr.has_host || versions > 1) {
-      http_conn_fail(h, 400, "");
+      http_conn_refuse(h, 400, "", q);
       return 1;
     }
     if (!v || v->value_len != 2 || memcmp(v->value, "13", 2)) {
@@ -65,7 +65,7 @@ int http_upgrade_check(http_conn *h, const http1_request *q) {
       return 1;
     }
     if (!k || ws_accept_key(k->value, k->value_len, h->ws_accept)) {
-      http_conn_fail(h, 400, "");
+      http_conn_refuse(h, 400, "", q);
       return 1;
     }
     negotiate_pmd(h, q);

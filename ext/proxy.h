@@ -1,5 +1,6 @@
 /* proxy: which peers are trusted proxies, and what they say about the
- * client behind them (X-Forwarded-For, X-Forwarded-Proto).
+ * client behind them (RFC 7239 Forwarded, X-Forwarded-For,
+ * X-Forwarded-Proto).
  *
  * Owns: parsing the trust setting ("127.0.0.1, 10.0.0.0/8, ::1", or "*"
  * for every peer) into a list of networks, matching addresses against it,
@@ -43,5 +44,16 @@ int px_client(const px_trust *t, const char *v, size_t len, const char **out,
  * by the proxy nearest to us), when it is "http" or "https" in any case.
  * Returns the lower-case constant, or NULL. */
 const char *px_scheme(const char *v, size_t len);
+
+/* RFC 7239 Forwarded, from a trusted peer: the same walk as X-Forwarded-For
+ * over the elements' for= addresses (quotes, brackets and ports dropped);
+ * returns 1 with *addr and *alen a slice of `v` and *scheme the proto= of that
+ * same element ("http", "https" or NULL: the scheme the client used with
+ * the first proxy we trust), or 0 when no element names a usable address.
+ * Obfuscated identifiers ("unknown", "_hidden") and malformed elements stop
+ * the walk like garbage in X-Forwarded-For. Only the last 64 elements are
+ * looked at (a longer chain of our own proxies is not a thing). */
+int px_forwarded(const px_trust *t, const char *v, size_t len, const char **addr,
+                 size_t *alen, const char **scheme);
 
 #endif

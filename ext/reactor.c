@@ -55,6 +55,13 @@ static struct {
   atomic_int sleeping;
   int stopping;
   uint32_t grace_ms;
+  /* A drained stop (a worker retiring in a rolling restart): listeners
+   * and HTTP connections hear it at once, upgraded ones (RX_F_UPGRADED)
+   * hear on_shutdown spread evenly over drain_ms, so their clients do not
+   * all reconnect in the same instant; the grace period follows the drain. */
+  uint32_t drain_ms, drain_next; /* drain_next: the stop asked for a drain */
+  uint64_t drain_start;
+  size_t drain_total, drain_done, drain_cursor;
   uint64_t deadline, now, next_sweep;
   void (*turn_hook)(void);
   int (*busy_probe)(void);
@@ -81,6 +88,7 @@ void rx_unlock(void) { pthread_mutex_unlock(&rx.lock); }
 int rx_in_loop_thread(void) { return in_loop; }
 int rx_stopping(void) { return rx.stopping || atomic_load(&rx.stop_requested); }
 void rx_set_grace_ms(uint32_t ms) { rx.grace_ms = ms; }
+void rx_set_drain_ms(uint32_t ms) { rx.drain_ms = ms; }
 void rx_set_turn_hook(void (*fn)(void)) { rx.turn_hook = fn; }
 void rx_set_busy_probe(int (*fn)(void)) { rx.busy_probe = fn; }
 
@@ -743,15 +751,52 @@ static void bury(void) {
 
 static int lingering(rx_conn *c) { return c->proto == &linger_proto; }
 
+static void shutdown_one(rx_conn *c) {
+  if (c->proto && c->proto->on_shutdown) c->proto->on_shutdown(c);
+  else if (c->flags & RX_F_LISTENER) rx_close_now(c);
+}
+
 static void begin_shutdown(void) {
   rx.stopping = 1;
-  rx.deadline = rx.now + rx.grace_ms;
+  int drain = rx.drain_next && rx.drain_ms;
+  rx.drain_next = 0;
+  rx.deadline = rx.now + rx.grace_ms + (drain ? rx.drain_ms : 0);
+  rx.drain_total = rx.drain_done = rx.drain_cursor = 0;
+  /* listeners first: from here new connections are someone else's */
   for (size_t fd = 0; fd < rx.top; fd++) {
     rx_conn *c = rx.table[fd];
-    if (!c || (c->flags & RX_F_CLOSED)) continue;
-    if (c->proto && c->proto->on_shutdown) c->proto->on_shutdown(c);
-    else if (c->flags & RX_F_LISTENER) rx_close_now(c);
+    if (c && !(c->flags & RX_F_CLOSED) && (c->flags & RX_F_LISTENER)) shutdown_one(c);
   }
+  /* HTTP connections hear it at once (an idle keep-alive one closes, a
+   * busy one after its answer: no request of a retiring worker waits out
+   * the drain); upgraded ones (WebSocket, SSE) are spread */
+  for (size_t fd = 0; fd < rx.top; fd++) {
+    rx_conn *c = rx.table[fd];
+    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || lingering(c)) continue;
+    if (drain && (c->flags & RX_F_UPGRADED)) rx.drain_total++;
+    else shutdown_one(c);
+  }
+  rx.drain_start = rx.now;
+}
+
+/* Each turn of a drained stop: on_shutdown for the share of the upgraded
+ * connections (those open when the stop began, in fd order) the elapsed
+ * time allows. One closed meanwhile is simply skipped (and the count
+ * catches up at the end of the table). */
+static void drain_step(void) {
+  if (rx.drain_done >= rx.drain_total) return;
+  uint64_t elapsed = rx.now - rx.drain_start;
+  size_t due = elapsed >= rx.drain_ms ? rx.drain_total
+                                       : (size_t)((rx.drain_total * elapsed) / rx.drain_ms);
+  while (rx.drain_done < due && rx.drain_cursor < rx.top) {
+    rx_conn *c = rx.table[rx.drain_cursor++];
+    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || !(c->flags & RX_F_UPGRADED) ||
+        lingering(c))
+      continue;
+    rx.drain_done++;
+    shutdown_one(c);
+  }
+  if (rx.drain_cursor >= rx.top) rx.drain_done = rx.drain_total;
 }
 
 static void close_everything(void) {
@@ -764,6 +809,14 @@ static void close_everything(void) {
 }
 
 void rx_stop(void) {
+  atomic_store(&rx.stop_requested, 1);
+  wake();
+}
+
+void rx_wake(void) { wake(); }
+
+void rx_stop_drained(void) {
+  rx.drain_next = 1; /* read by begin_shutdown, after the store below */
   atomic_store(&rx.stop_requested, 1);
   wake();
 }
@@ -843,6 +896,7 @@ int rx_run(void) {
   for (;;) {
     if (atomic_load(&rx.stop_requested) && !rx.stopping) begin_shutdown();
     if (rx.stopping) {
+      drain_step();
       size_t live = 0;
       for (size_t fd = 0; fd < rx.top; fd++)
         if (rx.table[fd]) live++;
@@ -856,9 +910,10 @@ int rx_run(void) {
         break;
       }
     }
-    turn(rx.stopping ? 50 : 60000);
+    turn(rx.stopping ? (rx.drain_done < rx.drain_total ? 10 : 50) : 60000);
   }
   rx.stopping = 0;
+  rx.drain_total = rx.drain_done = 0;
   atomic_store(&rx.stop_requested, 0);
   rx_unlock();
   in_loop = 0;

@@ -114,6 +114,14 @@ int rx_run(void);
 /* Ask the loop to stop (any thread, async-signal-safe). Connections get
  * on_shutdown, then have `grace_ms` to finish before they are closed. */
 void rx_stop(void);
+/* The same, but the on_shutdown calls of upgraded connections
+ * (RX_F_UPGRADED) are spread evenly over the drain period (rx_set_drain_ms;
+ * 0: all at once), and the grace period follows it: a retiring worker's
+ * WebSocket clients then reconnect a few at a time. Async-signal-safe. */
+void rx_stop_drained(void);
+/* Wake the loop out of its wait (any thread, async-signal-safe). */
+void rx_wake(void);
+void rx_set_drain_ms(uint32_t ms);
 /* One loop turn, waiting at most max_wait_ms for I/O (a cluster's master
  * runs turns between looking after its workers). Returns nonzero once a
  * stop was asked. */

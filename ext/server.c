@@ -8,15 +8,19 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -38,6 +42,7 @@ typedef struct listener {
   struct sockaddr_storage addr; /* TCP: where it is bound (the real port) */
   socklen_t addrlen;
   uint64_t conn; /* attached in this process (0: not attached) */
+  char path[108]; /* Unix socket: its file (removed at stop) */
   pid_t pid;     /* the process that attached it */
 } listener;
 
@@ -47,6 +52,8 @@ static size_t max_conns; /* accepted connections at once (0: not set yet) */
 static int reuseport;    /* each worker binds its own socket (SO_REUSEPORT) */
 static int accept_batch; /* accepts per turn (0: all waiting; workers: a few) */
 static int cap_timer_armed;
+static int backlog = SOMAXCONN; /* listen(2) queue length (--backlog) */
+static int unix_mode = -1;      /* chmod of new Unix sockets (-1: umask's) */
 
 static void on_accept(rx_conn *lc);
 
@@ -252,7 +259,7 @@ static int attach_listeners(void) {
     listener *l = listeners[i];
     if (l->fd < 0 || (l->conn && l->pid == getpid() && rx_find(l->conn))) continue;
     if (!l->listening) {
-      if (listen(l->fd, SOMAXCONN) < 0) continue;
+      if (listen(l->fd, backlog) < 0) continue;
       l->listening = 1;
     }
     rx_conn *c = rx_attach(l->fd, &listener_proto, l);
@@ -281,6 +288,10 @@ size_t srv_default_max_connections(void) {
 
 void srv_set_max_connections(size_t n) { max_conns = n; }
 
+
+void srv_set_backlog(int n) { backlog = n > 0 ? n : SOMAXCONN; }
+void srv_set_unix_mode(int mode) { unix_mode = mode; }
+
 static int open_unix(const char *path, int *out) {
   struct sockaddr_un un = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof un.sun_path) return -ENAMETOOLONG;
@@ -288,7 +299,8 @@ static int open_unix(const char *path, int *out) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   unlink(path); /* a stale socket file from an earlier run */
-  if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 || listen(fd, SOMAXCONN) < 0) {
+  if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0 ||
+      (unix_mode >= 0 && chmod(path, (mode_t)unix_mode) < 0) || listen(fd, backlog) < 0) {
     int e = errno;
     close(fd);
     return -e;
@@ -319,7 +331,7 @@ static int open_tcp(const char *addr, int port, listener *l, int *bound) {
      * that only workers accept. Workers bind their own (srv_after_fork). */
     if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        (!reuseport && listen(fd, SOMAXCONN) < 0)) {
+        (!reuseport && listen(fd, backlog) < 0)) {
       err = -errno;
       close(fd);
       continue;
@@ -352,6 +364,7 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
     l->is_unix = 1;
     rc = open_unix(addr + 5, &l->fd);
     l->listening = 1;
+    if (!rc) snprintf(l->path, sizeof l->path, "%s", addr + 5);
   } else {
     rc = open_tcp(addr, port, l, &bound);
   }
@@ -363,14 +376,148 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
   return bound;
 }
 
-static void on_signal(int sig) {
+/* --- signals -------------------------------------------------------------
+ * SIGTERM/SIGINT: graceful stop. The process that bound the listeners (a
+ * single process, or a cluster's master) shuts them down right in the
+ * handler, so connections arriving from then on are refused at once even
+ * while the loop thread is still inside a long application call; a worker
+ * must not (the sockets are shared: a retiring worker would stop everyone
+ * listening), its loop closes its own copies. A second SIGINT, or SIGQUIT,
+ * is the fast way out: _exit(0) at once (a master only records it: it
+ * must take its workers down first). SIGUSR2 (sent by the master to a
+ * worker it retires) is a graceful stop with the drain period. SIGHUP and
+ * SIGUSR1 without a master are counted for the application's runtime to
+ * pick up (srv_take_reloads). Everything here is async-signal-safe. */
+static volatile sig_atomic_t sig_stops;    /* SIGINT/SIGTERM/SIGQUIT received */
+static volatile sig_atomic_t sig_fast;     /* a fast exit was asked (master) */
+static volatile sig_atomic_t sig_reloads;  /* SIGHUP/SIGUSR1 received */
+static int sig_owns_listeners = 1;         /* 0 in a worker */
+static int sig_is_master;                  /* fast exit is the master's to do */
+
+int srv_listen_fd(int fd, const http_settings *settings) {
+  int rc = srv_init();
+  if (rc) return rc;
+  if (nlisteners == MAX_LISTENERS) return -EMFILE;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) return -errno;
+  if (type != SOCK_STREAM) return -ENOTSOCK;
+  listener *l = calloc(1, sizeof *l);
+  if (!l) return -ENOMEM;
+  l->set = *settings;
+  l->addrlen = sizeof l->addr;
+  if (getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen) < 0) {
+    free(l);
+    return -errno;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  l->fd = fd;
+  l->is_unix = l->addr.ss_family == AF_UNIX; /* its file is not ours to remove */
+  l->listening = 0; /* listen() again is harmless and covers a bound-only fd */
+  listeners[nlisteners++] = l;
+  int port = 0;
+  if (l->addr.ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)&l->addr)->sin_port);
+  if (l->addr.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&l->addr)->sin6_port);
+  return port;
+}
+
+/* The overdue stop: once a stop began, a process still running exit_ms
+ * later (an application call that never returns: Python cannot interrupt
+ * it, on the loop thread or another) is ended from SIGALRM with _exit(0),
+ * after removing the files it made. No thread watches: a timer does. The
+ * master never arms it (its loop is ours; it kills stuck workers). */
+static long exit_ms = -1, exit_retire_ms = -1;
+static char pid_path[4096];
+static int exit_armed;
+
+static void say_fd2(const char *text) {
+  ssize_t r = write(2, text, strlen(text));
+  (void)r;
+}
+
+static void on_overdue(int sig) {
   (void)sig;
+  say_fd2("iodine: still busy after the grace period (an application call did not "
+          "return); exiting without it\n");
+  if (sig_owns_listeners) {
+    for (int i = 0; i < nlisteners; i++)
+      if (listeners[i]->is_unix && listeners[i]->path[0]) unlink(listeners[i]->path);
+    if (pid_path[0]) unlink(pid_path);
+  }
+  _exit(0);
+}
+
+static void arm_exit(long ms) {
+  if (sig_is_master || ms < 0 || exit_armed) return;
+  exit_armed = 1;
+  struct sigaction sa = {0};
+  sa.sa_handler = on_overdue;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+  if (!ms) it.it_value.tv_usec = 1;
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+void srv_set_exit_after(long stop_ms, long retire_ms) {
+  exit_ms = stop_ms;
+  exit_retire_ms = retire_ms;
+}
+
+void srv_set_pid_file(const char *path) {
+  snprintf(pid_path, sizeof pid_path, "%s", path ? path : "");
+}
+
+void srv_disarm_exit(void) {
+  struct itimerval off = {{0, 0}, {0, 0}};
+  if (exit_armed) setitimer(ITIMER_REAL, &off, NULL);
+  exit_armed = 0;
+}
+
+static volatile sig_atomic_t reload_posted;
+
+/* The loop's turn hook: a reload signal becomes a DSP_RELOAD event (posting
+ * allocates: not in the handler), then the application's events run. */
+static void server_turn(void) {
+  if (sig_reloads && !reload_posted) {
+    reload_posted = 1;
+    dsp_post(NULL, DSP_RELOAD, 0, NULL, 0);
+  }
+  dsp_turn();
+}
+
+static void on_signal(int sig) {
+  int saved = errno; /* sem_post may set it; the interrupted code keeps its own */
+  if (sig == SIGHUP || sig == SIGUSR1) {
+    sig_reloads++;
+    rx_wake();
+    errno = saved;
+    return;
+  }
+  if (sig == SIGUSR2) {
+    rx_stop_drained();
+    arm_exit(exit_retire_ms);
+    errno = saved;
+    return;
+  }
+  int fast = sig == SIGQUIT || (sig == SIGINT && sig_stops > 0);
+  if (fast) {
+    if (!sig_is_master) _exit(0);
+    sig_fast = 1;
+  }
+  if (!sig_stops++ && sig_owns_listeners)
+    for (int i = 0; i < nlisteners; i++)
+      if (listeners[i]->fd >= 0) shutdown(listeners[i]->fd, SHUT_RDWR);
   rx_stop();
+  arm_exit(exit_ms);
+  errno = saved;
 }
 
 static struct {
   int armed;
-  struct sigaction old_int, old_term, old_pipe;
+  struct sigaction old_int, old_term, old_pipe, old_quit, old_usr2, old_hup;
 } sig;
 
 void srv_arm_signals(void) {
@@ -379,8 +526,12 @@ void srv_arm_signals(void) {
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   ign.sa_handler = SIG_IGN;
+  sig_stops = sig_fast = 0;
   sigaction(SIGINT, &sa, &sig.old_int);
   sigaction(SIGTERM, &sa, &sig.old_term);
+  sigaction(SIGQUIT, &sa, &sig.old_quit);
+  sigaction(SIGUSR2, &sa, &sig.old_usr2);
+  sigaction(SIGHUP, &sa, &sig.old_hup);
   sigaction(SIGPIPE, &ign, &sig.old_pipe);
   sig.armed = 1;
 }
@@ -389,8 +540,42 @@ void srv_disarm_signals(void) {
   if (!sig.armed) return;
   sigaction(SIGINT, &sig.old_int, NULL);
   sigaction(SIGTERM, &sig.old_term, NULL);
+  sigaction(SIGQUIT, &sig.old_quit, NULL);
+  sigaction(SIGUSR2, &sig.old_usr2, NULL);
+  sigaction(SIGHUP, &sig.old_hup, NULL);
   sigaction(SIGPIPE, &sig.old_pipe, NULL);
   sig.armed = 0;
+}
+
+void srv_catch_usr1(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+void srv_set_master(int on) { sig_is_master = on; }
+int srv_fast_exit_requested(void) { return sig_fast; }
+int srv_stop_signals(void) { return sig_stops; }
+
+int srv_take_reloads(void) {
+  int n = sig_reloads;
+  sig_reloads = 0; /* a signal landing between the two lines is lost: it
+                      asked for the reload this call reports anyway */
+  reload_posted = 0;
+  return n;
+}
+
+void srv_set_drain_ms(uint32_t ms) { rx_set_drain_ms(ms); }
+
+void srv_shutdown_listeners(void) {
+  for (int i = 0; i < nlisteners; i++)
+    if (listeners[i]->fd >= 0) shutdown(listeners[i]->fd, SHUT_RDWR);
+}
+
+void srv_unlink_unix_sockets(void) {
+  for (int i = 0; i < nlisteners; i++)
+    if (listeners[i]->is_unix && listeners[i]->path[0]) unlink(listeners[i]->path);
 }
 
 int srv_run(void (*runner)(void), uint32_t grace_ms) {
@@ -400,7 +585,7 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   stop_told = 0;
   dsp_restart();
   dsp_set_inline(runner);
-  rx_set_turn_hook(dsp_turn);
+  rx_set_turn_hook(server_turn);
   rx_set_busy_probe(runner ? dsp_pending : NULL);
   rx_set_grace_ms(grace_ms);
   rd_start(); /* the Redis engine, if one is configured, connects now */
@@ -414,7 +599,10 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   return 0;
 }
 
-void srv_stop(void) { rx_stop(); }
+void srv_stop(void) {
+  rx_stop();
+  arm_exit(exit_ms);
+}
 
 typedef struct app_timer {
   dsp_actor *actor; /* keeps a timer's firings and its end in order */
@@ -474,7 +662,7 @@ static void own_socket(listener *l) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (l->addr.ss_family == AF_INET6) /* as the first bind had it (dual stack) */
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
-  if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+  if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, backlog) < 0) {
     close(fd);
     return;
   }
@@ -485,6 +673,9 @@ static void own_socket(listener *l) {
 
 int srv_after_fork(void) {
   accept_batch = WORKER_ACCEPT_BATCH;
+  sig_owns_listeners = 0; /* shared with the master and the other workers */
+  sig_is_master = 0;
+  exit_armed = 0; /* a timer is not inherited across fork */
   dsp_after_fork();
   ps_after_fork(); /* a worker's history vouches for what it sees, not its master */
   int rc = rx_after_fork();

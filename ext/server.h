@@ -1,9 +1,13 @@
 /* server: listening sockets, accepting connections, signals, and one run of
  * the loop from start to graceful stop.
  *
- * Owns: the listeners (TCP on IPv4/IPv6, Unix sockets) and their per-listener
- * HTTP settings, which live until the process ends because every accepted
- * connection points at them; SIGINT/SIGTERM while the loop runs.
+ * Owns: the listeners (TCP on IPv4/IPv6, Unix sockets, inherited
+ * descriptors) and their per-listener HTTP settings, which live until the
+ * process ends because every accepted connection points at them; the
+ * process's stop and reload signals (SIGINT, SIGTERM, SIGQUIT, SIGUSR2,
+ * SIGHUP, SIGUSR1 where no master handles them) and the timer that bounds
+ * a stop (SIGALRM, armed by the first stop). Handlers only touch
+ * sig_atomic_t flags, shutdown(2), the loop's wake-up and _exit.
  *
  * Must never: read from an accepted connection (http owns it from accept). */
 #ifndef IODINE_SERVER_H
@@ -51,6 +55,38 @@ void srv_stop(void);
  * previous handlers when it returns. */
 void srv_arm_signals(void);
 void srv_disarm_signals(void);
+/* What the handlers saw (see server.c "signals"): srv_take_reloads counts
+ * SIGHUP (and SIGUSR1 once srv_catch_usr1 routed it here) since the last
+ * call; srv_fast_exit_requested is a master's second SIGINT or SIGQUIT;
+ * srv_set_master(1) makes those the master's to act on (elsewhere they
+ * _exit(0) at once). srv_shutdown_listeners refuses new connections on
+ * every listener now (shutdown(2): the descriptors stay valid). */
+void srv_catch_usr1(void);
+int srv_take_reloads(void);
+int srv_fast_exit_requested(void);
+int srv_stop_signals(void);
+void srv_set_master(int on);
+void srv_shutdown_listeners(void);
+/* The bound on a stop: from the first stop (signal or srv_stop) a process
+ * still alive stop_ms later (retire_ms after SIGUSR2) _exits with status
+ * 0 from SIGALRM, removing its Unix socket files and the pid file (set
+ * with srv_set_pid_file). -1: not armed. Not in a master. srv_disarm_exit
+ * once the process finished its stop normally. */
+void srv_set_exit_after(long stop_ms, long retire_ms);
+void srv_set_pid_file(const char *path);
+void srv_disarm_exit(void);
+/* A worker retiring in a rolling restart gets SIGUSR2: its connections'
+ * on_shutdown calls are spread over this many ms (reactor.h). */
+void srv_set_drain_ms(uint32_t ms);
+/* listen(2) backlog for sockets bound from now on (0: SOMAXCONN); the
+ * chmod mode of Unix sockets bound from now on (-1: as the umask has it);
+ * remove the files of the Unix sockets this process bound (at exit). */
+void srv_set_backlog(int n);
+void srv_set_unix_mode(int mode);
+void srv_unlink_unix_sockets(void);
+/* Serve on an inherited, bound socket (--fd N, systemd's LISTEN_FDS):
+ * returns its TCP port (0 for a Unix socket) or -errno. */
+int srv_listen_fd(int fd, const http_settings *settings);
 
 /* Timers for application tasks: `task` is an id the application keeps;
  * each firing posts DSP_TASK with it, and DSP_TASK_END follows the last

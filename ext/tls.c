@@ -58,12 +58,26 @@ static void say(char *err, size_t errlen, const char *what) {
 /* An encrypted key must fail to load, not stop the server to ask for a
  * pass phrase on the terminal (OpenSSL's default). Being asked at all tells
  * us the key was encrypted: *arg notes it for the error message. */
-static int no_passphrase(char *buf, int size, int rwflag, void *arg) {
-  (void)buf;
-  (void)size;
+/* The passphrase of encrypted private keys (-tls-pass), set before any
+ * context is made (start-up, one thread); none: an encrypted key is an
+ * error that says so. */
+static char key_pass[1024];
+static size_t key_pass_len;
+
+void tls_set_key_password(const char *pass) {
+  size_t n = pass ? strlen(pass) : 0;
+  if (n >= sizeof key_pass) n = 0; /* too long to be ours: refused as wrong */
+  memcpy(key_pass, pass ? pass : "", n);
+  key_pass[n] = 0;
+  key_pass_len = n;
+}
+
+static int key_passphrase(char *buf, int size, int rwflag, void *arg) {
   (void)rwflag;
   if (arg) *(int *)arg = 1;
-  return 0;
+  if (!key_pass_len || key_pass_len > (size_t)size) return 0;
+  memcpy(buf, key_pass, key_pass_len);
+  return (int)key_pass_len;
 }
 
 /* ALPN: we speak HTTP/1.1 only. A client that offers it gets it (one that
@@ -170,7 +184,7 @@ tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   int asked = 0;
-  SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+  SSL_CTX_set_default_passwd_cb(ctx, key_passphrase);
   SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
   if (!cert_file) {
@@ -184,10 +198,14 @@ tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
       unsigned long e = ERR_peek_error();
-      if (asked) {
+      if (asked && key_pass_len) {
         ERR_clear_error();
-        snprintf(err, errlen, "the private key in %s is encrypted: give it decrypted "
-                 "(openssl pkey -in KEY -out KEY.plain)", key_file);
+        snprintf(err, errlen, "the private key in %s cannot be decrypted with the "
+                 "-tls-pass passphrase", key_file);
+      } else if (asked) {
+        ERR_clear_error();
+        snprintf(err, errlen, "the private key in %s is encrypted: give its passphrase "
+                 "with -tls-pass (or decrypt it: openssl pkey -in KEY -out KEY.plain)", key_file);
       } else if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
                  ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
         ERR_clear_error();
@@ -294,6 +312,8 @@ int tls_attach(rx_conn *c, tls_ctx *t) {
 #else /* built without OpenSSL: the same API, saying so */
 
 int tls_available(void) { return 0; }
+
+void tls_set_key_password(const char *pass) { (void)pass; }
 
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen) {

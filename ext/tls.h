@@ -30,6 +30,9 @@ int tls_available(void);
  * with both NULL, a fresh self-signed certificate for CN=localhost (SAN
  * localhost, 127.0.0.1, ::1) for development. NULL on failure, with a
  * one-line reason in err (always NUL-terminated when errlen > 0). */
+/* The passphrase for encrypted private keys loaded from now on (NULL or
+ * "": none). Start-up only, before the contexts are made. */
+void tls_set_key_password(const char *pass);
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen);
 /* Release the caller's reference; connections keep theirs. */

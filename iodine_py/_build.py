@@ -42,6 +42,7 @@ typedef struct dsp_event {
 #define DSP_PS_CHANNEL ...
 #define DSP_FAIL ...
 #define DSP_STOPPING ...
+#define DSP_RELOAD ...
 dsp_event *dsp_next(int block);
 void dsp_done(dsp_event *ev);
 dsp_event *dsp_done_next(dsp_event *done, int block);
@@ -177,6 +178,7 @@ px_trust *px_parse(const char *spec, char *err, size_t errlen);
 /* tls.h */
 typedef struct tls_ctx tls_ctx;
 int tls_available(void);
+void tls_set_key_password(const char *pass);
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen);
 void tls_ctx_free(tls_ctx *t);
@@ -198,6 +200,20 @@ void srv_balance_join(int slot);
 void srv_balance_vacate(int slot);
 int srv_master_turn(int max_wait_ms);
 int srv_stop_requested(void);
+void srv_catch_usr1(void);
+void srv_set_exit_after(long stop_ms, long retire_ms);
+void srv_set_pid_file(const char *path);
+void srv_disarm_exit(void);
+int srv_take_reloads(void);
+int srv_fast_exit_requested(void);
+int srv_stop_signals(void);
+void srv_set_master(int on);
+void srv_shutdown_listeners(void);
+void srv_set_drain_ms(uint32_t ms);
+void srv_set_backlog(int n);
+void srv_set_unix_mode(int mode);
+void srv_unlink_unix_sockets(void);
+int srv_listen_fd(int fd, const http_settings *settings);
 int cl_master_adopt(int fd, int slot);
 int cl_worker_adopt(int fd);
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);

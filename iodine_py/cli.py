@@ -7,14 +7,17 @@ stderr and exit status 2; a bad flag never shows a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
+import runpy
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence
+from typing import Any, Callable, List, NoReturn, Optional, Sequence
 
 from . import __version__
-from .config import KIB, MIB, Config, ConfigError
-from .importer import ImportFromStringError, load_app
+from .config import KIB, MIB, Config, ConfigError, cpu_count, per_cores
+from .importer import ImportFromStringError, describe_error, load_app
+from .log import level_for_verbosity, logger
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +54,40 @@ def _seconds_or_off(text: str) -> float:
     return _seconds(text)
 
 
+def _nonneg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seconds must not be negative, not {text}")
+    return value
+
+
+def _count(what: str, lo: int) -> Callable[[str], int]:
+    """-t/-w: a count (at least `lo`), or -N for the CPU cores / N."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}")
+        if 0 <= value < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {lo} (or -N: "
+                                             f"CPU cores / N), not {value}")
+        return per_cores(value)
+    return parse
+
+
+def _mode(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"mode must be octal like 660, not {text!r}")
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"mode must be 000..777, not {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _int(0, "port")(text)
     if value > 65535:
@@ -71,10 +108,22 @@ def build_parser() -> _Parser:
     )
     p.add_argument("app", nargs="?", metavar="APP", help="the WSGI application to serve")
     g = p.add_argument_group("listening")
-    g.add_argument("-p", "--port", type=_port, default=None,
+    g.add_argument("-p", "-port", "--port", type=_port, default=None,
                    help="TCP port (default: $PORT or 3000; 0 picks a free port)")
-    g.add_argument("-b", "--bind", "--address", dest="address", default=None,
-                   help="address to bind, or unix:/path (default: 0.0.0.0)")
+    g.add_argument("-b", "-bind", "-address", "--bind", "--address", dest="address",
+                   default=None,
+                   help="address to bind; unix:/path, /path or ./path: a Unix socket "
+                        "(default: 0.0.0.0)")
+    g.add_argument("--fd", dest="fds", type=_int(0, "fd"), action="append", default=None,
+                   metavar="N",
+                   help="serve on the listening socket inherited as descriptor N (repeatable; "
+                        "systemd's $LISTEN_FDS is used when given) instead of binding")
+    g.add_argument("--backlog", type=_int(0, "backlog"), default=None,
+                   help="listen(2) queue of connections not yet accepted "
+                        "(default: 0, the kernel's SOMAXCONN)")
+    g.add_argument("--unix-mode", dest="unix_mode", type=_mode, default=None, metavar="MODE",
+                   help="permissions of a Unix socket we bind, octal like 660 "
+                        "(default: as the umask has it)")
     g = p.add_argument_group("TLS (https://, wss://)")
     g.add_argument("-tls", "--tls", dest="tls", action="store_true",
                    help="serve TLS; alone, with a self-signed certificate for localhost "
@@ -82,31 +131,40 @@ def build_parser() -> _Parser:
     g.add_argument("-tls-cert", "--tls-cert", dest="tls_cert", default=None, metavar="FILE",
                    help="PEM certificate (chain) to serve; implies -tls, needs -tls-key")
     g.add_argument("-tls-key", "--tls-key", dest="tls_key", default=None, metavar="FILE",
-                   help="PEM private key of -tls-cert (not encrypted)")
+                   help="PEM private key of -tls-cert")
+    g.add_argument("-tls-pass", "--tls-pass", dest="tls_pass", default=None, metavar="PASS",
+                   help="passphrase of an encrypted -tls-key (default: $IODINE_TLS_PASS)")
     g = p.add_argument_group("static files")
-    g.add_argument("-www", "--public", dest="public", default=None, metavar="DIR",
+    g.add_argument("-www", "-public", "--public", dest="public", default=None, metavar="DIR",
                    help="serve GET/HEAD for files under DIR from C, before the app "
-                        "(folders: index.html; .gz siblings; ETag, Range)")
+                        "(folders: index.html; .gz siblings; ETag, Range); with no APP, "
+                        "only these files (404 for the rest)")
     g = p.add_argument_group("concurrency")
-    g.add_argument("-t", "--threads", type=_int(1, "threads"), default=None,
-                   help="Python threads running the app (default: 1, on the event loop)")
-    g.add_argument("-w", "--workers", type=_int(0, "workers"), default=None,
-                   help="worker processes; 0: one per CPU core (default: $WEB_CONCURRENCY or 1)")
+    g.add_argument("-t", "-threads", "--threads", type=_count("threads", 1), default=None,
+                   help="Python threads running the app; -N: CPU cores / N "
+                        "(default: $THREADS or 1, on the event loop)")
+    g.add_argument("-w", "-workers", "--workers", type=_count("workers", 0), default=None,
+                   help="worker processes; 0: one per CPU core; -N: cores / N "
+                        "(default: $WORKERS, $WEB_CONCURRENCY or 1)")
+    g.add_argument("--preload", "-warmup", dest="preload", action="store_true", default=None,
+                   help="import the app once in the master before forking workers (shared "
+                        "memory; a rolling restart then keeps the old code) instead of in "
+                        "each worker after the fork")
     g.add_argument("--reuseport", action="store_true", default=None,
                    help="each worker binds its own SO_REUSEPORT socket instead of sharing "
                         "the master's (connections arriving before workers bind, or queued "
                         "on a worker that stops, are refused: see README)")
     g = p.add_argument_group("limits")
-    g.add_argument("-maxbd", "--max-body", dest="max_body", type=_int(1, "max body (MiB)"),
+    g.add_argument("-maxbd", "-max-body", "--max-body", dest="max_body", type=_int(1, "max body (MiB)"),
                    default=None, help="largest request body, MiB (default: 50)")
-    g.add_argument("-maxhd", "--max-head", dest="max_head", type=_int(1, "max head (KiB)"),
+    g.add_argument("-maxhd", "-max-header", "--max-head", dest="max_head", type=_int(1, "max head (KiB)"),
                    default=None, help="largest request line + headers, KiB (default: 32)")
     g.add_argument("--max-header-line", dest="max_header_line",
                    type=_int(1, "max header line (KiB)"), default=None,
                    help="longest single header line, KiB (default: 8)")
     g.add_argument("--max-headers", dest="max_headers", type=_int(1, "max headers"),
                    default=None, help="most header fields in a request (default: 128)")
-    g.add_argument("-k", "--keep-alive", dest="keepalive", type=_seconds, default=None,
+    g.add_argument("-k", "-keep-alive", "--keep-alive", dest="keepalive", type=_seconds, default=None,
                    help="idle keep-alive timeout, seconds (default: 40)")
     g.add_argument("--body-spill", dest="body_spill", type=_int(1, "body spill (KiB)"),
                    default=None, help="bodies over this many KiB go to a temp file (default: 1024)")
@@ -121,7 +179,7 @@ def build_parser() -> _Parser:
                    help="connections open at once; at the cap new ones wait in the backlog "
                         "(default 0: the open-file limit less an eighth)")
     g = p.add_argument_group("WebSocket and SSE")
-    g.add_argument("-maxms", "--max-msg", dest="ws_max_msg", type=_int(1, "max message (KiB)"),
+    g.add_argument("-maxms", "-max-msg", "--max-msg", dest="ws_max_msg", type=_int(1, "max message (KiB)"),
                    default=None, help="largest incoming WebSocket message, KiB (default: 256)")
     g.add_argument("-ping", "--ping", dest="ping", type=_seconds, default=None,
                    help="WebSocket ping / SSE keep-alive interval and silence limit, seconds (default: 40)")
@@ -143,9 +201,10 @@ def build_parser() -> _Parser:
                         "window plus 7 KiB); under it the client must reset its context every "
                         "message (default: 0)")
     g = p.add_argument_group("pub/sub")
-    g.add_argument("-r", "--redis", dest="redis", default=None, metavar="URL",
-                   help="share pub/sub through Redis: redis://[user:password@]host:port/db")
-    g.add_argument("-rp", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
+    g.add_argument("-r", "-redis", "--redis", dest="redis", default=None, metavar="URL",
+                   help="share pub/sub through Redis: redis://[user:password@]host:port/db "
+                        "(default: $IODINE_REDIS_URL)")
+    g.add_argument("-rp", "-redis-ping", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
                    help="seconds between PINGs that detect a dead Redis connection (default: 30)")
     g.add_argument("--history", dest="history", type=_int(0, "history"), default=None,
                    metavar="N",
@@ -161,19 +220,53 @@ def build_parser() -> _Parser:
     g = p.add_argument_group("behind a proxy")
     g.add_argument("--trust-proxy", "--forwarded-allow-ips", dest="trust_proxy", default=None,
                    metavar="ADDRS",
-                   help="addresses/networks (e.g. 127.0.0.1,10.0.0.0/8, or *) whose X-Forwarded-For "
-                        "and X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme "
-                        "(default: $FORWARDED_ALLOW_IPS or none)")
-    g = p.add_argument_group("shutdown")
-    g.add_argument("--grace", type=float, default=None,
-                   help="seconds in-flight requests get to finish on shutdown (default: 10)")
+                   help="addresses/networks (e.g. 127.0.0.1,10.0.0.0/8, or *) whose Forwarded "
+                        "(RFC 7239), else X-Forwarded-For and X-Forwarded-Proto, set REMOTE_ADDR "
+                        "and wsgi.url_scheme (default: $FORWARDED_ALLOW_IPS or none)")
+    g.add_argument("--root-path", dest="root_path", default=None, metavar="PATH",
+                   help="the app is mounted under PATH: SCRIPT_NAME is PATH, and PATH_INFO "
+                        "loses that prefix (default: $SCRIPT_NAME or none)")
+    g = p.add_argument_group("restarts and shutdown")
+    g.add_argument("--grace", type=_nonneg, default=None,
+                   help="seconds in-flight requests get to finish on shutdown; the process "
+                        "exits within this + 1 s whatever the app does (default: 10)")
+    g.add_argument("--drain", type=_nonneg, default=None,
+                   help="a worker retired by a rolling restart closes its WebSocket/SSE "
+                        "connections spread over this many seconds (default: 2)")
+    g.add_argument("--max-requests", dest="max_requests", type=_int(0, "max requests"),
+                   default=None,
+                   help="a worker is replaced after this many requests; 0: never (default: 0)")
+    g.add_argument("--max-requests-jitter", dest="max_requests_jitter",
+                   type=_int(0, "max requests jitter"), default=None,
+                   help="add a random 0..N to --max-requests per worker (default: 0)")
+    g.add_argument("--reload", action="store_true", default=None,
+                   help="development: restart when a .py file of the app's folder changes")
+    g.add_argument("--reload-dir", dest="reload_dirs", action="append", default=None,
+                   metavar="DIR", help="also watch DIR for --reload (repeatable)")
+    g.add_argument("-pid", "--pid", dest="pid", default=None, metavar="FILE",
+                   help="write the master's pid to FILE (removed at exit)")
     g = p.add_argument_group("logging")
-    g.add_argument("-v", "--verbose", dest="log", action="store_true",
+    g.add_argument("-v", "-log", "--verbose", "--access-log", dest="log", action="store_true",
                    help="access log to stderr")
+    g.add_argument("--access-log-format", dest="access_log_format",
+                   choices=("common", "json"), default=None,
+                   help="common: Common Log Format plus the time taken; json: one JSON "
+                        "object a line (default: common)")
+    g.add_argument("--log-level", dest="log_level", type=str.lower,
+                   choices=("debug", "info", "warning", "error", "critical"), default=None,
+                   help="the server's own messages (default: info)")
+    g.add_argument("-V", "-verbosity", dest="verbosity", type=_int(0, "verbosity"),
+                   default=None, metavar="N",
+                   help="iodine's verbosity 0..5 (0: fatal only, 3: info, 5: debug); "
+                        "sets --log-level")
     g.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    g = p.add_argument_group("configuration")
+    g.add_argument("-C", "-config", "--config", dest="config_file", default=None, metavar="FILE",
+                   help="a Python file run before start (it may call Iodine.on_state, "
+                        "set Iodine.threads...)")
     g = p.add_argument_group("help")
     g.add_argument("-h", "--help", action="help", help="show this help and exit")
-    g.add_argument("-V", "--version", action="version", version=f"iodine-py {__version__}")
+    g.add_argument("--version", action="version", version=f"iodine-py {__version__}")
     del d
     return p
 
@@ -201,7 +294,7 @@ def markdown_reference() -> str:
             meaning = text[:m.start()] if m else text
             out.append(f"| {flags} | {meaning.replace('|', '/')} | {default.replace('|', '/')} |")
         out.append("")
-    out.append("`-h`, `--help` shows this grouped by topic; `-V`, `--version` the version.")
+    out.append("`-h`, `--help` shows this grouped by topic; `--version` the version.")
     return "\n".join(out)
 
 
@@ -227,6 +320,9 @@ _SCALED = (
     ("min_body_rate", 1), ("max_connections", 1), ("trust_proxy", 1), ("grace", 1),
     ("public", 1), ("history", 1), ("history_channels", 1), ("history_bytes", MIB),
     ("ws_deflate_bits", 1), ("ws_deflate_min", 1), ("ws_deflate_mem", KIB),
+    ("public", 1), ("drain", 1), ("max_requests", 1), ("max_requests_jitter", 1),
+    ("backlog", 1), ("unix_mode", 1), ("root_path", 1), ("pid", 1), ("log_level", 1),
+    ("access_log_format", 1), ("reload_dirs", 1), ("fds", 1),
 )
 
 
@@ -240,12 +336,57 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         cfg.reuseport = True
     if ns.ws_deflate is not None:
         cfg.ws_deflate = ns.ws_deflate == "on"
+    if ns.preload:
+        cfg.preload = True
+    if ns.reload or ns.reload_dirs:
+        cfg.reload = True
+    if ns.verbosity is not None and ns.log_level is None:
+        cfg.log_level = logging.getLevelName(level_for_verbosity(ns.verbosity)).lower()
+    if cfg.address.startswith(("/", "./")):  # iodine's form of a Unix socket
+        cfg.address = "unix:" + cfg.address
+    if not cfg.fds:
+        cfg.fds = systemd_fds()
     cfg.log = ns.log
     cfg.quiet = ns.quiet
     cfg.tls = ns.tls or ns.tls_cert is not None
     cfg.tls_cert = ns.tls_cert
     cfg.tls_key = ns.tls_key
+    cfg.tls_pass = ns.tls_pass if ns.tls_pass is not None else os.environ.get("IODINE_TLS_PASS")
     return cfg.validate()
+
+
+def systemd_fds() -> List[int]:
+    """Sockets passed by systemd socket activation (sd_listen_fds(3)):
+    $LISTEN_FDS of them from descriptor 3, when $LISTEN_PID is us."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
+            return []
+        n = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(var, None)  # not for the workers or the app's children
+    return list(range(3, 3 + max(0, n)))
+
+
+def static_only(environ: Any, start_response: Any) -> List[bytes]:
+    """The app of `iodine -www DIR` with no APP: the files are answered
+    from C before this is called; the rest is not found."""
+    start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                     ("Content-Length", "10")])
+    return [b"Not Found\n"]
+
+
+def _redis_client_missing() -> Optional[str]:
+    """One line when -r cannot work because the Redis engine's import
+    fails for want of redis-py; None when it imports."""
+    from . import redis_engine
+
+    # the engine imports redis-py if it can and keeps None when it cannot
+    # (an engine that needs no client library has no such attribute)
+    if getattr(redis_engine, "redis", True) is None:
+        return '-r/--redis needs the Redis client: pip install "iodine-py[redis]"'
+    return None
 
 
 def _tls_available() -> bool:
@@ -261,27 +402,64 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = config_from_args(ns)
     except ConfigError as exc:
         parser.error(str(exc))
-    if not ns.app:
-        parser.error("no application given: iodine APP (a file like app.py or module:attr)")
+    if not ns.app and not cfg.public:
+        parser.error("no application given: iodine APP (a file like app.py or module:attr), "
+                     "or -www DIR to serve only files")
     if cfg.tls and not _tls_available():
         sys.stderr.write("iodine: error: TLS is not available: this build lacked the OpenSSL "
                          "headers (or had IODINE_NO_TLS=1); install libssl-dev, then rebuild: "
                          "pip install --force-reinstall --no-cache-dir iodine-py, or make install "
                          "in a checkout\n")
         return 2
-    try:
-        app = load_app(ns.app)
-    except ImportFromStringError as exc:
-        parser.error(str(exc))
+    if cfg.redis:
+        missing = _redis_client_missing()
+        if missing:
+            parser.error(missing)
+    # The app: imported here only without workers or with --preload; else
+    # each worker imports it after the fork (new code on every restart),
+    # and here we only check the name leads somewhere.
+    app: Any = static_only
+    if ns.app:
+        workers = cfg.workers or cpu_count()
+        if workers > 1 or cfg.reload or cfg.max_requests:
+            app = ns.app
+            if cfg.preload:
+                try:
+                    app = load_app(ns.app)
+                except ImportFromStringError as exc:
+                    parser.error(str(exc))
+                except Exception as exc:
+                    parser.error(f"cannot load the application: {describe_error(exc)}")
+        else:
+            app = ns.app  # imported by Iodine.start, after binding
     from .server import Iodine
 
     Iodine.config = cfg
-    Iodine.listen(app)
+    fds: List[Optional[int]] = list(cfg.fds) or [None]
+    for fd in fds:
+        lst = Iodine.listen(app)
+        lst.fd = fd
+    if ns.config_file:
+        try:
+            runpy.run_path(ns.config_file, run_name="__iodine_config__")
+        except Exception as exc:
+            parser.error(f"config file {ns.config_file}: {describe_error(exc)}")
     try:
         Iodine.start()
+    except ImportFromStringError as exc:
+        parser.error(str(exc))
     except ConfigError as exc:
         parser.error(str(exc))
     except OSError as exc:
         sys.stderr.write(f"iodine: error: {exc.strerror or exc}\n")
         return 2
+    except Exception as exc:
+        from .cluster import BootError
+
+        if isinstance(exc, BootError):
+            logger.error(f"{exc}: stopped (fix the error above and start again)")
+            return 3
+        # the app's own import failed (no workers): one line, not a traceback
+        logger.error(f"cannot load the application: {describe_error(exc)}")
+        return 1
     return 0

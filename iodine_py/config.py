@@ -19,14 +19,23 @@ class ConfigError(ValueError):
     """A setting with a value it cannot take (the CLI exits 2 on it)."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"${name} must be a whole number, not {raw!r}") from None
+def _env_int(name: str, default: int, *more: str) -> int:
+    """The first of $name, $more... that is set, as a whole number."""
+    for var in (name,) + more:
+        raw = os.environ.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"${var} must be a whole number, not {raw!r}") from None
+    return default
+
+
+def per_cores(n: int) -> int:
+    """iodine's negative -t/-w: -n means the CPU count divided by n (at
+    least 1); 0 and positive counts are kept as they are."""
+    return max(1, cpu_count() // -n) if n < 0 else n
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Listener:
     tls_cert: Optional[str] = None  # PEM certificate chain; None: self-signed
     tls_key: Optional[str] = None   # PEM private key (with tls_cert)
     public: Optional[str] = None    # folder whose files GET/HEAD get before the app
+    fd: Optional[int] = None        # an inherited listening socket instead of binding
 
 
 @dataclass
@@ -65,8 +75,9 @@ class Config:
     port: int = field(default_factory=lambda: _env_int("PORT", 3000))
     address: str = "0.0.0.0"
     # concurrency
-    threads: int = 1
-    workers: int = field(default_factory=lambda: _env_int("WEB_CONCURRENCY", 1))
+    threads: int = field(default_factory=lambda: per_cores(_env_int("THREADS", 1)))
+    workers: int = field(default_factory=lambda: per_cores(
+        _env_int("WORKERS", 1, "WEB_CONCURRENCY")))
     # limits (bytes and seconds)
     max_body: int = 50 * MIB
     max_head: int = 32 * KIB
@@ -81,12 +92,28 @@ class Config:
     max_connections: int = 0      # 0: from the open-file limit (see below)
     reuseport: bool = False       # workers bind their own SO_REUSEPORT sockets
     grace: float = 10.0
+    # a worker retired by a rolling restart spreads its connections'
+    # on_shutdown (WebSocket Close 1001) over this many seconds
+    drain: float = 2.0
+    # processes: import the app once in the master before forking (copy-on-
+    # write memory; a rolling restart then reloads nothing)
+    preload: bool = False
+    reload: bool = False                      # restart when the app's files change
+    reload_dirs: List[str] = field(default_factory=list)
+    pid: Optional[str] = None                 # a file holding the master's pid
+    max_requests: int = 0                     # a worker is recycled after this many
+    max_requests_jitter: int = 0              # ... plus a random 0..this
+    fds: List[int] = field(default_factory=list)  # inherited listening sockets
+    backlog: int = 0                          # listen(2) queue; 0: the kernel's SOMAXCONN
+    unix_mode: Optional[int] = None           # chmod of a Unix socket we bind
+    root_path: str = field(default_factory=lambda: os.environ.get("SCRIPT_NAME", ""))
     # behind a proxy: addresses/networks whose X-Forwarded-For/-Proto count
     trust_proxy: str = field(default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", ""))
     # TLS: tls alone serves a self-signed development certificate
     tls: bool = False
     tls_cert: Optional[str] = None  # PEM certificate chain (implies tls)
-    tls_key: Optional[str] = None   # PEM private key, not encrypted
+    tls_key: Optional[str] = None   # PEM private key
+    tls_pass: Optional[str] = field(default=None, repr=False)  # its passphrase, if encrypted
     # static files: GET/HEAD of a file under this folder is answered from C
     # before the app is called (README "Static files"); None: off
     public: Optional[str] = None
@@ -100,7 +127,8 @@ class Config:
     ws_deflate_min: int = 64      # messages under this many bytes go uncompressed
     ws_deflate_mem: int = 0       # inflate state a connection may keep between messages
     # pub/sub
-    redis: Optional[str] = None  # redis://[user:password@]host:port/db
+    redis: Optional[str] = field(  # redis://[user:password@]host:port/db
+        default_factory=lambda: os.environ.get("IODINE_REDIS_URL") or None)
     redis_ping: float = 30.0
     # history for resuming subscribers (SSE Last-Event-ID, since=): the last
     # `history` messages of each channel (0: off), of at most
@@ -111,6 +139,8 @@ class Config:
     # logging
     log: bool = False
     quiet: bool = False
+    log_level: str = "info"      # the server's own messages (iodine_py/log.py)
+    access_log_format: str = "common"  # or "json": one JSON object a line
 
     def validate(self) -> "Config":
         if not 0 <= self.port <= 65535:
@@ -159,6 +189,24 @@ class Config:
             raise ConfigError("ws_deflate_min and ws_deflate_mem must not be negative")
         if self.grace < 0:
             raise ConfigError(f"grace must not be negative, not {self.grace}")
+        if self.drain < 0:
+            raise ConfigError(f"drain must not be negative, not {self.drain}")
+        if self.max_requests < 0 or self.max_requests_jitter < 0:
+            raise ConfigError("max_requests and max_requests_jitter must not be negative")
+        if self.backlog < 0:
+            raise ConfigError(f"backlog must not be negative, not {self.backlog}")
+        if self.access_log_format not in ("common", "json"):
+            raise ConfigError(f"access log format must be common or json, "
+                              f"not {self.access_log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"log level must be debug, info, warning, error or critical, "
+                              f"not {self.log_level!r}")
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ConfigError(f"root path must start with / and not end with one, "
+                              f"not {self.root_path!r}")
+        for d in self.reload_dirs:
+            if not os.path.isdir(d):
+                raise ConfigError(f"reload dir {d}: no such folder")
         check_tls(self.tls_cert, self.tls_key)
         self.public = check_public(self.public)
         return self

@@ -6,9 +6,11 @@ Order, with workers (``-w N``, N > 1)::
             ... serving ...  start_shutdown, on_finish
     worker: after_fork, enter_child, ... serving ...  start_shutdown, on_finish
 
-A worker restarted by the master (a crash, or SIGUSR1's rolling restart)
-runs the worker's list again, and the master runs before_fork/after_fork
-around it.
+A worker restarted by the master (a crash, or a rolling restart) runs the
+worker's list again, and the master runs before_fork/after_fork around it.
+A worker fires its after_fork once it has imported the application (hooks
+the app's module adds at import see it); the master only has the hooks
+added before start (a -C config file, or the app's with --preload).
 
 Without workers the one process is both master and child::
 

@@ -10,6 +10,7 @@ connection.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import sys
@@ -24,8 +25,10 @@ from . import client as _client
 from . import hooks as _hooks
 from . import pubsub as _pubsub
 from . import redis_engine as _redis
-from .accesslog import AccessLog
+from .accesslog import AccessLog, clf_to_json
 from .client import Client
+from .importer import ASGI_ERROR, is_asgi, load_app
+from .log import logger, set_level
 from .wsgi import Response, WSGIApp, _log_exception, base_environ, compact_environ, make_input
 
 # The environ keys whose values open every request's blob, in order (http.h).
@@ -41,6 +44,7 @@ TASK_END = lib.DSP_TASK_END
 PUBSUB = lib.DSP_PUBSUB
 PS_CHANNEL = lib.DSP_PS_CHANNEL
 STOPPING = lib.DSP_STOPPING
+RELOAD = lib.DSP_RELOAD
 LOG = lib.DSP_LOG
 RD_REPLY = lib.DSP_RD_REPLY
 RD_LOG = lib.DSP_RD_LOG
@@ -108,7 +112,15 @@ def iodine_py_run_events() -> None:
         handle(ev)
 
 
+# A process whose application calls have not returned this long after the
+# grace period is ended (Python cannot kill a thread): server.c's timer.
+EXIT_MARGIN = 0.5
+
+
 class Runtime:
+    """One process's serving: the apps (imported here, after any fork,
+    unless they were given as objects), the event handlers, the watchdog."""
+
     def __init__(self, config: Config, listeners: List[Listener]) -> None:
         self.config = config
         self.listeners = listeners
@@ -117,10 +129,34 @@ class Runtime:
         self.clients: Dict[int, Client] = {}
         self.access_log = config.log and not config.quiet
         self.log: Optional[AccessLog] = None
+        self.json_log = config.access_log_format == "json"
+        self.root = config.root_path
+        self.max_requests = 0  # a worker's recycling point (cluster.py sets it)
+        self.requests = 0
+        self.recycled = False
         multithread = config.threads > 1
         multiprocess = config.workers > 1
         for lst in listeners:
-            self.apps.append((lst.app, base_environ(lst, multithread, multiprocess)))
+            self.apps.append((_resolve(lst.app), base_environ(lst, multithread, multiprocess)))
+
+    def reload_apps(self) -> None:
+        """SIGHUP/SIGUSR1 without workers: import the apps named by a target
+        again, in place; a failure keeps the running ones."""
+        from .importer import describe_error
+
+        named = [(i, lst.app) for i, lst in enumerate(self.listeners) if isinstance(lst.app, str)]
+        if not named:
+            logger.info("reload: the application was given as an object; nothing to reload "
+                        "(name it on the command line, or run workers)")
+            return
+        for i, target in named:
+            try:
+                app = load_app(target, fresh=True)
+            except Exception as exc:
+                logger.error(f"reload failed, the running code stays: {describe_error(exc)}")
+                return
+            self.apps[i] = (app, self.apps[i][1])
+        logger.info("reload: application imported again")
 
     # -- events ----------------------------------------------------------------
     def handle(self, ev: Any) -> None:
@@ -146,10 +182,14 @@ class Runtime:
                 _redis.on_log(ev.ptr, ev.arg, ev.conn)
             elif kind == STOPPING:
                 _hooks.fire("start_shutdown")
+            elif kind == RELOAD:
+                if lib.srv_take_reloads() and cluster_role() == "single":
+                    self.reload_apps()
             elif kind == LOG:  # a line for an answer the core gave itself
                 line = ffi.cast("char *", ev.ptr)
                 if self.log is not None:
-                    self.log.write(ffi.unpack(line, ev.arg).decode("latin-1"))
+                    text = ffi.unpack(line, ev.arg).decode("latin-1")
+                    self.log.write(clf_to_json(text) if self.json_log else text)
                 lib.al_free(line)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
@@ -157,6 +197,12 @@ class Runtime:
             _log_exception("the server's event handler")
 
     def on_request(self, req: Any) -> None:
+        if self.max_requests:
+            self.requests += 1
+            if self.requests == self.max_requests:
+                self.recycled = True
+                logger.info(f"worker (pid {os.getpid()}) recycling after {self.requests} requests")
+                lib.srv_stop()  # graceful: this one is still answered
         try:
             app, base = self.apps[req.tag]
             env = base.copy()
@@ -164,6 +210,8 @@ class Runtime:
             env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
             env.update(zip(parts, parts))
             env["wsgi.input"] = make_input(req)
+            if self.root:
+                _root_path(env, self.root)
             conn = req.conn
             upgrade = req.upgrade
             if upgrade:
@@ -189,6 +237,11 @@ class Runtime:
         env = resp.env
         took = (time.perf_counter() - resp.started) * 1000.0
         status = (resp.status or "-").split(" ", 1)[0]
+        if self.json_log:
+            log.write(json_line(env.get("REMOTE_ADDR", "-"), env.get("REQUEST_METHOD"),
+                                env.get("REQUEST_URI"), env.get("SERVER_PROTOCOL"), status,
+                                resp.bytes_out, took))
+            return
         log.write(
             f'{env.get("REMOTE_ADDR", "-")} - - [{log.stamp()}] "{env.get("REQUEST_METHOD")} '
             f'{env.get("REQUEST_URI")} {env.get("SERVER_PROTOCOL")}" {status} '
@@ -199,10 +252,15 @@ class Runtime:
         global _runtime
         _runtime = self
         if self.access_log:
-            self.log = AccessLog()
+            self.log = AccessLog(json_form=self.json_log)
         lib.al_enable(1 if self.access_log else 0)
         grace_ms = int(self.config.grace * 1000)
+        lib.srv_set_drain_ms(int(self.config.drain * 1000))
         threads = self.config.threads
+        # the bound on a stop, kept by a timer in C (server.c "overdue")
+        margin = self.config.grace + EXIT_MARGIN
+        lib.srv_set_exit_after(int(margin * 1000), int((margin + self.config.drain) * 1000))
+        stuck = 0
         try:
             if threads <= 1:
                 lib.srv_run(lib.iodine_py_run_events, grace_ms)
@@ -212,12 +270,19 @@ class Runtime:
                 for t in pool:
                     t.start()
                 lib.srv_run(ffi.NULL, grace_ms)  # returns after dsp_stop()
+                # The loop ran the grace period out already: a thread still
+                # in the application now is stuck there.
+                until = time.monotonic() + EXIT_MARGIN
                 for t in pool:
-                    t.join(timeout=self.config.grace + 5)
+                    t.join(timeout=max(0.0, until - time.monotonic()))
+                stuck = sum(t.is_alive() for t in pool)
         finally:
             _runtime = None
             if self.log is not None:
                 self.log.close()
+        if stuck:
+            _exit_now(f"{stuck} application thread(s) still busy after the "
+                      f"{self.config.grace:g}s grace period; exiting without them")
 
     def _worker(self) -> None:
         done_next = lib.dsp_done_next
@@ -228,6 +293,87 @@ class Runtime:
             if ev == NULL:
                 return
             handle(ev)
+
+
+def cluster_role() -> str:
+    from . import cluster
+
+    return cluster.role
+
+
+def _exit_now(why: str) -> None:
+    """The end of a process Python cannot finish normally: say why, flush
+    what is buffered, remove what we made, and _exit(0)."""
+    logger.warning(why)
+    rt = _runtime
+    if rt is not None and rt.log is not None:
+        rt.log.close(0.2)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    if cluster_role() != "worker":
+        lib.srv_unlink_unix_sockets()
+        _remove_pid_file()
+    os._exit(0)
+
+
+_pid_file: Optional[str] = None
+
+
+def _remove_pid_file() -> None:
+    global _pid_file
+    if _pid_file is not None:
+        try:
+            os.unlink(_pid_file)
+        except OSError:
+            pass
+        _pid_file = None
+
+
+def _describe_fd(lst: Listener) -> None:
+    """An inherited socket's address, for the banner."""
+    import socket
+
+    assert lst.fd is not None
+    with socket.socket(fileno=os.dup(lst.fd)) as sock:
+        name = sock.getsockname()
+    if isinstance(name, tuple):
+        lst.address = name[0]
+    else:
+        lst.address = "unix:" + (name.decode() if isinstance(name, bytes) else name)
+
+
+def _write_pid_file(path: str) -> None:
+    global _pid_file
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)  # whole or not at all: a reader never sees it half written
+    _pid_file = path
+
+
+def _resolve(app: Any) -> Any:
+    """A listener's app: the object itself, or imported from its target."""
+    return load_app(app, fresh=True) if isinstance(app, str) else app
+
+
+def _root_path(env: Dict[str, Any], root: str) -> None:
+    """--root-path / $SCRIPT_NAME: the app is mounted under `root`; a path
+    under it moves that prefix from PATH_INFO to SCRIPT_NAME."""
+    path = env.get("PATH_INFO", "")
+    if path == root or path.startswith(root + "/"):
+        env["PATH_INFO"] = path[len(root):]
+    env["SCRIPT_NAME"] = root
+
+
+def json_line(addr: Any, method: Any, uri: Any, proto: Any, status: str, size: int,
+              took_ms: float) -> str:
+    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote_addr": addr,
+                       "method": method, "path": uri, "protocol": proto,
+                       "status": int(status) if status.isdigit() else None,
+                       "bytes": size, "duration_ms": round(took_ms, 3)}) + "\n"
 
 
 def _ignore_usr1() -> Any:
@@ -247,6 +393,7 @@ def _tls_ctx(lst: Listener) -> Any:
         raise ConfigError("TLS is not available: this build lacked the OpenSSL headers "
                           "(or had IODINE_NO_TLS=1); install libssl-dev, then rebuild")
     err = ffi.new("char[512]")
+    lib.tls_set_key_password(_tls_pass.encode() if _tls_pass else ffi.NULL)
     cert = os.fsencode(lst.tls_cert) if lst.tls_cert else ffi.NULL
     key = os.fsencode(lst.tls_key) if lst.tls_key else ffi.NULL
     ctx = lib.tls_ctx_new(cert, key, err, len(err))
@@ -254,6 +401,8 @@ def _tls_ctx(lst: Listener) -> Any:
         raise ConfigError("TLS: " + ffi.string(err).decode("utf-8", "replace"))
     return ctx
 
+
+_tls_pass: Optional[str] = None  # Config.tls_pass, set by start()
 
 _trusts: Dict[str, Any] = {}
 
@@ -298,6 +447,7 @@ class _Iodine:
     def __init__(self) -> None:
         self.config = Config()
         self._listeners: List[Listener] = []
+        self._running = False
 
     # settings as attributes, all stored on the one Config
     @property
@@ -380,7 +530,7 @@ class _Iodine:
         """Call fn on the next turn of the event loop."""
         return self.run_every(0, fn, repetitions=1)
 
-    def listen(self, app: WSGIApp, port: Optional[int] = None,
+    def listen(self, app: Union[WSGIApp, str], port: Optional[int] = None,
                address: Optional[str] = None, **limits: Any) -> Listener:
         """Serve ``app`` (a WSGI callable) on ``address:port`` once started.
 
@@ -390,66 +540,118 @@ class _Iodine:
         under DIR from C before ``app`` is called (README "Static files");
         tls=True serves HTTPS with a self-signed development certificate,
         tls_cert=FILE and tls_key=FILE with yours (README "TLS")."""
-        if not callable(app):
+        if isinstance(app, str):
+            pass  # a target ("app.py", "pkg.mod:attr"): imported by each worker
+        elif not callable(app):
             raise TypeError("app must be a WSGI callable")
+        elif is_asgi(app):
+            raise ConfigError(f"{getattr(app, '__name__', type(app).__name__)} {ASGI_ERROR}")
         lst = self.config.listener(app, port, address, **limits)
         self._listeners.append(lst)
         return lst
 
     def start(self) -> None:
         """Bind every listener, print where, and serve until stopped."""
-        self.config.validate()
+        global _pid_file
+        cfg = self.config.validate()
         if not self._listeners:
             raise RuntimeError("nothing to serve: call Iodine.listen(app, ...) first")
+        set_level("error" if cfg.quiet and cfg.log_level == "info" else cfg.log_level)
         rc = lib.srv_init()
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
-        if self.config.workers == 0:
-            self.config.workers = cpu_count()
-        lib.srv_set_reuseport(int(self.config.reuseport and self.config.workers > 1))
-        lib.srv_set_max_connections(self.config.max_connections
-                                    or lib.srv_default_max_connections())
-        lib.ps_history_configure(self.config.history, self.config.history_channels,
-                                 self.config.history_bytes)
+        if cfg.workers == 0:
+            cfg.workers = cpu_count()
+        # A master looks after the workers: with -w > 1, and also for one
+        # worker when something must replace it (--reload, --max-requests).
+        clustered = cfg.workers > 1 or cfg.reload or cfg.max_requests > 0
+        lib.srv_set_reuseport(int(cfg.reuseport and clustered))
+        lib.srv_set_max_connections(cfg.max_connections or lib.srv_default_max_connections())
+        lib.srv_set_backlog(cfg.backlog)
+        global _tls_pass
+        _tls_pass = cfg.tls_pass
+        lib.srv_set_unix_mode(-1 if cfg.unix_mode is None else cfg.unix_mode)
+        lib.ps_history_configure(cfg.history, cfg.history_channels, cfg.history_bytes)
         # From here a SIGINT/SIGTERM means "stop gracefully", even if it
         # lands before the loop runs (it is remembered).
         lib.srv_arm_signals()
+        listeners = self._listeners
+        runtime: Optional[Runtime] = None
         try:
-            for tag, lst in enumerate(self._listeners):
+            for tag, lst in enumerate(listeners):
                 self._bind(tag, lst)
+            if not clustered:
+                runtime = Runtime(cfg, listeners)  # imports the app (a target) now
+            elif cfg.preload:  # once, here: the workers share its memory
+                for lst in listeners:
+                    lst.app = _resolve(lst.app)
         except BaseException:
             lib.srv_disarm_signals()
             lib.srv_close_listeners()
+            lib.srv_unlink_unix_sockets()
             self._listeners = []
             raise
-        if self.config.redis:
-            self.PubSub.default = self.PubSub.Redis(self.config.redis, ping=self.config.redis_ping)
-        # Until a master installs its rolling-restart handler (and for good
-        # without workers) SIGUSR1 must not kill the server: ignore it
-        # before anyone is told we listen.
+        if cfg.redis:
+            self.PubSub.default = self.PubSub.Redis(cfg.redis, ping=cfg.redis_ping)
+        # Until a master installs its handlers, SIGUSR1 must not kill the
+        # server; without workers it asks for a reload, like SIGHUP.
         usr1 = _ignore_usr1()
+        if usr1 is not None and not clustered:
+            lib.srv_catch_usr1()
+        if cfg.pid:
+            _write_pid_file(cfg.pid)
+            lib.srv_set_pid_file(os.fsencode(os.path.abspath(cfg.pid)))
         self._banner()
-        listeners = self._listeners
+        self._running = True
         try:
             _hooks.fire("pre_start")
-            if self.config.workers > 1:
+            if clustered:
                 from .cluster import Master
 
-                Master(self.config.workers, self.config.grace,
-                       lambda: Runtime(self.config, listeners).serve(),
-                       _hooks.fire).run()
+                master = Master(cfg, lambda: Runtime(cfg, listeners), _hooks.fire)
+                if cfg.reload:
+                    from .reloader import Reloader
+
+                    master.reloader = Reloader(listeners, cfg.reload_dirs).changed
+                master.run()
             else:
+                assert runtime is not None
                 _hooks.fire("enter_master")
                 _hooks.fire("enter_child")
-                Runtime(self.config, listeners).serve()
+                runtime.serve()
             _hooks.fire("on_finish")
         finally:
+            lib.srv_disarm_exit()
+            self._running = False
             self._listeners = []
+            lib.srv_close_listeners()
+            lib.srv_unlink_unix_sockets()
+            _remove_pid_file()
             if usr1 is not None:  # the process's own handling, as it was
                 signal.signal(signal.SIGUSR1, usr1)
-        if not self.config.quiet:
-            sys.stderr.write("iodine: stopped\n")
-            sys.stderr.flush()
+        if not cfg.quiet:
+            logger.info("stopped")
+
+    def running(self) -> bool:
+        """True while start() serves (in this process)."""
+        return self._running
+
+    @staticmethod
+    def master() -> bool:
+        """True in the process that looks after the workers (and in a single
+        process, which is its own master)."""
+        return cluster_role() in ("master", "single")
+
+    @staticmethod
+    def worker() -> bool:
+        """True in a process that serves requests: a worker, or a single
+        process (which is its own worker)."""
+        return cluster_role() in ("worker", "single")
+
+    def on_idle(self, fn: Callable[[], Any]) -> Timer:
+        """Call fn once, the next time the event loop has nothing else to
+        do (after the events already queued)."""
+        return self.run_every(0, fn, repetitions=1)
 
     @staticmethod
     def _bind(tag: int, lst: Listener) -> None:
@@ -466,10 +668,16 @@ class _Iodine:
             "ws_deflate_min": lst.ws_deflate_min, "ws_deflate_mem": lst.ws_deflate_mem,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
             "public_root": _public_root(lst.public)})
-        rc = lib.srv_listen(addr, lst.port, settings)
+        if lst.fd is not None:
+            rc = lib.srv_listen_fd(lst.fd, settings)
+            if rc >= 0:
+                _describe_fd(lst)
+        else:
+            rc = lib.srv_listen(addr, lst.port, settings)
         if rc < 0:
             lib.tls_ctx_free(settings.tls)
-            where = lst.address if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}"
+            where = (f"descriptor {lst.fd}" if lst.fd is not None else lst.address
+                     if lst.address.startswith("unix:") else f"{lst.address}:{lst.port}")
             raise OSError(-rc, f"cannot listen on {where}: {os.strerror(-rc)}")
         lst.bound_port = rc
 

@@ -22,6 +22,7 @@ import traceback
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ._native import ffi, lib
+from .log import logger
 
 #: A WSGI application (PEP 3333): app(environ, start_response) -> body chunks.
 #: (wsgiref.types.WSGIApplication says the same, from Python 3.11 on.)
@@ -173,8 +174,7 @@ def compact_environ(env: Dict[str, Any]) -> None:
 
 def _log_exception(where: str) -> None:
     try:
-        sys.stderr.write(f"iodine: error in {where}:\n{traceback.format_exc()}")
-        sys.stderr.flush()
+        logger.error(f"error in {where}:\n{traceback.format_exc().rstrip()}")
     except Exception:
         pass
 
@@ -356,6 +356,7 @@ class Response:
         if not self.sent:
             self.status = "500 Internal Server Error"
             self.sent = True
+            self.bytes_out = len(_ERROR_BODY)  # what the access log shows
             lib.http_respond(self.conn, _STATUS_500, len(_STATUS_500), _ERROR_HEADERS,
                              len(_ERROR_HEADERS), 1, _ERROR_BODY, len(_ERROR_BODY), 1)
             self.finish()

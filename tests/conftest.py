@@ -31,9 +31,9 @@ def run_server():
 
     def start(app: Optional[str] = "hello", *flags: str, env: Optional[dict] = None,
               argv: Optional[list] = None, cwd=None, default_args: bool = True,
-              wait: bool = True) -> ServerProcess:
+              wait: bool = True, pass_fds=()) -> ServerProcess:
         cmd = argv if argv is not None else iodine_argv(app, *flags, default_args=default_args)
-        srv = ServerProcess(cmd, env=base_env(env), cwd=cwd)
+        srv = ServerProcess(cmd, env=base_env(env), cwd=cwd, pass_fds=pass_fds)
         started.append(srv)
         if wait:
             try:

@@ -97,7 +97,7 @@ def base_env(extra: Optional[dict] = None) -> dict:
 
 class ServerProcess:
     def __init__(self, argv: Sequence[str], env: Optional[dict] = None,
-                 cwd: Union[str, Path, None] = None, preexec_fn=None):
+                 cwd: Union[str, Path, None] = None, preexec_fn=None, pass_fds=()):
         self.argv = list(argv)
         self.cwd = str(cwd or REPO_ROOT)
         self.stderr_lines: list[str] = []
@@ -111,7 +111,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             self.argv, cwd=self.cwd, env=env if env is not None else base_env(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=preexec_fn)
+            start_new_session=True, preexec_fn=preexec_fn, pass_fds=tuple(pass_fds))
         self._readers = [
             threading.Thread(target=self._reader, args=(self.proc.stderr, self.stderr_lines),
                              daemon=True),

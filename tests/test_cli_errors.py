@@ -3,6 +3,7 @@ exit-2 errors that tests/http/test_cli.py does not cover: an app file with
 no `app` (or a non-callable one), and a port already in use."""
 from __future__ import annotations
 
+import os
 import re
 import socket
 from typing import Dict, List
@@ -23,9 +24,8 @@ def assert_one_line_error(proc, code: int = 2) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("flag", ["-V", "--version"])
-def test_version_prints_the_package_version_and_exits_0(flag):
-    proc = run_cli(flag)
+def test_version_prints_the_package_version_and_exits_0():
+    proc = run_cli("--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == f"iodine-py {iodine_py.__version__}"
     assert proc.stderr == b""
@@ -55,9 +55,11 @@ def test_help_groups_the_flags_by_topic():
         "limits": ["-maxbd", "--max-body", "-maxhd", "--max-head", "-k", "--keep-alive"],
         "WebSocket and SSE": ["-maxms", "--max-msg", "-ping", "--ping"],
         "pub/sub": ["-r", "--redis"],
-        "shutdown": ["--grace"],
-        "logging": ["-v", "--verbose", "-q", "--quiet"],
-        "help": ["-h", "--help", "-V", "--version"],
+        "restarts and shutdown": ["--grace", "--drain", "--reload", "--max-requests",
+                                  "-pid", "--pid"],
+        "logging": ["-v", "-log", "--verbose", "-q", "--quiet", "-V", "-verbosity",
+                    "--log-level", "--access-log-format"],
+        "help": ["-h", "--help", "--version"],
     }
     for heading, flags in expected.items():
         assert heading in sections, f"--help has no {heading!r} section: {list(sections)}"
@@ -101,3 +103,48 @@ def test_too_many_workers_is_one_line_and_exit_2():
     assert r.returncode == 2
     err = r.stderr.decode().strip()
     assert err.count("\n") == 0 and "workers must be at most 1024" in err, err
+
+
+ASGI_APPS = {
+    "function": "async def app(scope, receive, send):\n    pass\n",
+    "class": ("class App:\n    async def __call__(self, scope, receive, send):\n"
+              "        pass\n\napp = App()\n"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(ASGI_APPS))
+def test_an_asgi_app_is_a_one_line_error_at_start(tmp_path, form):
+    path = tmp_path / "asgi_app.py"
+    path.write_text(ASGI_APPS[form])
+    line = assert_one_line_error(run_cli(str(path), "-p", "0", "-b", "127.0.0.1"))
+    assert "ASGI" in line and "WSGI" in line, line
+
+
+def test_an_asgi_app_with_workers_stops_with_one_line_per_worker(tmp_path):
+    path = tmp_path / "asgi_app.py"
+    path.write_text(ASGI_APPS["class"])
+    proc = run_cli(str(path), "-p", "0", "-b", "127.0.0.1", "-w", "2")
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    assert err.count("is an ASGI application") == 2, err
+
+
+def test_redis_engine_needs_no_redis_py(tmp_path):
+    # The Redis engine speaks RESP from C: with redis-py unimportable, -r
+    # still starts a server (it logs that Redis cannot be reached yet and
+    # keeps retrying off the loop), never a traceback or an exit.
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'redis'\")\n")
+    from tests.server import ServerProcess, base_env, iodine_argv, repo_on_path_env
+
+    paths = [str(tmp_path)] + [p for p in [repo_on_path_env().get("PYTHONPATH")] if p]
+    srv = ServerProcess(iodine_argv("hello", "-r", "redis://127.0.0.1:1/0"),
+                        env=base_env({"PYTHONPATH": os.pathsep.join(paths)}))
+    try:
+        srv.wait_listening()
+        assert srv.get("/").status == 200
+        assert "Traceback" not in srv.stderr
+    finally:
+        srv.stop()

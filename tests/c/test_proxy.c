@@ -116,11 +116,64 @@ static void test_scheme(void) {
   }
 }
 
+/* px_forwarded as "addr|scheme" ("" when it keeps the peer). */
+static const char *fwd(const px_trust *t, const char *v) {
+  static char out[96];
+  const char *a, *sch = NULL;
+  size_t n;
+  if (!px_forwarded(t, v, strlen(v), &a, &n, &sch)) return "";
+  snprintf(out, sizeof out, "%.*s|%s", (int)n, a, sch ? sch : "-");
+  return out;
+}
+
+#define FWD(t, in, want)                                                       \
+  do {                                                                        \
+    const char *got_ = fwd(t, in);                                            \
+    CHECK(!strcmp(got_, want), "Forwarded: %s -> '%s', want '%s'", in, got_, want); \
+  } while (0)
+
+/* RFC 7239 section 4 and 7 examples, and what a trusted-proxy walk makes of
+ * them, then malformed input. */
+static void test_forwarded(void) {
+  px_trust *t = parse_ok("127.0.0.1,10.0.0.0/8,2001:db8:cafe::/48");
+  FWD(t, "for=\"_gazonk\"", "");
+  FWD(t, "For=\"[2001:db8:cafe::17]:4711\"", "2001:db8:cafe::17|-");
+  FWD(t, "for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60|http");
+  FWD(t, "for=192.0.2.43, for=198.51.100.17", "198.51.100.17|-");
+  FWD(t, "for=192.0.2.43;proto=https, for=10.0.0.5;proto=http", "192.0.2.43|https");
+  FWD(t, "for=1.1.1.1, for=192.0.2.43;PROTO=HTTPS, for=10.0.0.5", "192.0.2.43|https");
+  FWD(t, "for=10.0.0.9, for=10.0.0.5", "10.0.0.9|-"); /* all ours: left-most */
+  FWD(t, "for=unknown, for=10.0.0.5;proto=https", "10.0.0.5|https");
+  FWD(t, "for=192.0.2.1:8080", "");           /* a port needs quotes (RFC 7239 6) */
+  FWD(t, "for=\"192.0.2.1:8080\"", "192.0.2.1|-");
+  FWD(t, "for=\"192.0.2.1:_p0rt\"", "192.0.2.1|-");
+  FWD(t, "for=\"192.0.2.1:80x\"", "");
+  FWD(t, "for=\"[2001:db8::1]x\"", "");
+  FWD(t, "  for = 192.0.2.1", ""); /* no spaces around '=' (RFC 7239 4) */
+  FWD(t, "for=\"192.0.2.1\";proto=\"https\"", "192.0.2.1|https");
+  FWD(t, "by=10.0.0.1;proto=https", ""); /* no for=: nothing about the client */
+  FWD(t, "for=192.0.2.1;for=192.0.2.2", ""); /* a parameter twice: malformed */
+  FWD(t, "for=\"192.0.2.1", "");              /* unterminated quoted-string */
+  FWD(t, "for=\"1\\92.0.2.1\"", "");         /* an escape: not an address */
+  FWD(t, "for=192.0.2.9, for=\"[::1],\";x=\"a;b,c\", for=10.0.0.1", "10.0.0.1|-");
+  FWD(t, "for=192.0.2.7,,, for=10.0.0.1 ,", "192.0.2.7|-"); /* empty elements */
+  FWD(t, "for=192.0.2.7;proto=ftp", "192.0.2.7|-");
+  FWD(t, "", "");
+  FWD(t, ";;;,,,===\"\"\"", "");
+  FWD(NULL, "for=192.0.2.60", "");
+  /* a chain longer than the ring: only the last 64 elements count */
+  char big[64 * 16 + 64] = "for=192.0.2.99";
+  for (int i = 0; i < 64; i++) strcat(big, ", for=10.0.0.1");
+  FWD(t, big, "10.0.0.1|-");
+  px_free(t);
+}
+
 int main(void) {
   test_parse();
   test_match();
   test_client();
   test_scheme();
+  test_forwarded();
   printf("%d checks, %d failures\n", checks, failures);
   return failures != 0;
 }

@@ -10,7 +10,9 @@
  *   - a refused write is offered again with at least the same bytes,
  *     through partial writes, small segments, a file (read in bounded
  *     pieces, never sendfile) and a large segment, all in order;
- *   - end of input sets RX_F_HUP; close hands the transport its fd once. */
+ *   - end of input sets RX_F_HUP; close hands the transport its fd once;
+ *   - a drained stop (rx_stop_drained) spreads on_shutdown over the drain
+ *     period; a plain stop calls them all at once. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -302,6 +304,63 @@ static void eof_and_close(void) {
   CHECK(fk.closes == 1 && fk.fd_open_at_close);
 }
 
+/* --- drained stop ----------------------------------------------------------------- */
+
+#define NDRAIN 40
+static uint64_t shut_at[NDRAIN];
+static int nshut;
+
+static uint64_t plain_at, stop_at;
+
+static void drain_shutdown(rx_conn *c) {
+  if (!(c->flags & RX_F_UPGRADED)) plain_at = rx_now_ms();
+  if (nshut < NDRAIN) shut_at[nshut++] = rx_now_ms();
+  rx_close_now(c);
+}
+
+static const rx_proto drain_proto = {.on_shutdown = drain_shutdown};
+
+/* Returns the span (ms) between the first and the last on_shutdown, and the
+ * most of them within any 50 ms; every connection must have heard it. */
+static uint64_t stop_and_measure(int drained, int *worst) {
+  int peers[NDRAIN];
+  nshut = 0;
+  rx_lock();
+  for (int i = 0; i < NDRAIN; i++) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return 0;
+    peers[i] = sv[1];
+    rx_conn *c = rx_attach(sv[0], &drain_proto, NULL);
+    if (i) c->flags |= RX_F_UPGRADED; /* the first stays plain HTTP: at once */
+  }
+  rx_unlock();
+  rx_set_drain_ms(400);
+  rx_set_grace_ms(3000);
+  stop_at = rx_now_ms();
+  if (drained) rx_stop_drained();
+  else rx_stop();
+  rx_run(); /* until every connection is gone */
+  for (int i = 0; i < NDRAIN; i++) close(peers[i]);
+  CHECK(nshut == NDRAIN);
+  *worst = 0;
+  for (int i = 0; i < nshut; i++) {
+    int n = 0;
+    for (int j = 0; j < nshut; j++) n += shut_at[j] >= shut_at[i] && shut_at[j] < shut_at[i] + 50;
+    if (n > *worst) *worst = n;
+  }
+  return nshut ? shut_at[nshut - 1] - shut_at[0] : 0;
+}
+
+static void drained_stop_spreads_shutdowns(void) {
+  int worst;
+  uint64_t span = stop_and_measure(1, &worst);
+  CHECK(span >= 300 && span <= 1000);
+  CHECK(worst <= NDRAIN / 3); /* even: about 5 per 50 ms */
+  CHECK(plain_at - stop_at < 100); /* a plain HTTP connection: not spread */
+  span = stop_and_measure(0, &worst);
+  CHECK(span < 100 && worst == NDRAIN); /* a plain stop: all at once */
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -312,6 +371,7 @@ int main(void) {
   read_retries_a_write_waiting_for_input();
   retries_offer_the_same_bytes();
   eof_and_close();
+  drained_stop_spreads_shutdowns();
   printf("%d passed, %d failed\n", ok, fails);
   return fails != 0;
 }

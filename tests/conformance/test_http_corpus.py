@@ -19,7 +19,10 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REPLAY = os.path.join(os.path.dirname(ROOT), "shared", "conformance", "http_replay.py")
+# ../shared beside the clone (as CI has it), or $IODINE_CONFORMANCE_DIR
+REPLAY = os.path.join(os.environ.get("IODINE_CONFORMANCE_DIR")
+                      or os.path.join(os.path.dirname(ROOT), "shared", "conformance"),
+                      "http_replay.py")
 
 KNOWN = {
     "h11/test_io_L264_2":

@@ -142,3 +142,35 @@ def test_sdist_compiles_and_installs_in_a_fresh_venv(dist, tmp_path):
           str(_one(dist, "*.tar.gz"))], INSTALL_TIMEOUT)
     version = _run([str(bin_dir / "iodine"), "--version"], STEP_TIMEOUT, cwd=tmp_path)
     assert version.strip() == f"iodine-py {iodine_py.__version__}"
+
+
+OLDEST = "3.9"  # pyproject's requires-python; setuptools>=77 (PEP 639) needs it
+
+
+def test_requires_python_and_readme_agree_on_the_oldest_python():
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    assert f'requires-python = ">={OLDEST}"' in text
+    assert f"Python {OLDEST}+" in (REPO_ROOT / "README.md").read_text()
+
+
+def test_the_oldest_supported_python_builds_and_serves(dist, tmp_path, run_server):
+    import glob
+    import shutil
+
+    found = [shutil.which(f"python{OLDEST}")] + sorted(
+        glob.glob(os.path.expanduser(f"~/.pyenv/versions/{OLDEST}*/bin/python{OLDEST}")))
+    works = [p for p in found if p and subprocess.run(
+        [p, "-c", "import venv"], capture_output=True, timeout=STEP_TIMEOUT).returncode == 0]
+    if not works:
+        pytest.skip(f"no python{OLDEST} on this machine")
+    exe = works[0]
+    _run([exe, "-m", "venv", str(tmp_path / "venv")], STEP_TIMEOUT * 2)
+    bin_dir = tmp_path / "venv" / "bin"
+    _run([str(bin_dir / "pip"), "install", "--no-binary", "iodine-py",
+          str(_one(dist, "*.tar.gz"))], INSTALL_TIMEOUT)
+    (tmp_path / "tiny_app.py").write_text(APP)
+    srv = run_server(argv=[str(bin_dir / "iodine"), "tiny_app.py", "-p", "0", "-b", "127.0.0.1",
+                           "-w", "2"],
+                     cwd=tmp_path, env={"PYTHONPATH": None, "VIRTUAL_ENV": None})
+    assert srv.get("/").body == b"packaged iodine-py"
+    assert srv.stop() == 0, srv.stderr

@@ -27,8 +27,20 @@ def test_hooks_without_workers(run_server):
     assert "a hook that fails" in srv.stderr
 
 
-def test_hooks_with_workers(run_server):
+def test_hooks_of_an_app_imported_by_each_worker_run_in_the_workers(run_server):
     srv = run_server("lifecycle", "-w", "2")
+    srv.allow_tracebacks = True
+    srv.wait_for_lines("hook enter_child", 2, timeout=10)
+    assert srv.stop() == 0
+    seen = events_by_pid(srv)
+    assert srv.proc.pid not in seen  # the master never imported the app
+    assert len(seen) == 2, seen
+    for pid, events in seen.items():
+        assert events == ["after_fork", "enter_child", "start_shutdown", "on_finish"], (pid, events)
+
+
+def test_hooks_with_workers(run_server):
+    srv = run_server("lifecycle", "-w", "2", "--preload")
     srv.allow_tracebacks = True
     srv.wait_for_lines("hook enter_child", 2, timeout=10)
     assert srv.get("/").status == 200

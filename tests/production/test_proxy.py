@@ -73,3 +73,24 @@ def test_bad_trust_setting_is_one_line_and_exit_2():
     err = r.stderr.decode()
     assert "not an address or network: 10.0.0.0/33" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_rfc7239_forwarded_from_a_trusted_peer(run_server):
+    srv = run_server("whoami", "--trust-proxy", "127.0.0.1, 10.0.0.0/8")
+    got = who(srv, {"Forwarded": 'for=198.51.100.4;proto=https, for="10.0.0.7:8080"'})
+    assert (got["REMOTE_ADDR"], got["scheme"]) == ("198.51.100.4", "https")
+    got = who(srv, {"Forwarded": 'for="[2001:db8::9]:4711";proto=http'})
+    assert (got["REMOTE_ADDR"], got["scheme"]) == ("2001:db8::9", "http")
+    # Forwarded wins over X-Forwarded-*; a spoofed left-most hop is not believed
+    got = who(srv, {"Forwarded": "for=192.0.2.1, for=203.0.113.5;proto=https",
+                    "X-Forwarded-For": "192.0.2.200", "X-Forwarded-Proto": "http"})
+    assert (got["REMOTE_ADDR"], got["scheme"]) == ("203.0.113.5", "https")
+    # nothing usable in it: X-Forwarded-For still counts
+    got = who(srv, {"Forwarded": 'for="_hidden"', "X-Forwarded-For": "192.0.2.200"})
+    assert got["REMOTE_ADDR"] == "192.0.2.200"
+
+
+def test_rfc7239_forwarded_from_an_untrusted_peer_is_ignored(run_server):
+    srv = run_server("whoami", "--trust-proxy", "10.0.0.0/8")
+    got = who(srv, {"Forwarded": "for=198.51.100.4;proto=https"})
+    assert (got["REMOTE_ADDR"], got["scheme"]) == ("127.0.0.1", "http")
