@@ -363,9 +363,10 @@ static rx_buf *sse_event_of(delivery *d) {
       elen = 6;
     }
     const char *ip = ilen ? id : NULL;
-    long n = sse_format(NULL, 0, data, dlen, ev, elen, ip, ilen, -1);
+    sse_fields f = {ev, elen, ip, ilen, -1};
+    long n = sse_format(NULL, 0, data, dlen, &f);
     d->sse = rx_buf_new(NULL, (size_t)n);
-    if (d->sse) sse_format(d->sse->data, (size_t)n, data, dlen, ev, elen, ip, ilen, -1);
+    if (d->sse) sse_format(d->sse->data, (size_t)n, data, dlen, &f);
     free(enc);
   }
   return d->sse;

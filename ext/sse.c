@@ -29,9 +29,10 @@ static void put(char *out, size_t cap, size_t *at, const char *s, size_t n) {
   *at += n;
 }
 
-long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen,
-                long retry) {
+long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_fields *f) {
+  const char *event = f->event, *id = f->id;
+  size_t elen = f->elen, ilen = f->ilen;
+  long retry = f->retry;
   if ((event && has_break(event, elen)) || (id && has_break(id, ilen))) return -1;
   size_t at = 0;
   if (id) {
@@ -70,12 +71,13 @@ long sse_format(char *out, size_t cap, const char *data, size_t dlen,
 
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
               size_t elen, const char *id, size_t ilen, long retry) {
-  long need = sse_format(NULL, 0, data, dlen, event, elen, id, ilen, retry);
+  sse_fields f = {event, elen, id, ilen, retry};
+  long need = sse_format(NULL, 0, data, dlen, &f);
   if (need < 0) return -2;
   char stack[1024];
   char *buf = (size_t)need <= sizeof stack ? stack : malloc((size_t)need);
   if (!buf) return -1;
-  sse_format(buf, (size_t)need, data, dlen, event, elen, id, ilen, retry);
+  sse_format(buf, (size_t)need, data, dlen, &f);
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(conn, &c);

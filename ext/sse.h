@@ -21,13 +21,20 @@ typedef struct dsp_actor dsp_actor;
 typedef struct http_settings http_settings;
 struct rx_buf;
 
+/* An event's fields besides its data. `event`/`id` may be NULL; `retry`
+ * (the client's reconnection delay, ms) is left out when negative. */
+typedef struct sse_fields {
+  const char *event;
+  size_t elen;
+  const char *id;
+  size_t ilen;
+  long retry;
+} sse_fields;
+
 /* Format an event into out[0..cap). Returns the size the event needs
  * (write nothing past cap; call with cap 0 to measure), or -1 when `event`
- * or `id` contains CR, LF or NUL. `event`/`id` may be NULL; `retry` (the
- * client's reconnection delay, ms) is left out when negative. Pure. */
-long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen,
-                long retry);
+ * or `id` contains CR, LF or NUL. Pure. */
+long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_fields *f);
 
 int sse_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor);
 

@@ -257,20 +257,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     id = i_buf = dup_exact(id, ilen);
   data = d_buf = dup_exact(data, dlen);
 
-  need = sse_format(NULL, 0, data, dlen, ev, elen, id, ilen, retry);
+  sse_fields f = {ev, elen, id, ilen, retry};
+  need = sse_format(NULL, 0, data, dlen, &f);
   if ((ev && has_break(ev, elen)) || (id && has_break(id, ilen))) {
     ASSERT(need == -1);
     /* refused whatever the buffer */
     out = malloc(64);
     ASSERT(out);
-    ASSERT(sse_format(out, 64, data, dlen, ev, elen, id, ilen, retry) == -1);
+    ASSERT(sse_format(out, 64, data, dlen, &f) == -1);
     free(out);
     goto done;
   }
   normalize(data, dlen, &want, &lines);
   out = malloc((size_t)need);
   ASSERT(out);
-  r = sse_format(out, (size_t)need, data, dlen, ev, elen, id, ilen, retry);
+  r = sse_format(out, (size_t)need, data, dlen, &f);
   ASSERT(r == need);
   /* the size from first principles: the field lines plus the blank line */
   ASSERT((size_t)need == (id ? 4 + ilen + 1 : 0) + (ev ? 7 + elen + 1 : 0) +
@@ -284,7 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     cap = (size_t)need;
   shrt = malloc(cap ? cap : 1);
   ASSERT(shrt);
-  r = sse_format(cap ? shrt : NULL, cap, data, dlen, ev, elen, id, ilen, retry);
+  r = sse_format(cap ? shrt : NULL, cap, data, dlen, &f);
   ASSERT(r == need);
   ASSERT(cap == 0 || !memcmp(shrt, out, cap));
   free(shrt);

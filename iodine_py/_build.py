@@ -120,9 +120,14 @@ long pmd_inflaters_alive(void);
 long pmd_zlib_bytes(void);
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
               size_t elen, const char *id, size_t ilen, long retry);
-long sse_format(char *out, size_t cap, const char *data, size_t dlen,
-                const char *event, size_t elen, const char *id, size_t ilen,
-                long retry);
+typedef struct sse_fields {
+    const char *event;
+    size_t elen;
+    const char *id;
+    size_t ilen;
+    long retry;
+} sse_fields;
+long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_fields *f);
 
 /* psid.h */
 typedef struct ps_id {

@@ -110,7 +110,7 @@ def test_wheel_carries_the_core_and_type_information(dist):
     assert any(n.startswith("iodine_py/_native") and n.endswith(".so") for n in names), names
     assert {"iodine_py/py.typed", "iodine_py/_native.pyi", "iodine_py/cli.py"} <= names
     for field in ("Name: iodine-py", f"Version: {iodine_py.__version__}",
-                  "License-Expression: MIT", "Requires-Python: >=3.8", "Requires-Dist: cffi",
+                  "License-Expression: MIT", "Requires-Python: >=3.9", "Requires-Dist: cffi",
                   "Keywords:", "Classifier: Typing :: Typed",
                   "Description-Content-Type: text/markdown"):
         assert field in meta, f"wheel METADATA lacks {field!r}"
