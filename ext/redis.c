@@ -98,6 +98,7 @@ typedef struct origin_slot {
 
 static struct {
   int configured, started, state, ever_up, positioned, stopping;
+  int loop; /* a serving loop runs (or is about to) in this process */
   /* settings */
   struct sockaddr_storage addr;
   unsigned addrlen;
@@ -797,6 +798,8 @@ static char *dup_str(const char *s, size_t *len) {
   return strdup(s);
 }
 
+static void start_locked(void);
+
 int rd_configure(const rd_settings *s) {
   struct sockaddr_storage addr;
   unsigned addrlen;
@@ -852,6 +855,8 @@ int rd_configure(const rd_settings *s) {
   if (eng.started) {
     eng.state = E_WAIT;
     eng.next_try = 0;
+  } else if (eng.loop) {
+    start_locked();
   }
   rx_unlock();
   return 0;
@@ -875,17 +880,21 @@ static void tick_done(void *arg) {
   eng.tick = 0;
 }
 
+/* Connect from the next tick on (lock held). */
+static void start_locked(void) {
+  eng.started = 1;
+  eng.stopping = 0;
+  if (eng.state == E_IDLE || eng.state == E_WAIT) {
+    eng.state = E_WAIT;
+    eng.next_try = 0;
+  }
+  if (!eng.tick) eng.tick = rx_timer(0, TICK_MS, 0, tick, tick_done, NULL);
+}
+
 void rd_start(void) {
   rx_lock();
-  if (eng.configured) {
-    eng.started = 1;
-    eng.stopping = 0;
-    if (eng.state == E_IDLE || eng.state == E_WAIT) {
-      eng.state = E_WAIT;
-      eng.next_try = 0;
-    }
-    if (!eng.tick) eng.tick = rx_timer(0, TICK_MS, 0, tick, tick_done, NULL);
-  }
+  eng.loop = 1; /* an engine configured from now on (by the app, while serving) starts too */
+  if (eng.configured) start_locked();
   rx_unlock();
 }
 
@@ -907,6 +916,7 @@ void rd_after_fork(void) {
   eng.run_id[0] = 0;
   eng.last = (ps_id){0, 0};
   eng.started = 0;
+  eng.loop = 0;
   eng.stopping = 0;
   eng.tick = 0; /* a parent's tick, if any, is inherited: tick() is harmless */
   eng.state = E_IDLE;

@@ -20,6 +20,7 @@ Plain HTTP:
   POST /cmd-wait?timeout=S        JSON args: cmd_wait(*args): {"r": reply} or
                                   {"error": "Type: text"}
   GET  /stats                     the engine's counters
+  GET  /engine?url=URL            make a Redis engine the default now, while serving
 """
 
 import json
@@ -126,6 +127,9 @@ def app(environ, start_response):
         except Exception as e:
             return json_response(start_response, {"error": f"{type(e).__name__}: {e}"})
         return json_response(start_response, {"r": r})
+    if path == "/engine":
+        Iodine.PubSub.default = Iodine.PubSub.Redis(q["url"])
+        return json_response(start_response, {"ok": True})
     if path == "/stats":
         return json_response(start_response, Iodine.PubSub.default.stats())
     return text_response(start_response, "ok")

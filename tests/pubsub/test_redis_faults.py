@@ -255,6 +255,20 @@ def test_publishes_before_redis_is_up_arrive_in_order(redis_server, run_server):
         sub.close()
 
 
+def test_an_engine_made_while_serving_connects(redis_server, run_server):
+    rs = redis_server()
+    srv = run_server("redis_app")
+    sub = Sub(srv, "late")
+    try:
+        assert http_json(srv, "GET", f"/engine?url={rs.url()}") == {"ok": True}
+        srv.wait_for_stderr(CONNECTED, timeout=10)
+        assert publish(srv, "late", "hello") is True
+        wait_until(lambda: sub.messages() == ["hello"], 10, "the message through Redis")
+        assert rs.client().xlen("iodine:pubsub") == 1
+    finally:
+        sub.close()
+
+
 def test_cmd_reply_reaches_its_callback_on_the_loop(redis_server, run_server):
     rs = redis_server()
     srv = run_server("redis_app", "-r", rs.url(), "-t", "1")
