@@ -122,8 +122,9 @@ class Config:
             raise ConfigError(f"keep-alive timeout must be positive, not {self.keepalive}")
         if self.ping <= 0:
             raise ConfigError(f"ping interval must be positive, not {self.ping}")
-        if self.redis is not None and not self.redis.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, not {self.redis!r}")
+        if self.redis is not None and not self.redis.startswith(("redis://", "unix://")):
+            raise ConfigError(f"redis URL must start with redis:// or unix:// (TLS to Redis, "
+                              f"rediss://, is not supported), not {self.redis!r}")
         if self.redis_ping <= 0:
             raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
         if self.grace < 0:
