@@ -45,7 +45,7 @@
 
 enum { E_IDLE, E_WAIT, E_CONNECTING, E_UP };
 enum { L_DOWN, L_HANDSHAKE, L_READY };
-enum { P_HS, P_PING, P_XADD, P_APP, P_INFO, P_REVRANGE, P_XREAD };
+enum { P_HS, P_PING, P_XADD, P_APP, P_INFO, P_REVRANGE, P_FIRST, P_XREAD };
 
 typedef struct waiter {
   pthread_mutex_t m;
@@ -565,15 +565,33 @@ static void on_info(const resp_node *n) {
   if (!eng.positioned) {
     /* first connect: start at the stream's current end */
     SENDV(&eng.rd, P_REVRANGE, "XREVRANGE", eng.stream, "+", "-", "COUNT", "1");
+  } else if (eng.run_id[0] && strcmp(eng.run_id, id) != 0) {
+    /* Redis restarted: is its stream a new one (read it from its start) or
+     * the old one, persisted (go on from where we were)? Its first entry
+     * says. */
+    SENDV(&eng.rd, P_FIRST, "XRANGE", eng.stream, "-", "+", "COUNT", "1");
   } else {
-    if (eng.run_id[0] && strcmp(eng.run_id, id) != 0) {
-      /* Redis restarted: its stream is a new one, read from its start */
-      eng.last = (ps_id){0, 0};
-    }
     eng.rd.state = L_READY;
     xread();
   }
   memcpy(eng.run_id, id, sizeof id);
+}
+
+static int id_after(ps_id a, ps_id b) {
+  return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq);
+}
+
+/* After a restart: a stream that is empty or begins after our position is
+ * a new one (everything in it is new to us: read from its start; entries
+ * we already delivered, resent by their publishers, are dropped by the
+ * duplicate filter). One that begins at or before our position survived
+ * (AOF or RDB): go on from our position, or we would deliver it again. */
+static void on_first(const resp_node *n, size_t count) {
+  ps_id first = {0, 0};
+  int have = n[0].type == RESP_ARRAY && n[0].n >= 1 && count >= 3 && !parse_id(&n[2], &first);
+  if (!have || id_after(first, eng.last)) eng.last = (ps_id){0, 0};
+  eng.rd.state = L_READY;
+  xread();
 }
 
 static void on_revrange(const resp_node *n, size_t count) {
@@ -668,6 +686,10 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     break;
   case P_REVRANGE:
     on_revrange(n, (size_t)cnt);
+    became_ready();
+    break;
+  case P_FIRST:
+    on_first(n, (size_t)cnt);
     became_ready();
     break;
   case P_XREAD:
