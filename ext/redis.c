@@ -99,6 +99,7 @@ typedef struct origin_slot {
 static struct {
   int configured, started, state, ever_up, positioned, stopping;
   int loop; /* a serving loop runs (or is about to) in this process */
+  dsp_actor *actor; /* the engine's events (replies, log lines) run in order */
   /* settings */
   struct sockaddr_storage addr;
   unsigned addrlen;
@@ -136,6 +137,13 @@ static struct {
 
 /* --- logging ----------------------------------------------------------------- */
 
+/* Post one of the engine's events: on one actor, so command callbacks run
+ * in the order their replies came, one at a time, even with -t N. */
+static int post(int kind, uint64_t conn, void *ptr, uint64_t arg) {
+  if (!eng.actor) eng.actor = dsp_actor_new();
+  return dsp_post(eng.actor, kind, conn, ptr, arg);
+}
+
 static void say(int warning, const char *fmt, ...) {
   char *line = NULL;
   va_list ap;
@@ -143,7 +151,7 @@ static void say(int warning, const char *fmt, ...) {
   int n = vasprintf(&line, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if (dsp_post(NULL, DSP_RD_LOG, (uint64_t)(warning != 0), line, (uint64_t)n) < 0) free(line);
+  if (post(DSP_RD_LOG, (uint64_t)(warning != 0), line, (uint64_t)n) < 0) free(line);
 }
 
 void rd_log_free(char *line) { free(line); }
@@ -196,7 +204,7 @@ static void answer(app_cmd *a, rd_reply *r) {
     pthread_mutex_unlock(&a->w->m);
     waiter_release(a->w);
   } else if (a->cb && r) {
-    if (dsp_post(NULL, DSP_RD_REPLY, 0, r, a->cb) < 0) rd_reply_free(r);
+    if (post(DSP_RD_REPLY, 0, r, a->cb) < 0) rd_reply_free(r);
   } else {
     rd_reply_free(r);
   }
@@ -939,6 +947,7 @@ void rd_after_fork(void) {
   eng.last = (ps_id){0, 0};
   eng.started = 0;
   eng.loop = 0;
+  eng.actor = NULL; /* the parent's (its queue state is the parent's): a new one on first use */
   eng.stopping = 0;
   eng.tick = 0; /* a parent's tick, if any, is inherited: tick() is harmless */
   eng.state = E_IDLE;

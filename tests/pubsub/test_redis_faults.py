@@ -336,6 +336,16 @@ def test_cmd_reply_reaches_its_callback_on_the_loop(redis_server, run_server):
     assert r["error"].startswith("RuntimeError: cmd_wait() would block the server's loop")
 
 
+def test_cmd_callbacks_run_in_reply_order_with_threads(redis_server, run_server):
+    rs = redis_server()
+    srv = run_server("redis_app", "-r", rs.url(), "-t", "4")
+    srv.wait_for_stderr(CONNECTED, timeout=10)
+    assert http_json(srv, "GET", "/cmd-seq?n=60")["r"] is True
+    wait_until(lambda: len(http_json(srv, "GET", "/cmd-seq-result")) == 60, 15,
+               "60 callbacks")
+    assert http_json(srv, "GET", "/cmd-seq-result") == list(range(1, 61))
+
+
 def test_frozen_redis_holds_a_waiting_command_not_other_requests(redis_server, run_server):
     rs = redis_server()
     srv = run_server("redis_app", "-r", rs.url(), "-t", "2")
