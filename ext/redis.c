@@ -64,6 +64,7 @@ typedef struct app_cmd {
 
 typedef struct pub {
   struct pub *next;
+  uint64_t acked; /* when Redis acknowledged it (0: not yet) */
   size_t len;
   char data[];
 } pub;
@@ -113,9 +114,10 @@ static struct {
   /* tokens */
   uint64_t origin, seq;
   char origin_hex[17];
-  /* the publish queue */
-  pub *head, *send, *tail;
+  /* the publish queue: rhead..head retained (acknowledged), head..tail not */
+  pub *rhead, *head, *send, *tail;
   size_t nq, qbytes, inflight;
+  size_t nret, rbytes; /* retained */
   /* commands not yet written */
   app_cmd *cmd_head, *cmd_tail;
   size_t ncmd;
@@ -125,7 +127,8 @@ static struct {
   int episode_logged; /* a failure was logged in this outage */
   /* the reader */
   ps_id last;
-  char run_id[64];
+  char run_id[64];     /* the reader's view of Redis's run_id */
+  char cmd_run_id[64]; /* the command connection's */
   /* dedup */
   origin_slot origins[RD_ORIGINS];
   size_t norigins;
@@ -316,13 +319,14 @@ static void send_cmds(void) {
 }
 
 static void free_queue(void) {
-  while (eng.head) {
-    pub *p = eng.head;
-    eng.head = p->next;
+  pub *q = eng.rhead ? eng.rhead : eng.head;
+  while (q) {
+    pub *p = q;
+    q = p->next;
     free(p);
   }
-  eng.send = eng.tail = NULL;
-  eng.nq = eng.qbytes = eng.inflight = 0;
+  eng.rhead = eng.head = eng.send = eng.tail = NULL;
+  eng.nq = eng.qbytes = eng.inflight = eng.nret = eng.rbytes = 0;
   while (eng.cmd_head) {
     app_cmd *a = eng.cmd_head;
     eng.cmd_head = a->next;
@@ -377,12 +381,7 @@ static void handshake(rd_link *l) {
     SENDV(l, P_HS, "SELECT", eng.dbtext);
     l->hs_left++;
   }
-  if (l->reader) {
-    SENDV(l, P_INFO, "INFO", "server");
-  } else {
-    SENDV(l, P_HS, "PING");
-    l->hs_left++;
-  }
+  SENDV(l, P_INFO, "INFO", "server"); /* its run_id: did Redis restart? */
 }
 
 static int link_open(rd_link *l) {
@@ -559,17 +558,60 @@ static void on_xread(const resp_node *n, size_t count) {
   xread();
 }
 
-static void on_info(const resp_node *n) {
-  char id[64] = "";
+static void run_id_of(const resp_node *n, char id[64]) {
+  id[0] = 0;
   if (n->type == RESP_BULK && n->n > 0) {
     const char *p = memmem(n->str, n->len, "run_id:", 7);
     if (p) {
       p += 7;
       size_t k = 0;
-      while (p < n->str + n->len && *p != '\r' && *p != '\n' && k < sizeof id - 1) id[k++] = *p++;
+      while (p < n->str + n->len && *p != '\r' && *p != '\n' && k < 63) id[k++] = *p++;
       id[k] = 0;
     }
   }
+}
+
+/* Drop retained publishes past the count or byte bound (half the queue's),
+ * and, while connected, those acknowledged longer ago than a reply
+ * deadline (every live reader has read them by then, or is being
+ * remade). While disconnected nothing ages out: the entries acknowledged
+ * just before Redis died are the ones a restart may have lost. */
+static void prune(uint64_t now) {
+  int up = eng.state == E_UP;
+  while (eng.rhead && ((up && eng.rhead->acked + eng.timeout_ms < now) ||
+                       eng.nret > eng.queue_max || eng.rbytes > eng.queue_bytes / 2)) {
+    pub *p = eng.rhead;
+    eng.rhead = p->next == eng.head ? NULL : p->next;
+    if (eng.tail == p) eng.tail = NULL;
+    eng.nret--;
+    eng.rbytes -= p->len;
+    free(p);
+  }
+}
+
+/* The command connection's INFO: when Redis restarted without keeping its
+ * data, the entries it acknowledged last may never have reached a reader
+ * that was between two XREADs when it died. Send the retained ones again,
+ * before everything else and in order: a reader that has them drops the
+ * copies (duplicate filter), one that missed them delivers them now. */
+static void on_cmd_info(const resp_node *n) {
+  char id[64];
+  run_id_of(n, id);
+  if (eng.cmd_run_id[0] && strcmp(eng.cmd_run_id, id) != 0 && eng.rhead) {
+    eng.head = eng.rhead;
+    eng.rhead = NULL;
+    eng.nq += eng.nret;
+    eng.qbytes += eng.rbytes;
+    eng.nret = eng.rbytes = 0;
+    for (pub *p = eng.head; p; p = p->next) p->acked = 0;
+    eng.send = eng.head;
+  }
+  memcpy(eng.cmd_run_id, id, sizeof id);
+}
+
+static void on_info(const resp_node *n) {
+  char id[64];
+  run_id_of(n, id);
   if (!eng.positioned) {
     /* first connect: start at the stream's current end */
     SENDV(&eng.rd, P_REVRANGE, "XREVRANGE", eng.stream, "+", "-", "COUNT", "1");
@@ -660,12 +702,7 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
   }
   switch (p.kind) {
   case P_HS:
-    if (--l->hs_left == 0 && !l->reader) {
-      l->state = L_READY;
-      send_cmds();
-      send_pubs();
-      became_ready();
-    }
+    l->hs_left--;
     break;
   case P_PING:
     l->ping_out = 0;
@@ -674,12 +711,16 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     pub *q = eng.head;
     if (!q) break;
     eng.head = q->next;
-    if (!eng.head) eng.tail = NULL;
     if (eng.send == q) eng.send = q->next; /* cannot happen; kept safe */
     eng.nq--;
     eng.qbytes -= q->len;
     eng.inflight = eng.inflight > q->len ? eng.inflight - q->len : 0;
-    free(q);
+    /* kept a while (see on_cmd_info), not freed */
+    q->acked = rx_now_ms();
+    if (!eng.rhead) eng.rhead = q;
+    eng.nret++;
+    eng.rbytes += q->len;
+    prune(q->acked);
     if (eng.refusing && eng.nq < eng.queue_max) end_refusing(); /* the episode is over */
     if (n->type == RESP_ERROR && eng.xadd_errors++ == 0)
       say(1, "redis: XADD failed (%.*s); that message is dropped (logged once)",
@@ -689,7 +730,14 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     break;
   }
   case P_INFO:
-    on_info(n);
+    if (l->reader) {
+      on_info(n);
+    } else {
+      on_cmd_info(n);
+      l->state = L_READY;
+      send_cmds();
+      send_pubs();
+    }
     became_ready();
     break;
   case P_REVRANGE:
@@ -791,6 +839,7 @@ static void tick(void *arg) {
   (void)arg;
   if (!eng.configured || !eng.started || eng.stopping || rx_stopping()) return;
   uint64_t now = rx_now_ms();
+  prune(now);
   if (eng.state == E_WAIT && now >= eng.next_try) {
     try_connect();
     return;
@@ -944,6 +993,7 @@ void rd_after_fork(void) {
   eng.positioned = 0;
   eng.ever_up = 0;
   eng.run_id[0] = 0;
+  eng.cmd_run_id[0] = 0;
   eng.last = (ps_id){0, 0};
   eng.started = 0;
   eng.loop = 0;
@@ -985,11 +1035,12 @@ int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, i
   }
   end_refusing();
   p->next = NULL;
+  p->acked = 0;
   p->len = resp_encode(p->data, 16, argv, lens);
   eng.seq++;
   if (eng.tail) eng.tail->next = p;
-  else eng.head = p;
   eng.tail = p;
+  if (!eng.head) eng.head = p;
   if (!eng.send) eng.send = p;
   eng.nq++;
   eng.qbytes += p->len;
