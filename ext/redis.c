@@ -39,104 +39,9 @@
 #include "pubsub.h"
 #include "reactor.h"
 
-#define TICK_MS 50
-#define XREAD_COUNT "1000"
-#define READ_CHUNK (64u << 10)
+#include "redis_eng.h"
 
-enum { E_IDLE, E_WAIT, E_CONNECTING, E_UP };
-enum { L_DOWN, L_HANDSHAKE, L_READY };
-enum { P_HS, P_PING, P_XADD, P_APP, P_INFO, P_REVRANGE, P_FIRST, P_XREAD };
-
-typedef struct waiter {
-  pthread_mutex_t m;
-  pthread_cond_t cv;
-  int done, refs;
-  rd_reply *reply;
-} waiter;
-
-typedef struct app_cmd {
-  struct app_cmd *next;
-  uint64_t cb;  /* callback id, 0: no reply wanted */
-  waiter *w;    /* or a blocked caller */
-  size_t len;
-  char data[];
-} app_cmd;
-
-typedef struct pub {
-  struct pub *next;
-  uint64_t acked; /* when Redis acknowledged it (0: not yet) */
-  size_t len;
-  char data[];
-} pub;
-
-typedef struct pend {
-  int kind;
-  app_cmd *cmd; /* P_APP */
-} pend;
-
-typedef struct rd_link {
-  const char *name; /* for log lines */
-  int reader;
-  int state;
-  int hs_left;      /* handshake replies still to come */
-  rx_conn *c;
-  char *in;
-  size_t in_len, in_cap;
-  resp_scan_state sc;
-  resp_node *nodes;
-  size_t nodes_cap;
-  pend *ring;
-  size_t r_head, r_len, r_cap;
-  uint64_t wait_since; /* last progress while replies are outstanding */
-  int ping_out;        /* a PING is outstanding */
-  int closing;         /* shutdown: close once nothing is outstanding */
-} rd_link;
-
-typedef struct origin_slot {
-  uint64_t origin, seq, seen; /* seen: eng.entries when last seen */
-  int used;
-} origin_slot;
-
-static struct {
-  int configured, started, state, ever_up, positioned, stopping;
-  int loop; /* a serving loop runs (or is about to) in this process */
-  dsp_actor *actor; /* the engine's events (replies, log lines) run in order */
-  /* settings */
-  struct sockaddr_storage addr;
-  unsigned addrlen;
-  char *user, *password, *stream;
-  size_t user_len, password_len, stream_len;
-  int db;
-  char maxlen[24], dbtext[16];
-  uint32_t ping_ms, timeout_ms, backoff_min, backoff_max, block_ms;
-  size_t queue_max, queue_bytes;
-  char where[160];
-  /* tokens */
-  uint64_t origin, seq;
-  char origin_hex[17];
-  /* the publish queue: rhead..head retained (acknowledged), head..tail not */
-  pub *rhead, *head, *send, *tail;
-  size_t nq, qbytes, inflight;
-  size_t nret, rbytes; /* retained */
-  /* commands not yet written */
-  app_cmd *cmd_head, *cmd_tail;
-  size_t ncmd;
-  /* connections */
-  rd_link cmd, rd;
-  uint64_t next_try, backoff, down_since, next_ping, tick;
-  int episode_logged; /* a failure was logged in this outage */
-  /* the reader */
-  ps_id last;
-  char run_id[64];     /* the reader's view of Redis's run_id */
-  char cmd_run_id[64]; /* the command connection's */
-  /* dedup */
-  origin_slot origins[RD_ORIGINS];
-  size_t norigins;
-  /* the refusing episode */
-  uint64_t refusing; /* publishes refused since the queue filled */
-  uint64_t xadd_errors;
-  rd_stats st;
-} eng;
+struct rd_engine eng;
 
 /* --- logging ----------------------------------------------------------------- */
 
@@ -252,7 +157,7 @@ static int link_send(rd_link *l, const char *data, size_t len, int kind, app_cmd
   return rx_write(l->c, data, len);
 }
 
-static int link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens) {
+int rd_link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens) {
   char stack[512];
   size_t need = resp_encode_len(argc, lens);
   char *buf = need <= sizeof stack ? stack : malloc(need);
@@ -263,14 +168,6 @@ static int link_sendv(rd_link *l, int kind, int argc, const char *const *argv, c
   return rc;
 }
 
-#define SENDV(l, kind, ...)                                                     \
-  do {                                                                          \
-    const char *argv_[] = {__VA_ARGS__};                                        \
-    size_t lens_[sizeof argv_ / sizeof *argv_];                                 \
-    for (size_t i_ = 0; i_ < sizeof argv_ / sizeof *argv_; i_++)                \
-      lens_[i_] = strlen(argv_[i_]);                                            \
-    link_sendv(l, kind, (int)(sizeof argv_ / sizeof *argv_), argv_, lens_);     \
-  } while (0)
 
 /* Forget the connection and every reply it owed; in-flight application
  * commands get an error reply (they are not sent again: a command may not
@@ -294,7 +191,7 @@ static void link_drop(rd_link *l) {
 
 /* --- the publish queue ------------------------------------------------------- */
 
-static void send_pubs(void) {
+void rd_send_pubs(void) {
   if (eng.cmd.state != L_READY || !eng.positioned) return;
   while (eng.send && eng.inflight < RD_WINDOW) {
     pub *p = eng.send;
@@ -374,7 +271,7 @@ static void handshake(rd_link *l) {
     }
     argv[argc] = eng.password;
     lens[argc++] = eng.password_len;
-    link_sendv(l, P_HS, argc, argv, lens);
+    rd_link_sendv(l, P_HS, argc, argv, lens);
     l->hs_left++;
   }
   if (eng.db) {
@@ -411,164 +308,13 @@ static void became_ready(void) {
   eng.episode_logged = 0;
 }
 
-static void xread(void) {
+void rd_xread(void) {
   char id[48];
   snprintf(id, sizeof id, "%" PRIu64 "-%" PRIu64, eng.last.ms, eng.last.seq);
   char block[16];
   snprintf(block, sizeof block, "%u", eng.block_ms);
   SENDV(&eng.rd, P_XREAD, "XREAD", "COUNT", XREAD_COUNT, "BLOCK", block, "STREAMS", eng.stream,
         id);
-}
-
-/* --- reading the stream ------------------------------------------------------ */
-
-static int parse_id(const resp_node *n, ps_id *id) {
-  if (n->type != RESP_BULK || n->n < 0) return -1;
-  const char *s = n->str, *e = s + n->len;
-  uint64_t a = 0, b = 0;
-  int part = 0, digits = 0;
-  for (; s < e; s++) {
-    if (*s == '-' && part == 0 && digits) {
-      part = 1;
-      digits = 0;
-      continue;
-    }
-    unsigned d = (unsigned char)*s - '0';
-    if (d > 9 || digits == 19) return -1;
-    if (part) b = b * 10 + d;
-    else a = a * 10 + d;
-    digits++;
-  }
-  if (!part || !digits) return -1;
-  id->ms = a;
-  id->seq = b;
-  return 0;
-}
-
-static uint64_t hash64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
-/* Is (origin, seq) new? Remembers it. The table holds RD_ORIGINS
- * publishers (open addressing, at most half full); when it is full the
- * publisher seen longest ago is forgotten (it can only matter again if it
- * resends after thousands of other publishers appeared). */
-static int fresh(uint64_t origin, uint64_t seq) {
-  size_t mask = RD_ORIGINS - 1, i = hash64(origin) & mask;
-  for (; eng.origins[i].used; i = (i + 1) & mask) {
-    if (eng.origins[i].origin == origin) {
-      eng.origins[i].seen = eng.st.delivered;
-      if (seq <= eng.origins[i].seq) return 0;
-      eng.origins[i].seq = seq;
-      return 1;
-    }
-  }
-  if (eng.norigins >= RD_ORIGINS / 2) { /* full: rebuild without the one(s) seen longest ago */
-    origin_slot *old = malloc(sizeof eng.origins);
-    if (old) {
-      memcpy(old, eng.origins, sizeof eng.origins);
-      uint64_t oldest = UINT64_MAX;
-      for (size_t k = 0; k < RD_ORIGINS; k++)
-        if (old[k].used && old[k].seen < oldest) oldest = old[k].seen;
-      memset(eng.origins, 0, sizeof eng.origins);
-      eng.norigins = 0;
-      for (size_t k = 0; k < RD_ORIGINS; k++) {
-        if (!old[k].used || old[k].seen == oldest) continue;
-        size_t j = hash64(old[k].origin) & mask;
-        while (eng.origins[j].used) j = (j + 1) & mask;
-        eng.origins[j] = old[k];
-        eng.norigins++;
-      }
-      free(old);
-    }
-    i = hash64(origin) & mask;
-    while (eng.origins[i].used) i = (i + 1) & mask;
-  }
-  eng.origins[i] = (origin_slot){origin, seq, eng.st.delivered, 1};
-  eng.norigins++;
-  return 1;
-}
-
-static int field_is(const resp_node *n, char name) {
-  return n->type == RESP_BULK && n->len == 1 && n->str[0] == name;
-}
-
-static uint64_t num(const resp_node *n, int base) {
-  char tmp[24];
-  size_t len = n->len < sizeof tmp - 1 ? n->len : sizeof tmp - 1;
-  memcpy(tmp, n->str, len);
-  tmp[len] = 0;
-  return strtoull(tmp, NULL, base);
-}
-
-/* One entry: nodes[0] is [id, [field, value, ...]]. Returns the nodes it
- * spans, or 0 when it is malformed. */
-static size_t entry(const resp_node *n, size_t avail) {
-  if (avail < 2 || n[0].type != RESP_ARRAY || n[0].n != 2) return 0;
-  ps_id id;
-  if (parse_id(&n[1], &id)) return 0;
-  size_t span = 3;
-  if (avail < 3 || n[2].type != RESP_ARRAY) return 0;
-  if (n[2].n <= 0) {
-    eng.last = id;
-    return span;
-  }
-  size_t k = (size_t)n[2].n;
-  if (avail < 3 + k) return 0;
-  span += k;
-  const resp_node *ch = NULL, *msg = NULL;
-  int text = 0, have_origin = 0;
-  uint64_t origin = 0, seq = 0;
-  for (size_t i = 0; i + 1 < k; i += 2) {
-    const resp_node *f = &n[3 + i], *v = &n[4 + i];
-    if (v->type != RESP_BULK || v->n < 0) continue;
-    if (field_is(f, 'c')) ch = v;
-    else if (field_is(f, 'm')) msg = v;
-    else if (field_is(f, 't')) text = v->len == 1 && v->str[0] == '1';
-    else if (field_is(f, 'o')) {
-      origin = num(v, 16);
-      have_origin = 1;
-    } else if (field_is(f, 's')) seq = num(v, 10);
-  }
-  eng.last = id;
-  if (!ch || !msg) return span;
-  if (have_origin && !fresh(origin, seq)) {
-    eng.st.duplicates++;
-    return span;
-  }
-  eng.st.delivered++;
-  ps_publish_id_locked(ch->str, ch->len, msg->str, msg->len, text, id);
-  return span;
-}
-
-static void on_xread(const resp_node *n, size_t count) {
-  /* [[key, [entry, ...]]] or nil when the block time passed */
-  if (n[0].type == RESP_ARRAY && n[0].n == 1 && count >= 4 && n[1].type == RESP_ARRAY &&
-      n[1].n == 2 && n[3].type == RESP_ARRAY) {
-    size_t at = 4, left = n[3].n > 0 ? (size_t)n[3].n : 0;
-    while (left-- && at < count) {
-      size_t span = entry(&n[at], count - at);
-      if (!span) break;
-      at += span;
-    }
-  }
-  xread();
-}
-
-static void run_id_of(const resp_node *n, char id[64]) {
-  id[0] = 0;
-  if (n->type == RESP_BULK && n->n > 0) {
-    const char *p = memmem(n->str, n->len, "run_id:", 7);
-    if (p) {
-      p += 7;
-      size_t k = 0;
-      while (p < n->str + n->len && *p != '\r' && *p != '\n' && k < 63) id[k++] = *p++;
-      id[k] = 0;
-    }
-  }
 }
 
 /* Drop retained publishes past the count or byte bound (half the queue's),
@@ -596,7 +342,7 @@ static void prune(uint64_t now) {
  * copies (duplicate filter), one that missed them delivers them now. */
 static void on_cmd_info(const resp_node *n) {
   char id[64];
-  run_id_of(n, id);
+  rd_run_id_of(n, id);
   if (eng.cmd_run_id[0] && strcmp(eng.cmd_run_id, id) != 0 && eng.rhead) {
     eng.head = eng.rhead;
     eng.rhead = NULL;
@@ -607,51 +353,6 @@ static void on_cmd_info(const resp_node *n) {
     eng.send = eng.head;
   }
   memcpy(eng.cmd_run_id, id, sizeof id);
-}
-
-static void on_info(const resp_node *n) {
-  char id[64];
-  run_id_of(n, id);
-  if (!eng.positioned) {
-    /* first connect: start at the stream's current end */
-    SENDV(&eng.rd, P_REVRANGE, "XREVRANGE", eng.stream, "+", "-", "COUNT", "1");
-  } else if (eng.run_id[0] && strcmp(eng.run_id, id) != 0) {
-    /* Redis restarted: is its stream a new one (read it from its start) or
-     * the old one, persisted (go on from where we were)? Its first entry
-     * says. */
-    SENDV(&eng.rd, P_FIRST, "XRANGE", eng.stream, "-", "+", "COUNT", "1");
-  } else {
-    eng.rd.state = L_READY;
-    xread();
-  }
-  memcpy(eng.run_id, id, sizeof id);
-}
-
-static int id_after(ps_id a, ps_id b) {
-  return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq);
-}
-
-/* After a restart: a stream that is empty or begins after our position is
- * a new one (everything in it is new to us: read from its start; entries
- * we already delivered, resent by their publishers, are dropped by the
- * duplicate filter). One that begins at or before our position survived
- * (AOF or RDB): go on from our position, or we would deliver it again. */
-static void on_first(const resp_node *n, size_t count) {
-  ps_id first = {0, 0};
-  int have = n[0].type == RESP_ARRAY && n[0].n >= 1 && count >= 3 && !parse_id(&n[2], &first);
-  if (!have || id_after(first, eng.last)) eng.last = (ps_id){0, 0};
-  eng.rd.state = L_READY;
-  xread();
-}
-
-static void on_revrange(const resp_node *n, size_t count) {
-  ps_id id = {0, 0};
-  if (n[0].type == RESP_ARRAY && n[0].n >= 1 && count >= 3) parse_id(&n[2], &id);
-  eng.last = id;
-  eng.positioned = 1;
-  eng.rd.state = L_READY;
-  xread();
-  send_pubs();
 }
 
 /* --- replies ---------------------------------------------------------------- */
@@ -725,31 +426,31 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     if (n->type == RESP_ERROR && eng.xadd_errors++ == 0)
       say(1, "redis: XADD failed (%.*s); that message is dropped (logged once)",
           (int)(n->len > 120 ? 120 : n->len), n->str);
-    send_pubs();
+    rd_send_pubs();
     if (l->closing && !l->r_len && !eng.head) link_drop(l);
     break;
   }
   case P_INFO:
     if (l->reader) {
-      on_info(n);
+      rd_on_info(n);
     } else {
       on_cmd_info(n);
       l->state = L_READY;
       send_cmds();
-      send_pubs();
+      rd_send_pubs();
     }
     became_ready();
     break;
   case P_REVRANGE:
-    on_revrange(n, (size_t)cnt);
+    rd_on_revrange(n, (size_t)cnt);
     became_ready();
     break;
   case P_FIRST:
-    on_first(n, (size_t)cnt);
+    rd_on_first(n, (size_t)cnt);
     became_ready();
     break;
   case P_XREAD:
-    on_xread(n, (size_t)cnt);
+    rd_on_xread(n, (size_t)cnt);
     break;
   }
   return 0;
@@ -864,7 +565,7 @@ static void new_origin(void) {
   if (getrandom(&o, sizeof o, 0) != (ssize_t)sizeof o) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    o = hash64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
+    o = rd_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
   }
   eng.origin = o;
   eng.seq = 0;
@@ -1044,7 +745,7 @@ int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, i
   if (!eng.send) eng.send = p;
   eng.nq++;
   eng.qbytes += p->len;
-  send_pubs();
+  rd_send_pubs();
   rx_unlock();
   return 0;
 }
