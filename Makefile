@@ -47,7 +47,7 @@ build/test_%: tests/c/test_%.c ext/%.c ext/%.h tests/c/check.h $$(TEST_DEPS_$$*)
 HTTP_STATE_SRC := $(filter-out ext/server.c,$(wildcard ext/*.c))
 build/test_http_state: tests/c/test_http_state.c $(HTTP_STATE_SRC) $(wildcard ext/*.h)
 	@mkdir -p build
-	$(CC) $(CFLAGS_TEST) -DIODINE_TLS=1 $(HTTP_STATE_SRC) $< -o $@ -lssl -lcrypto -lpthread
+	$(CC) $(CFLAGS_TEST) -DIODINE_TLS=1 $(HTTP_STATE_SRC) $< -o $@ -lssl -lcrypto -lpthread -lz
 
 # pmd.c frames with ws_frame.c and inflates with the system zlib.
 build/test_pmd: tests/c/test_pmd.c ext/pmd.c ext/pmd.h ext/ws_frame.c tests/c/check.h

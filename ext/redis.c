@@ -39,101 +39,18 @@
 #include "pubsub.h"
 #include "reactor.h"
 
-#define TICK_MS 50
-#define XREAD_COUNT "1000"
-#define READ_CHUNK (64u << 10)
+#include "redis_eng.h"
 
-enum { E_IDLE, E_WAIT, E_CONNECTING, E_UP };
-enum { L_DOWN, L_HANDSHAKE, L_READY };
-enum { P_HS, P_PING, P_XADD, P_APP, P_INFO, P_REVRANGE, P_XREAD };
-
-typedef struct waiter {
-  pthread_mutex_t m;
-  pthread_cond_t cv;
-  int done, refs;
-  rd_reply *reply;
-} waiter;
-
-typedef struct app_cmd {
-  struct app_cmd *next;
-  uint64_t cb;  /* callback id, 0: no reply wanted */
-  waiter *w;    /* or a blocked caller */
-  size_t len;
-  char data[];
-} app_cmd;
-
-typedef struct pub {
-  struct pub *next;
-  size_t len;
-  char data[];
-} pub;
-
-typedef struct pend {
-  int kind;
-  app_cmd *cmd; /* P_APP */
-} pend;
-
-typedef struct rd_link {
-  const char *name; /* for log lines */
-  int reader;
-  int state;
-  int hs_left;      /* handshake replies still to come */
-  rx_conn *c;
-  char *in;
-  size_t in_len, in_cap;
-  resp_scan_state sc;
-  resp_node *nodes;
-  size_t nodes_cap;
-  pend *ring;
-  size_t r_head, r_len, r_cap;
-  uint64_t wait_since; /* last progress while replies are outstanding */
-  int ping_out;        /* a PING is outstanding */
-  int closing;         /* shutdown: close once nothing is outstanding */
-} rd_link;
-
-typedef struct origin_slot {
-  uint64_t origin, seq, seen; /* seen: eng.entries when last seen */
-  int used;
-} origin_slot;
-
-static struct {
-  int configured, started, state, ever_up, positioned, stopping;
-  /* settings */
-  struct sockaddr_storage addr;
-  unsigned addrlen;
-  char *user, *password, *stream;
-  size_t user_len, password_len, stream_len;
-  int db;
-  char maxlen[24], dbtext[16];
-  uint32_t ping_ms, timeout_ms, backoff_min, backoff_max, block_ms;
-  size_t queue_max, queue_bytes;
-  char where[160];
-  /* tokens */
-  uint64_t origin, seq;
-  char origin_hex[17];
-  /* the publish queue */
-  pub *head, *send, *tail;
-  size_t nq, qbytes, inflight;
-  /* commands not yet written */
-  app_cmd *cmd_head, *cmd_tail;
-  size_t ncmd;
-  /* connections */
-  rd_link cmd, rd;
-  uint64_t next_try, backoff, down_since, next_ping, tick;
-  int episode_logged; /* a failure was logged in this outage */
-  /* the reader */
-  ps_id last;
-  char run_id[64];
-  /* dedup */
-  origin_slot origins[RD_ORIGINS];
-  size_t norigins;
-  /* the refusing episode */
-  uint64_t refusing; /* publishes refused since the queue filled */
-  uint64_t xadd_errors;
-  rd_stats st;
-} eng;
+struct rd_engine eng;
 
 /* --- logging ----------------------------------------------------------------- */
+
+/* Post one of the engine's events: on one actor, so command callbacks run
+ * in the order their replies came, one at a time, even with -t N. */
+static int post(int kind, uint64_t conn, void *ptr, uint64_t arg) {
+  if (!eng.actor) eng.actor = dsp_actor_new();
+  return dsp_post(eng.actor, kind, conn, ptr, arg);
+}
 
 static void say(int warning, const char *fmt, ...) {
   char *line = NULL;
@@ -142,7 +59,7 @@ static void say(int warning, const char *fmt, ...) {
   int n = vasprintf(&line, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if (dsp_post(NULL, DSP_RD_LOG, (uint64_t)(warning != 0), line, (uint64_t)n) < 0) free(line);
+  if (post(DSP_RD_LOG, (uint64_t)(warning != 0), line, (uint64_t)n) < 0) free(line);
 }
 
 void rd_log_free(char *line) { free(line); }
@@ -195,7 +112,7 @@ static void answer(app_cmd *a, rd_reply *r) {
     pthread_mutex_unlock(&a->w->m);
     waiter_release(a->w);
   } else if (a->cb && r) {
-    if (dsp_post(NULL, DSP_RD_REPLY, 0, r, a->cb) < 0) rd_reply_free(r);
+    if (post(DSP_RD_REPLY, 0, r, a->cb) < 0) rd_reply_free(r);
   } else {
     rd_reply_free(r);
   }
@@ -240,7 +157,7 @@ static int link_send(rd_link *l, const char *data, size_t len, int kind, app_cmd
   return rx_write(l->c, data, len);
 }
 
-static int link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens) {
+int rd_link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens) {
   char stack[512];
   size_t need = resp_encode_len(argc, lens);
   char *buf = need <= sizeof stack ? stack : malloc(need);
@@ -251,14 +168,6 @@ static int link_sendv(rd_link *l, int kind, int argc, const char *const *argv, c
   return rc;
 }
 
-#define SENDV(l, kind, ...)                                                     \
-  do {                                                                          \
-    const char *argv_[] = {__VA_ARGS__};                                        \
-    size_t lens_[sizeof argv_ / sizeof *argv_];                                 \
-    for (size_t i_ = 0; i_ < sizeof argv_ / sizeof *argv_; i_++)                \
-      lens_[i_] = strlen(argv_[i_]);                                            \
-    link_sendv(l, kind, (int)(sizeof argv_ / sizeof *argv_), argv_, lens_);     \
-  } while (0)
 
 /* Forget the connection and every reply it owed; in-flight application
  * commands get an error reply (they are not sent again: a command may not
@@ -282,7 +191,7 @@ static void link_drop(rd_link *l) {
 
 /* --- the publish queue ------------------------------------------------------- */
 
-static void send_pubs(void) {
+void rd_send_pubs(void) {
   if (eng.cmd.state != L_READY || !eng.positioned) return;
   while (eng.send && eng.inflight < RD_WINDOW) {
     pub *p = eng.send;
@@ -307,13 +216,14 @@ static void send_cmds(void) {
 }
 
 static void free_queue(void) {
-  while (eng.head) {
-    pub *p = eng.head;
-    eng.head = p->next;
+  pub *q = eng.rhead ? eng.rhead : eng.head;
+  while (q) {
+    pub *p = q;
+    q = p->next;
     free(p);
   }
-  eng.send = eng.tail = NULL;
-  eng.nq = eng.qbytes = eng.inflight = 0;
+  eng.rhead = eng.head = eng.send = eng.tail = NULL;
+  eng.nq = eng.qbytes = eng.inflight = eng.nret = eng.rbytes = 0;
   while (eng.cmd_head) {
     app_cmd *a = eng.cmd_head;
     eng.cmd_head = a->next;
@@ -361,19 +271,14 @@ static void handshake(rd_link *l) {
     }
     argv[argc] = eng.password;
     lens[argc++] = eng.password_len;
-    link_sendv(l, P_HS, argc, argv, lens);
+    rd_link_sendv(l, P_HS, argc, argv, lens);
     l->hs_left++;
   }
   if (eng.db) {
     SENDV(l, P_HS, "SELECT", eng.dbtext);
     l->hs_left++;
   }
-  if (l->reader) {
-    SENDV(l, P_INFO, "INFO", "server");
-  } else {
-    SENDV(l, P_HS, "PING");
-    l->hs_left++;
-  }
+  SENDV(l, P_INFO, "INFO", "server"); /* its run_id: did Redis restart? */
 }
 
 static int link_open(rd_link *l) {
@@ -403,7 +308,7 @@ static void became_ready(void) {
   eng.episode_logged = 0;
 }
 
-static void xread(void) {
+void rd_xread(void) {
   char id[48];
   snprintf(id, sizeof id, "%" PRIu64 "-%" PRIu64, eng.last.ms, eng.last.seq);
   char block[16];
@@ -412,177 +317,42 @@ static void xread(void) {
         id);
 }
 
-/* --- reading the stream ------------------------------------------------------ */
-
-static int parse_id(const resp_node *n, ps_id *id) {
-  if (n->type != RESP_BULK || n->n < 0) return -1;
-  const char *s = n->str, *e = s + n->len;
-  uint64_t a = 0, b = 0;
-  int part = 0, digits = 0;
-  for (; s < e; s++) {
-    if (*s == '-' && part == 0 && digits) {
-      part = 1;
-      digits = 0;
-      continue;
-    }
-    unsigned d = (unsigned char)*s - '0';
-    if (d > 9 || digits == 19) return -1;
-    if (part) b = b * 10 + d;
-    else a = a * 10 + d;
-    digits++;
+/* Drop retained publishes past the count or byte bound (half the queue's),
+ * and, while connected, those acknowledged longer ago than a reply
+ * deadline (every live reader has read them by then, or is being
+ * remade). While disconnected nothing ages out: the entries acknowledged
+ * just before Redis died are the ones a restart may have lost. */
+static void prune(uint64_t now) {
+  int up = eng.state == E_UP;
+  while (eng.rhead && ((up && eng.rhead->acked + eng.timeout_ms < now) ||
+                       eng.nret > eng.queue_max || eng.rbytes > eng.queue_bytes / 2)) {
+    pub *p = eng.rhead;
+    eng.rhead = p->next == eng.head ? NULL : p->next;
+    if (eng.tail == p) eng.tail = NULL;
+    eng.nret--;
+    eng.rbytes -= p->len;
+    free(p);
   }
-  if (!part || !digits) return -1;
-  id->ms = a;
-  id->seq = b;
-  return 0;
 }
 
-static uint64_t hash64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
-/* Is (origin, seq) new? Remembers it. The table holds RD_ORIGINS
- * publishers (open addressing, at most half full); when it is full the
- * publisher seen longest ago is forgotten (it can only matter again if it
- * resends after thousands of other publishers appeared). */
-static int fresh(uint64_t origin, uint64_t seq) {
-  size_t mask = RD_ORIGINS - 1, i = hash64(origin) & mask;
-  for (; eng.origins[i].used; i = (i + 1) & mask) {
-    if (eng.origins[i].origin == origin) {
-      eng.origins[i].seen = eng.st.delivered;
-      if (seq <= eng.origins[i].seq) return 0;
-      eng.origins[i].seq = seq;
-      return 1;
-    }
+/* The command connection's INFO: when Redis restarted without keeping its
+ * data, the entries it acknowledged last may never have reached a reader
+ * that was between two XREADs when it died. Send the retained ones again,
+ * before everything else and in order: a reader that has them drops the
+ * copies (duplicate filter), one that missed them delivers them now. */
+static void on_cmd_info(const resp_node *n) {
+  char id[64];
+  rd_run_id_of(n, id);
+  if (eng.cmd_run_id[0] && strcmp(eng.cmd_run_id, id) != 0 && eng.rhead) {
+    eng.head = eng.rhead;
+    eng.rhead = NULL;
+    eng.nq += eng.nret;
+    eng.qbytes += eng.rbytes;
+    eng.nret = eng.rbytes = 0;
+    for (pub *p = eng.head; p; p = p->next) p->acked = 0;
+    eng.send = eng.head;
   }
-  if (eng.norigins >= RD_ORIGINS / 2) { /* full: rebuild without the one(s) seen longest ago */
-    origin_slot *old = malloc(sizeof eng.origins);
-    if (old) {
-      memcpy(old, eng.origins, sizeof eng.origins);
-      uint64_t oldest = UINT64_MAX;
-      for (size_t k = 0; k < RD_ORIGINS; k++)
-        if (old[k].used && old[k].seen < oldest) oldest = old[k].seen;
-      memset(eng.origins, 0, sizeof eng.origins);
-      eng.norigins = 0;
-      for (size_t k = 0; k < RD_ORIGINS; k++) {
-        if (!old[k].used || old[k].seen == oldest) continue;
-        size_t j = hash64(old[k].origin) & mask;
-        while (eng.origins[j].used) j = (j + 1) & mask;
-        eng.origins[j] = old[k];
-        eng.norigins++;
-      }
-      free(old);
-    }
-    i = hash64(origin) & mask;
-    while (eng.origins[i].used) i = (i + 1) & mask;
-  }
-  eng.origins[i] = (origin_slot){origin, seq, eng.st.delivered, 1};
-  eng.norigins++;
-  return 1;
-}
-
-static int field_is(const resp_node *n, char name) {
-  return n->type == RESP_BULK && n->len == 1 && n->str[0] == name;
-}
-
-static uint64_t num(const resp_node *n, int base) {
-  char tmp[24];
-  size_t len = n->len < sizeof tmp - 1 ? n->len : sizeof tmp - 1;
-  memcpy(tmp, n->str, len);
-  tmp[len] = 0;
-  return strtoull(tmp, NULL, base);
-}
-
-/* One entry: nodes[0] is [id, [field, value, ...]]. Returns the nodes it
- * spans, or 0 when it is malformed. */
-static size_t entry(const resp_node *n, size_t avail) {
-  if (avail < 2 || n[0].type != RESP_ARRAY || n[0].n != 2) return 0;
-  ps_id id;
-  if (parse_id(&n[1], &id)) return 0;
-  size_t span = 3;
-  if (avail < 3 || n[2].type != RESP_ARRAY) return 0;
-  if (n[2].n <= 0) {
-    eng.last = id;
-    return span;
-  }
-  size_t k = (size_t)n[2].n;
-  if (avail < 3 + k) return 0;
-  span += k;
-  const resp_node *ch = NULL, *msg = NULL;
-  int text = 0, have_origin = 0;
-  uint64_t origin = 0, seq = 0;
-  for (size_t i = 0; i + 1 < k; i += 2) {
-    const resp_node *f = &n[3 + i], *v = &n[4 + i];
-    if (v->type != RESP_BULK || v->n < 0) continue;
-    if (field_is(f, 'c')) ch = v;
-    else if (field_is(f, 'm')) msg = v;
-    else if (field_is(f, 't')) text = v->len == 1 && v->str[0] == '1';
-    else if (field_is(f, 'o')) {
-      origin = num(v, 16);
-      have_origin = 1;
-    } else if (field_is(f, 's')) seq = num(v, 10);
-  }
-  eng.last = id;
-  if (!ch || !msg) return span;
-  if (have_origin && !fresh(origin, seq)) {
-    eng.st.duplicates++;
-    return span;
-  }
-  eng.st.delivered++;
-  ps_publish_id_locked(ch->str, ch->len, msg->str, msg->len, text, id);
-  return span;
-}
-
-static void on_xread(const resp_node *n, size_t count) {
-  /* [[key, [entry, ...]]] or nil when the block time passed */
-  if (n[0].type == RESP_ARRAY && n[0].n == 1 && count >= 4 && n[1].type == RESP_ARRAY &&
-      n[1].n == 2 && n[3].type == RESP_ARRAY) {
-    size_t at = 4, left = n[3].n > 0 ? (size_t)n[3].n : 0;
-    while (left-- && at < count) {
-      size_t span = entry(&n[at], count - at);
-      if (!span) break;
-      at += span;
-    }
-  }
-  xread();
-}
-
-static void on_info(const resp_node *n) {
-  char id[64] = "";
-  if (n->type == RESP_BULK && n->n > 0) {
-    const char *p = memmem(n->str, n->len, "run_id:", 7);
-    if (p) {
-      p += 7;
-      size_t k = 0;
-      while (p < n->str + n->len && *p != '\r' && *p != '\n' && k < sizeof id - 1) id[k++] = *p++;
-      id[k] = 0;
-    }
-  }
-  if (!eng.positioned) {
-    /* first connect: start at the stream's current end */
-    SENDV(&eng.rd, P_REVRANGE, "XREVRANGE", eng.stream, "+", "-", "COUNT", "1");
-  } else {
-    if (eng.run_id[0] && strcmp(eng.run_id, id) != 0) {
-      /* Redis restarted: its stream is a new one, read from its start */
-      eng.last = (ps_id){0, 0};
-    }
-    eng.rd.state = L_READY;
-    xread();
-  }
-  memcpy(eng.run_id, id, sizeof id);
-}
-
-static void on_revrange(const resp_node *n, size_t count) {
-  ps_id id = {0, 0};
-  if (n[0].type == RESP_ARRAY && n[0].n >= 1 && count >= 3) parse_id(&n[2], &id);
-  eng.last = id;
-  eng.positioned = 1;
-  eng.rd.state = L_READY;
-  xread();
-  send_pubs();
+  memcpy(eng.cmd_run_id, id, sizeof id);
 }
 
 /* --- replies ---------------------------------------------------------------- */
@@ -633,12 +403,7 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
   }
   switch (p.kind) {
   case P_HS:
-    if (--l->hs_left == 0 && !l->reader) {
-      l->state = L_READY;
-      send_cmds();
-      send_pubs();
-      became_ready();
-    }
+    l->hs_left--;
     break;
   case P_PING:
     l->ping_out = 0;
@@ -647,30 +412,45 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     pub *q = eng.head;
     if (!q) break;
     eng.head = q->next;
-    if (!eng.head) eng.tail = NULL;
     if (eng.send == q) eng.send = q->next; /* cannot happen; kept safe */
     eng.nq--;
     eng.qbytes -= q->len;
     eng.inflight = eng.inflight > q->len ? eng.inflight - q->len : 0;
-    free(q);
+    /* kept a while (see on_cmd_info), not freed */
+    q->acked = rx_now_ms();
+    if (!eng.rhead) eng.rhead = q;
+    eng.nret++;
+    eng.rbytes += q->len;
+    prune(q->acked);
     if (eng.refusing && eng.nq < eng.queue_max) end_refusing(); /* the episode is over */
     if (n->type == RESP_ERROR && eng.xadd_errors++ == 0)
       say(1, "redis: XADD failed (%.*s); that message is dropped (logged once)",
           (int)(n->len > 120 ? 120 : n->len), n->str);
-    send_pubs();
+    rd_send_pubs();
     if (l->closing && !l->r_len && !eng.head) link_drop(l);
     break;
   }
   case P_INFO:
-    on_info(n);
+    if (l->reader) {
+      rd_on_info(n);
+    } else {
+      on_cmd_info(n);
+      l->state = L_READY;
+      send_cmds();
+      rd_send_pubs();
+    }
     became_ready();
     break;
   case P_REVRANGE:
-    on_revrange(n, (size_t)cnt);
+    rd_on_revrange(n, (size_t)cnt);
+    became_ready();
+    break;
+  case P_FIRST:
+    rd_on_first(n, (size_t)cnt);
     became_ready();
     break;
   case P_XREAD:
-    on_xread(n, (size_t)cnt);
+    rd_on_xread(n, (size_t)cnt);
     break;
   }
   return 0;
@@ -760,6 +540,7 @@ static void tick(void *arg) {
   (void)arg;
   if (!eng.configured || !eng.started || eng.stopping || rx_stopping()) return;
   uint64_t now = rx_now_ms();
+  prune(now);
   if (eng.state == E_WAIT && now >= eng.next_try) {
     try_connect();
     return;
@@ -784,7 +565,7 @@ static void new_origin(void) {
   if (getrandom(&o, sizeof o, 0) != (ssize_t)sizeof o) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    o = hash64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
+    o = rd_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
   }
   eng.origin = o;
   eng.seq = 0;
@@ -796,6 +577,8 @@ static char *dup_str(const char *s, size_t *len) {
   *len = strlen(s);
   return strdup(s);
 }
+
+static void start_locked(void);
 
 int rd_configure(const rd_settings *s) {
   struct sockaddr_storage addr;
@@ -852,6 +635,8 @@ int rd_configure(const rd_settings *s) {
   if (eng.started) {
     eng.state = E_WAIT;
     eng.next_try = 0;
+  } else if (eng.loop) {
+    start_locked();
   }
   rx_unlock();
   return 0;
@@ -875,17 +660,21 @@ static void tick_done(void *arg) {
   eng.tick = 0;
 }
 
+/* Connect from the next tick on (lock held). */
+static void start_locked(void) {
+  eng.started = 1;
+  eng.stopping = 0;
+  if (eng.state == E_IDLE || eng.state == E_WAIT) {
+    eng.state = E_WAIT;
+    eng.next_try = 0;
+  }
+  if (!eng.tick) eng.tick = rx_timer(0, TICK_MS, 0, tick, tick_done, NULL);
+}
+
 void rd_start(void) {
   rx_lock();
-  if (eng.configured) {
-    eng.started = 1;
-    eng.stopping = 0;
-    if (eng.state == E_IDLE || eng.state == E_WAIT) {
-      eng.state = E_WAIT;
-      eng.next_try = 0;
-    }
-    if (!eng.tick) eng.tick = rx_timer(0, TICK_MS, 0, tick, tick_done, NULL);
-  }
+  eng.loop = 1; /* an engine configured from now on (by the app, while serving) starts too */
+  if (eng.configured) start_locked();
   rx_unlock();
 }
 
@@ -905,8 +694,11 @@ void rd_after_fork(void) {
   eng.positioned = 0;
   eng.ever_up = 0;
   eng.run_id[0] = 0;
+  eng.cmd_run_id[0] = 0;
   eng.last = (ps_id){0, 0};
   eng.started = 0;
+  eng.loop = 0;
+  eng.actor = NULL; /* the parent's (its queue state is the parent's): a new one on first use */
   eng.stopping = 0;
   eng.tick = 0; /* a parent's tick, if any, is inherited: tick() is harmless */
   eng.state = E_IDLE;
@@ -944,15 +736,16 @@ int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, i
   }
   end_refusing();
   p->next = NULL;
+  p->acked = 0;
   p->len = resp_encode(p->data, 16, argv, lens);
   eng.seq++;
   if (eng.tail) eng.tail->next = p;
-  else eng.head = p;
   eng.tail = p;
+  if (!eng.head) eng.head = p;
   if (!eng.send) eng.send = p;
   eng.nq++;
   eng.qbytes += p->len;
-  send_pubs();
+  rd_send_pubs();
   rx_unlock();
   return 0;
 }

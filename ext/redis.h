@@ -5,7 +5,10 @@
  * matched to their replies in order; one that reads the deployment's
  * stream with XREAD BLOCK), their handshake (AUTH, SELECT), health checks
  * (a PING every `ping_ms` with a reply deadline, a deadline on every XREAD),
- * reconnecting with back-off, and the publish queue.
+ * reconnecting with back-off, and the publish queue. Its code lives in
+ * two files sharing a private header (redis_eng.h): redis.c (connections,
+ * queues, the state machine, this API) and redis_stream.c (reading the
+ * stream: position, restarts, entries, the duplicate filter).
  *
  * The design (SPEC-PubSub.md section 7): every publish of the deployment
  * is one entry {channel, message, text flag, origin, seq} XADDed to one

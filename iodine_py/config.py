@@ -168,8 +168,9 @@ class Config:
             raise ConfigError(f"keep-alive timeout must be positive, not {self.keepalive}")
         if self.ping <= 0:
             raise ConfigError(f"ping interval must be positive, not {self.ping}")
-        if self.redis is not None and not self.redis.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, not {self.redis!r}")
+        if self.redis is not None and not self.redis.startswith(("redis://", "unix://")):
+            raise ConfigError(f"redis URL must start with redis:// or unix:// (TLS to Redis, "
+                              f"rediss://, is not supported), not {self.redis!r}")
         if not 0 <= self.history <= MAX_HISTORY:
             raise ConfigError(f"history must be 0 (off) to {MAX_HISTORY} messages a channel, "
                               f"not {self.history}")

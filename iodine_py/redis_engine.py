@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import cluster as _cluster
 from ._native import ffi, lib
+from .config import ConfigError
 from .log import logger
 from .pubsub import Engine, Message
 
@@ -102,7 +103,7 @@ def _parse_url(url: str) -> Dict[str, Any]:
         return {"host": "unix:" + parts.path, "port": 0, "user": None,
                 "password": unquote(parts.password) if parts.password else None, "db": db}
     if parts.scheme != "redis":
-        raise ValueError(f"the Redis engine speaks redis:// and unix:// URLs, not {url!r}"
+        raise ConfigError(f"the Redis engine speaks redis:// and unix:// URLs, not {url!r}"
                          + (" (TLS to Redis is not supported)" if parts.scheme == "rediss" else ""))
     path = parts.path.strip("/")
     return {"host": parts.hostname or "localhost", "port": parts.port or 6379,
@@ -123,7 +124,7 @@ class RedisEngine(Engine):
                  backoff_min: float = 0.05, block: float = 1.0) -> None:
         where = _parse_url(url)
         if ping <= 0 or queue_size < 1 or queue_bytes < 1024 or stream_max < 1:
-            raise ValueError("ping, queue_size, queue_bytes and stream_max must be positive")
+            raise ConfigError("ping, queue_size, queue_bytes and stream_max must be positive")
         self.url = url
         self.ping = float(ping)
         self.timeout = float(timeout) if timeout is not None else min(self.ping, 5.0)
@@ -160,7 +161,7 @@ class RedisEngine(Engine):
         lib.srv_init()
         rc = lib.rd_configure(s)
         if rc < 0:
-            raise ValueError(f"cannot use Redis at {url!r}: the host does not resolve")
+            raise ConfigError(f"cannot use Redis at {url!r}: the host does not resolve")
         self._master_said = False
 
     # -- the engine interface (called by the server) ----------------------------------

@@ -20,6 +20,10 @@ Plain HTTP:
   POST /cmd-wait?timeout=S        JSON args: cmd_wait(*args): {"r": reply} or
                                   {"error": "Type: text"}
   GET  /stats                     the engine's counters
+  GET  /engine?url=URL            make a Redis engine the default now, while serving
+  GET  /cmd-seq?n=N               N x cmd("INCR", "seq-n", callback=...) in a row; the
+                                  callbacks append the replies to a list
+  GET  /cmd-seq-result            that list
 """
 
 import json
@@ -38,6 +42,7 @@ if os.environ.get("RA_REDIS_URL"):
         timeout=float(os.environ["RA_TIMEOUT"]) if os.environ.get("RA_TIMEOUT") else None)
 
 _runs = {}
+_seq = []
 _cb = {}
 _lock = threading.Lock()
 
@@ -126,6 +131,19 @@ def app(environ, start_response):
         except Exception as e:
             return json_response(start_response, {"error": f"{type(e).__name__}: {e}"})
         return json_response(start_response, {"r": r})
+    if path == "/cmd-seq":
+        def note(reply):
+            time.sleep(0.001)  # a slow callback: another thread could overtake it
+            _seq.append(reply)
+
+        ok = all(Iodine.PubSub.default.cmd("INCR", "seq-n", callback=note)
+                 for _ in range(int(q["n"])))
+        return json_response(start_response, {"r": ok})
+    if path == "/cmd-seq-result":
+        return json_response(start_response, list(_seq))
+    if path == "/engine":
+        Iodine.PubSub.default = Iodine.PubSub.Redis(q["url"])
+        return json_response(start_response, {"ok": True})
     if path == "/stats":
         return json_response(start_response, Iodine.PubSub.default.stats())
     return text_response(start_response, "ok")

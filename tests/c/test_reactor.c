@@ -12,13 +12,16 @@
  *     pieces, never sendfile) and a large segment, all in order;
  *   - end of input sets RX_F_HUP; close hands the transport its fd once;
  *   - a drained stop (rx_stop_drained) spreads on_shutdown over the drain
- *     period; a plain stop calls them all at once. */
+ *     period; a plain stop calls them all at once.
+ * And the outgoing connect (rx_connect): writes made before the connect
+ * completes leave once it has; a refused connect reads as end of input. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -361,6 +364,71 @@ static void drained_stop_spreads_shutdowns(void) {
   CHECK(span < 100 && worst == NDRAIN); /* a plain stop: all at once */
 }
 
+/* --- rx_connect -------------------------------------------------------------- */
+
+static struct {
+  int reads, hup;
+  char got[64];
+  size_t got_len;
+} cx;
+
+static void cx_data(rx_conn *c) {
+  for (;;) {
+    long n = rx_read(c, cx.got + cx.got_len, sizeof cx.got - cx.got_len);
+    if (n > 0) {
+      cx.got_len += (size_t)n;
+      cx.reads++;
+      continue;
+    }
+    if (n < 0) cx.hup = 1;
+    return;
+  }
+}
+static const rx_proto cx_proto = {.on_data = cx_data};
+
+static void connect_writes_early_and_sees_refusal(void) {
+  int lst = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  CHECK(bind(lst, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lst, 4) == 0);
+  getsockname(lst, (struct sockaddr *)&sa, &sl);
+  memset(&cx, 0, sizeof cx);
+  rx_lock();
+  rx_conn *c = rx_connect((struct sockaddr *)&sa, sizeof sa, &cx_proto, NULL);
+  CHECK(c != NULL);
+  CHECK(c && rx_write(c, "PING\r\n", 6) == 0); /* before the connect completed */
+  rx_unlock();
+  int peer = accept(lst, NULL, NULL);
+  CHECK(peer >= 0);
+  char buf[16];
+  size_t n = 0;
+  for (int i = 0; i < 50 && n < 6; i++) {
+    rx_run_once(20);
+    ssize_t r = recv(peer, buf + n, sizeof buf - n, MSG_DONTWAIT);
+    if (r > 0) n += (size_t)r;
+  }
+  CHECK(n == 6 && !memcmp(buf, "PING\r\n", 6));
+  CHECK(write(peer, "+PONG\r\n", 7) == 7);
+  for (int i = 0; i < 50 && cx.got_len < 7; i++) rx_run_once(20);
+  CHECK(cx.got_len == 7 && !memcmp(cx.got, "+PONG\r\n", 7));
+  close(peer);
+  for (int i = 0; i < 50 && !cx.hup; i++) rx_run_once(20);
+  CHECK(cx.hup);
+  rx_close_now(c);
+  /* nobody listens any more: the connect is refused, seen as end of input */
+  close(lst);
+  memset(&cx, 0, sizeof cx);
+  rx_conn *d = rx_connect((struct sockaddr *)&sa, sizeof sa, &cx_proto, NULL);
+  if (d) {
+    for (int i = 0; i < 50 && !cx.hup; i++) rx_run_once(20);
+    CHECK(cx.hup);
+    rx_close_now(d);
+  } else {
+    CHECK(errno == ECONNREFUSED);
+  }
+  rx_run_once(0);
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -372,6 +440,7 @@ int main(void) {
   retries_offer_the_same_bytes();
   eof_and_close();
   drained_stop_spreads_shutdowns();
+  connect_writes_early_and_sees_refusal();
   printf("%d passed, %d failed\n", ok, fails);
   return fails != 0;
 }

@@ -5,6 +5,7 @@
         r = redis_server(password="secret")      # --requirepass secret
         r = redis_server(acl_user=("alice", "pw"))
         r = redis_server(run=False); ...; r.start()   # a port now, Redis later
+        r = redis_server(persist=True)           # AOF: a restart keeps the stream
         r.port, r.url(), r.kill(), r.restart(), r.ping(), r.client()
 
 Each server runs `redis-server --port P --save "" --appendonly no --bind
@@ -43,12 +44,12 @@ def redis_server(tmp_path):
     servers: list[RedisServer] = []
 
     def start(password: Optional[str] = None, acl_user: Optional[tuple[str, str]] = None,
-              run: bool = True) -> RedisServer:
+              run: bool = True, persist: bool = False) -> RedisServer:
         workdir = tmp_path / f"redis{len(servers)}"
         workdir.mkdir()
         last: Optional[Exception] = None
         for _ in range(3):  # a port taken between probe and bind: try another
-            srv = RedisServer(workdir, password, acl_user)
+            srv = RedisServer(workdir, password, acl_user, persist)
             servers.append(srv)
             if not run:  # a port for a Redis that starts later (srv.start())
                 srv.port = free_port()

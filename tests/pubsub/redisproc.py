@@ -35,8 +35,9 @@ def redis_missing() -> Optional[str]:
 
 class RedisServer:
     def __init__(self, workdir: Path, password: Optional[str] = None,
-                 acl_user: Optional[tuple[str, str]] = None):
+                 acl_user: Optional[tuple[str, str]] = None, persist: bool = False):
         self.workdir = workdir
+        self.persist = persist  # AOF, fsync'd on every write: a restart keeps the data
         self.password = password
         self.acl_user = acl_user
         self.port: Optional[int] = None
@@ -58,9 +59,12 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def argv(self) -> list[str]:
-        argv = [REDIS_SERVER, "--port", str(self.port), "--save", "", "--appendonly", "no",
+        argv = [REDIS_SERVER, "--port", str(self.port), "--save", "",
+                "--appendonly", "yes" if self.persist else "no",
                 "--bind", "127.0.0.1", "--dir", str(self.workdir), "--daemonize", "no",
                 "--protected-mode", "no"]
+        if self.persist:
+            argv += ["--appendfsync", "always"]
         if self.password is not None:
             argv += ["--requirepass", self.password]
         if self.acl_user is not None:

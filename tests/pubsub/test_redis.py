@@ -367,3 +367,16 @@ def test_cmd_runs_redis_commands(redis_server, run_server, how):
         assert r.get("seen-by-redis") == b"1"
     finally:
         r.close()
+
+
+@pytest.mark.parametrize("url,says", [
+    ("rediss://127.0.0.1:6379/0", "TLS to Redis, rediss://, is not supported"),
+    ("redis://nohost.invalid:6379/0", "the host does not resolve"),
+])
+def test_an_unusable_redis_url_is_a_one_line_error(url, says):
+    from tests.server import app_arg, run_cli
+
+    r = run_cli(app_arg("hello"), "-p", "0", "-b", "127.0.0.1", "-r", url)
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert says in err and "Traceback" not in err, err

@@ -255,6 +255,58 @@ def test_publishes_before_redis_is_up_arrive_in_order(redis_server, run_server):
         sub.close()
 
 
+@pytest.mark.parametrize("persist", [False, True], ids=["new-stream", "persisted-stream"])
+def test_a_restarted_redis_is_read_from_the_right_place(redis_server, run_server, persist):
+    """Killed and restarted: without persistence the stream is new and is
+    read from its start (nothing published meanwhile is missed); with AOF
+    it is the old one and reading goes on from where it was: entries from
+    before this server started (a publisher no reader here ever saw) are
+    not delivered now."""
+    rs = redis_server(persist=persist)
+    r = rs.client()
+    for i in range(5):  # history from a publisher that is gone
+        r.xadd("iodine:pubsub", {"c": "rs", "m": f"old{i}", "t": "1",
+                                 "o": "00000000deadbeef", "s": str(i + 1)})
+    r.close()
+    srv = run_server("redis_app", "-r", rs.url(), "-rp", "1")
+    sub = Sub(srv, "rs")
+    try:
+        srv.wait_for_stderr(CONNECTED, timeout=10)
+        wait_until(lambda: publish(srv, "rs", "probe") and "probe" in sub.messages(), 10,
+                   "the engine to read the stream")
+        assert publish(srv, "rs", "m1") is True
+        wait_until(lambda: "m1" in sub.messages(), 10, "m1")
+        mark = srv.stderr_mark()
+        rs.kill()
+        srv.wait_for_stderr(re.compile(r"iodine: redis: connection lost"), timeout=10,
+                            start=mark)
+        assert publish(srv, "rs", "m2") is True  # queued during the outage
+        rs.start(rs.port)
+        srv.wait_for_stderr(CONNECTED, timeout=30, start=mark)
+        assert publish(srv, "rs", "m3") is True
+        wait_until(lambda: "m3" in sub.messages(), 15, "m3")
+        got = [m for m in sub.messages() if m != "probe"]
+        assert got == ["m1", "m2", "m3"], got
+        if persist:
+            assert rs.client().xlen("iodine:pubsub") >= 8  # the old entries survived
+    finally:
+        sub.close()
+
+
+def test_an_engine_made_while_serving_connects(redis_server, run_server):
+    rs = redis_server()
+    srv = run_server("redis_app")
+    sub = Sub(srv, "late")
+    try:
+        assert http_json(srv, "GET", f"/engine?url={rs.url()}") == {"ok": True}
+        srv.wait_for_stderr(CONNECTED, timeout=10)
+        assert publish(srv, "late", "hello") is True
+        wait_until(lambda: sub.messages() == ["hello"], 10, "the message through Redis")
+        assert rs.client().xlen("iodine:pubsub") == 1
+    finally:
+        sub.close()
+
+
 def test_cmd_reply_reaches_its_callback_on_the_loop(redis_server, run_server):
     rs = redis_server()
     srv = run_server("redis_app", "-r", rs.url(), "-t", "1")
@@ -282,6 +334,16 @@ def test_cmd_reply_reaches_its_callback_on_the_loop(redis_server, run_server):
     # waiting for a reply on the loop thread (-t 1) is refused, not done
     r = http_json(srv, "POST", "/cmd-wait", json.dumps(["GET", "k"]).encode())
     assert r["error"].startswith("RuntimeError: cmd_wait() would block the server's loop")
+
+
+def test_cmd_callbacks_run_in_reply_order_with_threads(redis_server, run_server):
+    rs = redis_server()
+    srv = run_server("redis_app", "-r", rs.url(), "-t", "4")
+    srv.wait_for_stderr(CONNECTED, timeout=10)
+    assert http_json(srv, "GET", "/cmd-seq?n=60")["r"] is True
+    wait_until(lambda: len(http_json(srv, "GET", "/cmd-seq-result")) == 60, 15,
+               "60 callbacks")
+    assert http_json(srv, "GET", "/cmd-seq-result") == list(range(1, 61))
 
 
 def test_frozen_redis_holds_a_waiting_command_not_other_requests(redis_server, run_server):
