@@ -30,5 +30,6 @@
 #include "tls.h"       /* tls_ctx_* */
 #include "accesslog.h" /* al_enable, al_free */
 #include "server.h"    /* srv_* */
+#include "pyfast.h"    /* iodine_py_fast_install (iodine_py/_fast.c) */
 
 #endif

@@ -182,6 +182,9 @@ int cl_active(void);
 uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
 void srv_timer_cancel(uint64_t timer_id);
 
+/* pyfast.h (implemented in iodine_py/_fast.c) */
+int iodine_py_fast_install(void);
+
 /* Python entry points the core calls. */
 extern "Python" void iodine_py_run_events(void);
 """
@@ -190,6 +193,9 @@ SOURCES = sorted(
     os.path.relpath(p, ROOT)
     for p in glob.glob(os.path.join(EXT, "*.c"))
 )
+# The C-API glue (ext/pyfast.h): part of the binding, not of the C core, so
+# not in SOURCES' strict check (it needs Python.h).
+BINDING_SOURCES = [os.path.join("iodine_py", "_fast.c")]
 
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
 if os.environ.get("IODINE_SANITIZE"):
@@ -287,7 +293,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "iodine_py._native",
     '#include "api.h"\n',  # ext/api.h: every header Python may call into
-    sources=SOURCES,
+    sources=SOURCES + BINDING_SOURCES,
     include_dirs=["ext"] + (OPENSSL["include_dirs"] if OPENSSL else []),
     define_macros=[("IODINE_TLS", "1")] if OPENSSL else [],
     library_dirs=OPENSSL["library_dirs"] if OPENSSL else [],

@@ -25,7 +25,8 @@ from . import hooks as _hooks
 from . import pubsub as _pubsub
 from .accesslog import AccessLog
 from .client import Client
-from .wsgi import Response, WSGIApp, _log_exception, base_environ, compact_environ, make_input
+from .wsgi import (EMPTY_INPUT, Response, WSGIApp, _log_exception, base_environ, compact_environ,
+                   make_input)
 
 # The environ keys whose values open every request's blob, in order (http.h).
 ENV_FIXED = tuple(ffi.string(lib.http_env_fixed()).decode().split())
@@ -80,29 +81,44 @@ def _run_task(kind: int, task: int) -> None:
 _runtime: Optional["Runtime"] = None
 
 
+def _install_fast() -> Any:
+    """iodine_py._fast: events taken through the C API (iodine_py/_fast.c)."""
+    if lib.iodine_py_fast_install() != 0:
+        raise ImportError("iodine_py._fast could not be installed")
+    return sys.modules["iodine_py._fast"]
+
+
+# next(token, mode) finishes an event and takes the next, building a
+# request's environ in C: one C-API call per event instead of three cffi
+# calls (each releasing and retaking the GIL) and the blob split in Python.
+_fast = _install_fast()
+EV_T = ffi.typeof("dsp_event *")
+
+
 @ffi.def_extern()
 def iodine_py_run_events() -> None:
     rt = _runtime
     if rt is None:
         return
-    handle = rt.handle
-    done_next = lib.dsp_done_next
-    ev = NULL
+    take = rt.take
+    nxt = _fast.next
+    tok = 0
     for _ in range(BATCH):
         # finishing an event (which lets its connection's next one run)
         # and taking the next is one call into C
-        ev = done_next(ev, 0)
-        if ev == NULL:
+        t = nxt(tok, 0)
+        if t is None:
             return
-        handle(ev)
+        tok = t[1]
+        take(t)
     # budget spent: finish this connection's run of events first, so its
     # answers still leave together at the end of the turn
-    done_same = lib.dsp_done_same
     while True:
-        ev = done_same(ev)
-        if ev == NULL:
+        t = nxt(tok, 2)
+        if t is None:
             return
-        handle(ev)
+        tok = t[1]
+        take(t)
 
 
 class Runtime:
@@ -120,6 +136,34 @@ class Runtime:
             self.apps.append((lst.app, base_environ(lst, multithread, multiprocess)))
 
     # -- events ----------------------------------------------------------------
+    def take(self, t: Any) -> None:
+        """Run one event as _fast.next returned it: a request's 7-tuple,
+        or (kind, token, ...) for every other event. The caller passes the
+        token back to _fast.next afterwards (ordering, as for handle)."""
+        if len(t) == 7:
+            try:
+                self.on_env(t[2], t[3], t[4], t[5], t[6])
+            except BaseException:
+                _log_exception("the server's event handler")
+        else:
+            self.handle(ffi.cast(EV_T, t[1]))
+
+    def on_env(self, conn: int, tag: int, upgrade: int, env: Dict[str, Any], req: int) -> None:
+        """A request whose environ C has built; req is its http_req when it
+        has a body (ours to read, then free), else 0 (already freed)."""
+        if req:
+            r = ffi.cast(REQ_T, req)
+            try:
+                env["wsgi.input"] = make_input(r)
+            finally:
+                lib.http_req_free(r)
+        if upgrade:
+            env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
+        resp = Response(self, conn, env, upgrade)
+        if self.access_log:
+            resp.started = time.perf_counter()
+        resp.run(self.apps[tag][0])
+
     def handle(self, ev: Any) -> None:
         """Run one event. The caller passes it to dsp_done afterwards: only
         then may the same connection's next event run (ordering)."""
@@ -156,7 +200,8 @@ class Runtime:
             parts = iter(ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0"))
             env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
             env.update(zip(parts, parts))
-            env["wsgi.input"] = make_input(req)
+            # body_size is 0 exactly when there is no body (in memory or spilled)
+            env["wsgi.input"] = make_input(req) if req.body_size else EMPTY_INPUT
             conn = req.conn
             upgrade = req.upgrade
             if upgrade:
@@ -194,6 +239,7 @@ class Runtime:
         if self.access_log:
             self.log = AccessLog()
         lib.al_enable(1 if self.access_log else 0)
+        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED)
         grace_ms = int(self.config.grace * 1000)
         threads = self.config.threads
         try:
@@ -213,14 +259,15 @@ class Runtime:
                 self.log.close()
 
     def _worker(self) -> None:
-        done_next = lib.dsp_done_next
-        handle = self.handle
-        ev = NULL
+        nxt = _fast.next
+        take = self.take
+        tok = 0
         while True:
-            ev = done_next(ev, 1)
-            if ev == NULL:
+            t = nxt(tok, 1)  # blocks with the GIL released
+            if t is None:
                 return
-            handle(ev)
+            tok = t[1]
+            take(t)
 
 
 def _ignore_usr1() -> Any:
