@@ -29,7 +29,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 start() {   # start NAME PORT: the server in a session of its own, pid in PID
     local name=$1 p=$2 vg=()
-    [[ $MODE != callgrind ]] || vg=(valgrind -q --tool=callgrind --dump-instr=no "--callgrind-out-file=$WORK/cg.%p")
+    [[ $MODE != callgrind ]] || vg=(valgrind -q --tool=callgrind --trace-children=yes --dump-instr=no "--callgrind-out-file=$WORK/cg.%p")
     case $name in
         iodine)    setsid "${vg[@]}" "$ROOT/.venv/bin/python" "$IODINE" "$HERE/apps/hello_wsgi.py" -p "$p" -b 127.0.0.1 -t 1 -q ;;
         iodine-t4) setsid "${vg[@]}" "$ROOT/.venv/bin/python" "$IODINE" "$HERE/apps/hello_wsgi.py" -p "$p" -b 127.0.0.1 -t 4 -q ;;
