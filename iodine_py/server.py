@@ -157,12 +157,38 @@ class Runtime:
                 env["wsgi.input"] = make_input(r)
             finally:
                 lib.http_req_free(r)
-        if upgrade:
-            env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
-        resp = Response(self, conn, env, upgrade)
-        if self.access_log:
-            resp.started = time.perf_counter()
-        resp.run(self.apps[tag][0])
+        if upgrade or self.access_log:
+            if upgrade:
+                env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
+            resp = Response(self, conn, env, upgrade)
+            if self.access_log:
+                resp.started = time.perf_counter()
+            resp.run(self.apps[tag][0])
+            return
+        # the app called from C; the common answer (one bytes body) is sent
+        # there too, anything else comes back to finish here as before
+        r = _fast.call(self.apps[tag][0], env, conn)
+        if r is not None:
+            self._resume(conn, env, r)
+
+    def _resume(self, conn: int, env: Dict[str, Any], r: Any) -> None:
+        resp, exc = r[3], r[4]  # status and headers are resp's already
+        if exc is not None:
+            try:
+                raise exc
+            except BaseException:
+                resp.fail("the application")
+            return
+        resp.resume(r[2])
+
+    def _response_for_write(self, conn: int, env: Dict[str, Any], status: str,
+                            headers: List[Any]) -> Response:
+        """The Response that finishes what _fast.call did not (made at the
+        app's first write(), or when it returned): from then on it does
+        everything, and the app's start_response hands it every call."""
+        resp = Response(self, conn, env, 0)
+        resp.status, resp.headers = status, headers
+        return resp
 
     def handle(self, ev: Any) -> None:
         """Run one event. The caller passes it to dsp_done afterwards: only
@@ -239,7 +265,8 @@ class Runtime:
         if self.access_log:
             self.log = AccessLog()
         lib.al_enable(1 if self.access_log else 0)
-        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED)
+        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
+                    self._response_for_write, self.config.threads > 1)
         grace_ms = int(self.config.grace * 1000)
         threads = self.config.threads
         try:

@@ -263,6 +263,11 @@ class Response:
         except BaseException:
             self.fail("the application")
             return
+        self.resume(result)
+
+    def resume(self, result: Any) -> None:
+        """Everything after the app returned `result` (server.py enters
+        here when iodine_py._fast called the app and left the rest)."""
         self.result = result
         try:
             if self.upgrade and self.env.get("rack.upgrade") is not None and not self.sent:

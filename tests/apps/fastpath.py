@@ -9,6 +9,11 @@ Paths:
   /stream?n=N   N chunks from a generator
   /environ      the environ's str values and wsgi.input's first read, as JSON
   /stats        {"overlaps", "closes", "max_running"}
+  /types        start_response given a bytes status, then a tuple of headers:
+                the two TypeError messages, then a proper answer
+  /bad-latin    a header value outside latin-1 (the server answers 500)
+  /twice        start_response twice without exc_info (500)
+  /hello        the common answer: one bytes body, Content-Length given
 """
 import json
 import threading
@@ -44,6 +49,26 @@ def app(environ, start_response):
         body = json.dumps(env).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if path == "/types":
+        errors = []
+        for args in ((b"200 OK", []), ("200 OK", ())):
+            try:
+                start_response(*args)
+            except TypeError as e:
+                errors.append(str(e))
+        body = "|".join(errors).encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/bad-latin":
+        start_response("200 OK", [("X-Name", "\u0151")])
+        return [b"never"]
+    if path == "/twice":
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return [b"never"]
+    if path == "/hello":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"hello"]
     if path == "/stream":
         n = int(environ["QUERY_STRING"].split("=")[1])
         start_response("200 OK", [])

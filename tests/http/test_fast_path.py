@@ -1,8 +1,10 @@
 """The request hand-off through the C API (iodine_py/_fast.c: the environ
-built in C, one call per event instead of three cffi calls) keeps every
-guarantee the cffi path gave: pipelined answers in request order, one event
-at a time per connection (also with -t 4), request bodies, streaming,
-close() called once per iterable, and the environ the blob describes."""
+built in C, one call per event instead of three cffi calls; the app called
+and the common answer sent from C) keeps every guarantee the cffi path
+gave: pipelined answers in request order, one event at a time per
+connection (also with -t 4), request bodies, streaming, close() called once
+per iterable, the environ the blob describes, start_response's checks, and
+what Python answered for everything but the common case."""
 from __future__ import annotations
 
 import json
@@ -99,3 +101,34 @@ def test_streamed_chunks_arrive_in_order_and_pipelined_answers_follow(run_server
         assert r.body == b"".join(b"chunk-%d;" % i for i in range(50))
         r2 = c.read_response(timeout=10)
         assert r2.body.decode().split(" ")[1] == "7"
+
+
+def test_start_response_made_in_c_checks_types_like_the_python_one(run_server):
+    srv = run_server("fastpath")
+    r = srv.get("/types")
+    assert r.status == 200
+    assert r.body == b"status must be str, not bytes|headers must be a list, not tuple"
+
+
+@pytest.mark.parametrize("path", ["/bad-latin", "/twice"])
+def test_answers_c_does_not_send_still_fail_as_500_and_log(run_server, path):
+    srv = run_server("fastpath")
+    srv.allow_tracebacks = True  # the app's error is logged, as it must be
+    mark = srv.stderr_mark()
+    r = srv.get(path)
+    assert r.status == 500 and b"never" not in r.body
+    srv.wait_for_stderr("Traceback", timeout=10, start=mark)
+    assert srv.get("/hello").body == b"hello"  # the server goes on
+
+
+def test_common_answer_to_head_and_to_connection_close(run_server):
+    srv = run_server("fastpath", "-t", "1")
+    with srv.connect(timeout=10) as c:
+        c.request("HEAD", "/hello")
+        r = c.read_response("HEAD", timeout=10)
+        assert r.status == 200 and r.header("Content-Length") == "5" and r.body == b""
+        c.request("GET", "/hello", headers=[("Connection", "close")])
+        r = c.read_response(timeout=10)
+        assert r.body == b"hello" and r.has_token("Connection", "close")
+        c.sock.settimeout(10)
+        assert c.sock.recv(1) == b""  # closed after the answer
