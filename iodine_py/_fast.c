@@ -4,22 +4,31 @@
  *
  * Owns: the module iodine_py._fast and its functions:
  *
- *   setup(bases, empty_input, fixed_keys, factory, pool)
+ *   setup(bases, empty_input, fixed_keys, factory, pool, apps, direct)
  *       bases: a tuple of environ dicts, one per listener tag (copied per
  *       request); empty_input: wsgi.input for requests without a body;
  *       fixed_keys: the keys of the blob's fixed values (http_env_fixed);
- *       factory, pool: see call() below.
- *   next(token, mode) -> None | (kind, token, conn, a, b, c)
+ *       factory, pool: see call() below; apps: the app of each tag;
+ *       direct: answer plain requests inside next().
+ *   next(token, mode, left) -> None | a tuple whose last item is left
  *       Finishes the event `token` (0: none) and takes the next one, the
  *       way dsp_done_next(done, 0) (mode 0), dsp_done_next(done, 1)
  *       (mode 1: blocks, with the GIL released) or dsp_done_same (mode 2)
- *       do: ordering is dispatch.c's, unchanged. The tuple:
- *         a request: (DSP_HTTP_REQUEST, token, conn, tag, upgrade, env,
- *           req) with env the environ dict built here (base copy, the
- *           blob's keys, wsgi.input = empty_input) and req 0 (the request
- *           was freed here) or, for a request with a body, its http_req
- *           address: Python makes wsgi.input from it and frees it.
- *         any other event: (kind, token, conn, 0, 0, 0): Python casts the
+ *       do: ordering is dispatch.c's, unchanged. A plain request (no
+ *       body, no upgrade, no access log: setup()'s direct) is answered
+ *       here, through call() below, and the next event taken, until one
+ *       needs Python; in mode 0 at most `left` events are handled. Tuples:
+ *         (DSP_HTTP_REQUEST, token, conn, tag, upgrade, env, req, left)
+ *           any other request: env is its environ dict built here (base
+ *           copy, the blob's keys, wsgi.input = empty_input without a
+ *           body); req 0 (freed here) or, with a body, its http_req
+ *           address: Python makes wsgi.input from it and frees it;
+ *         (FAST_RESUME, token, conn, resp, exc, result, left)
+ *           the app was called here and did not give the common answer:
+ *           Python finishes with resp (see call());
+ *         (FAST_BUDGET, token, 0, 0): `left` ran out on a request answered
+ *           here: Python goes on with mode 2 from token;
+ *         (kind, token, conn, left): any other event: Python casts the
  *           token to its dsp_event * and handles it as before.
  *       A token is a dsp_event address as an int: every token returned
  *       must be passed back exactly once (that finishes its event).
@@ -47,6 +56,11 @@ static PyObject *bases;       /* tuple of dicts */
 static PyObject *empty_input; /* wsgi.input without a body */
 static PyObject *fixed_keys;  /* tuple of str */
 static PyObject *input_key;   /* "wsgi.input" */
+static PyObject *apps;        /* tuple of apps, one per listener tag */
+static int direct;            /* plain requests are answered in next() */
+/* kinds of next()'s own tuples (never DSP_* values: those are >= 0) */
+#define FAST_RESUME (-1)
+#define FAST_BUDGET (-2)
 static PyTypeObject *start_resp_type;
 static PyObject *factory;      /* factory(conn, env, status, headers) -> Response */
 static int pool_mode;          /* release the GIL around http_respond */
@@ -55,13 +69,18 @@ static PyObject *str_start_response, *str_write;
 
 static PyObject *fast_setup(PyObject *self, PyObject *args) {
   (void)self;
-  PyObject *b, *e, *k, *f;
-  int pool;
-  if (!PyArg_ParseTuple(args, "O!OO!Op", &PyTuple_Type, &b, &e, &PyTuple_Type, &k, &f, &pool))
+  PyObject *b, *e, *k, *f, *a;
+  int pool, dir;
+  if (!PyArg_ParseTuple(args, "O!OO!OpO!p", &PyTuple_Type, &b, &e, &PyTuple_Type, &k, &f, &pool,
+                        &PyTuple_Type, &a, &dir))
     return NULL;
   Py_INCREF(f);
   Py_XDECREF(factory);
   factory = f;
+  Py_INCREF(a);
+  Py_XDECREF(apps);
+  apps = a;
+  direct = dir;
   pool_mode = pool;
   Py_INCREF(b);
   Py_INCREF(e);
@@ -114,8 +133,9 @@ fail:
   return -1;
 }
 
-static PyObject *request_tuple(dsp_event *ev) {
-  http_req *r = ev->ptr;
+/* The request's environ dict: the listener's base, the blob, wsgi.input
+ * when there is no body. NULL with an error set. */
+static PyObject *build_env(const http_req *r) {
   if (!bases || r->tag < 0 || r->tag >= PyTuple_Size(bases)) {
     PyErr_SetString(PyExc_RuntimeError, "iodine_py._fast: setup() has not named this listener");
     return NULL;
@@ -127,43 +147,22 @@ static PyObject *request_tuple(dsp_event *ev) {
     Py_DECREF(env);
     return NULL;
   }
+  return env;
+}
+
+static PyObject *request_tuple(dsp_event *ev, int left) {
+  http_req *r = ev->ptr;
+  PyObject *env = build_env(r);
+  if (!env) return NULL;
   /* N: the tuple takes env's reference */
-  PyObject *t = Py_BuildValue("(iKKiiNK)", ev->kind, (unsigned long long)(uintptr_t)ev,
+  PyObject *t = Py_BuildValue("(iKKiiNKi)", ev->kind, (unsigned long long)(uintptr_t)ev,
                               (unsigned long long)ev->conn, r->tag, r->upgrade, env,
-                              (unsigned long long)(r->body_size ? (uintptr_t)r : 0));
+                              (unsigned long long)(r->body_size ? (uintptr_t)r : 0), left);
   if (t && !r->body_size) {
     http_req_free(r);
     ev->ptr = NULL;
   }
   return t;
-}
-
-static PyObject *fast_next(PyObject *self, PyObject *args) {
-  (void)self;
-  unsigned long long tok;
-  int mode;
-  if (!PyArg_ParseTuple(args, "Ki", &tok, &mode)) return NULL;
-  dsp_event *done = (dsp_event *)(uintptr_t)tok, *ev;
-  if (mode == 1) {
-    Py_BEGIN_ALLOW_THREADS
-    ev = dsp_done_next(done, 1);
-    Py_END_ALLOW_THREADS
-  } else if (mode == 2) {
-    ev = dsp_done_same(done);
-  } else {
-    ev = dsp_done_next(done, 0);
-  }
-  if (!ev) Py_RETURN_NONE;
-  if (ev->kind == DSP_HTTP_REQUEST && ev->ptr) {
-    PyObject *t = request_tuple(ev);
-    if (t) return t;
-    /* the event stays taken: hand it back as a plain one, so Python's
-     * handler answers it (and finishes it) the usual way; the error is
-     * reported, not raised, since the token must not be lost */
-    PyErr_WriteUnraisable(NULL);
-  }
-  return Py_BuildValue("(iKKiii)", ev->kind, (unsigned long long)(uintptr_t)ev,
-                       (unsigned long long)ev->conn, 0, 0, 0);
 }
 
 /* --- the app call and the common answer (call) ------------------------------
@@ -362,11 +361,7 @@ static int answer_common(start_resp *s, PyObject *result) {
   return r != -2;
 }
 
-static PyObject *fast_call(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *app, *env;
-  unsigned long long conn;
-  if (!PyArg_ParseTuple(args, "OOK", &app, &env, &conn)) return NULL;
+static PyObject *call_app(PyObject *app, PyObject *env, unsigned long long conn) {
   if (!start_resp_type || !factory) {
     PyErr_SetString(PyExc_RuntimeError, "iodine_py._fast: setup() first");
     return NULL;
@@ -426,9 +421,95 @@ static PyObject *fast_call(PyObject *self, PyObject *args) {
   return out;
 }
 
+static PyObject *fast_call(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *app, *env;
+  unsigned long long conn;
+  if (!PyArg_ParseTuple(args, "OOK", &app, &env, &conn)) return NULL;
+  return call_app(app, env, conn);
+}
+
+/* --- taking events (next) --------------------------------------------------- */
+
+static dsp_event *take(dsp_event *done, int mode) {
+  dsp_event *ev;
+  if (mode == 1) {
+    Py_BEGIN_ALLOW_THREADS
+    ev = dsp_done_next(done, 1);
+    Py_END_ALLOW_THREADS
+  } else if (mode == 2) {
+    ev = dsp_done_same(done);
+  } else {
+    ev = dsp_done_next(done, 0);
+  }
+  return ev;
+}
+
+/* A request this file answers without returning to Python: no body, no
+ * upgrade, and setup() said direct (no access log). */
+static int plain_request(const dsp_event *ev) {
+  const http_req *r = ev->ptr;
+  return direct && ev->kind == DSP_HTTP_REQUEST && r && !r->body_size && !r->upgrade &&
+         apps && r->tag >= 0 && r->tag < PyTuple_Size(apps);
+}
+
+/* Take events, answering plain requests here (the app called through
+ * call_app) until one needs Python, the queue is empty (None) or, in mode
+ * 0, `left` events have been handled (then the BUDGET tuple: Python goes
+ * on with mode 2, dsp_done_same, so the connection's run still ends
+ * together). Every tuple ends with what is left of the budget. */
+static PyObject *fast_next(PyObject *self, PyObject *args) {
+  (void)self;
+  unsigned long long tok;
+  int mode, left;
+  if (!PyArg_ParseTuple(args, "Kii", &tok, &mode, &left)) return NULL;
+  dsp_event *done = (dsp_event *)(uintptr_t)tok, *ev;
+  for (;;) {
+    ev = take(done, mode);
+    if (!ev) Py_RETURN_NONE;
+    unsigned long long et = (unsigned long long)(uintptr_t)ev;
+    if (!plain_request(ev)) break;
+    http_req *r = ev->ptr;
+    PyObject *env = build_env(r);
+    if (!env) { /* let Python's own path answer it (and report) */
+      PyErr_WriteUnraisable(NULL);
+      break;
+    }
+    PyObject *app = PyTuple_GetItem(apps, r->tag);
+    http_req_free(r);
+    ev->ptr = NULL;
+    PyObject *res = call_app(app, env, ev->conn);
+    Py_DECREF(env);
+    if (!res) { /* our machinery failed, not the app (that is in res) */
+      PyErr_WriteUnraisable(NULL);
+    } else if (res != Py_None) {
+      PyObject *t = Py_BuildValue("(iKKOOOi)", FAST_RESUME, et, (unsigned long long)ev->conn,
+                                  PyTuple_GetItem(res, 3), PyTuple_GetItem(res, 4),
+                                  PyTuple_GetItem(res, 2), left);
+      Py_DECREF(res);
+      return t;
+    } else {
+      Py_DECREF(res);
+    }
+    done = ev;
+    if (mode == 0 && --left <= 0) return Py_BuildValue("(iKKi)", FAST_BUDGET, et, 0ULL, 0);
+  }
+  if (ev->kind == DSP_HTTP_REQUEST && ev->ptr) {
+    PyObject *t = request_tuple(ev, left);
+    if (t) return t;
+    /* the event stays taken: hand it back as a plain one, so Python's
+     * handler answers it (and finishes it) the usual way; the error is
+     * reported, not raised, since the token must not be lost */
+    PyErr_WriteUnraisable(NULL);
+  }
+  return Py_BuildValue("(iKKi)", ev->kind, (unsigned long long)(uintptr_t)ev,
+                       (unsigned long long)ev->conn, left);
+}
+
+
 static PyMethodDef methods[] = {
     {"setup", fast_setup, METH_VARARGS, "setup(bases, empty_input, fixed_keys)"},
-    {"next", fast_next, METH_VARARGS, "next(token, mode) -> None or an event tuple"},
+    {"next", fast_next, METH_VARARGS, "next(token, mode, left) -> None or an event tuple"},
     {"call", fast_call, METH_VARARGS, "call(app, env, conn) -> None or what Python finishes"},
     {NULL, NULL, 0, NULL},
 };

@@ -93,6 +93,8 @@ def _install_fast() -> Any:
 # calls (each releasing and retaking the GIL) and the blob split in Python.
 _fast = _install_fast()
 EV_T = ffi.typeof("dsp_event *")
+FAST_RESUME = -1  # _fast.next's own kinds (iodine_py/_fast.c)
+FAST_BUDGET = -2
 
 
 @ffi.def_extern()
@@ -103,18 +105,21 @@ def iodine_py_run_events() -> None:
     take = rt.take
     nxt = _fast.next
     tok = 0
-    for _ in range(BATCH):
+    left = BATCH
+    while left > 0:
         # finishing an event (which lets its connection's next one run)
-        # and taking the next is one call into C
-        t = nxt(tok, 0)
+        # and taking the next is one call into C, which answers plain
+        # requests itself and counts them against the budget
+        t = nxt(tok, 0, left)
         if t is None:
             return
         tok = t[1]
+        left = t[-1] - 1
         take(t)
     # budget spent: finish this connection's run of events first, so its
     # answers still leave together at the end of the turn
     while True:
-        t = nxt(tok, 2)
+        t = nxt(tok, 2, 0)
         if t is None:
             return
         tok = t[1]
@@ -137,15 +142,21 @@ class Runtime:
 
     # -- events ----------------------------------------------------------------
     def take(self, t: Any) -> None:
-        """Run one event as _fast.next returned it: a request's 7-tuple,
-        or (kind, token, ...) for every other event. The caller passes the
-        token back to _fast.next afterwards (ordering, as for handle)."""
-        if len(t) == 7:
+        """Run one event as _fast.next returned it (iodine_py/_fast.c says
+        the shapes). The caller passes the token back to _fast.next
+        afterwards (ordering, as for handle)."""
+        kind = t[0]
+        if kind == HTTP_REQUEST and len(t) == 8:
             try:
                 self.on_env(t[2], t[3], t[4], t[5], t[6])
             except BaseException:
                 _log_exception("the server's event handler")
-        else:
+        elif kind == FAST_RESUME:
+            try:
+                self._resume(t)
+            except BaseException:
+                _log_exception("the server's event handler")
+        elif kind != FAST_BUDGET:
             self.handle(ffi.cast(EV_T, t[1]))
 
     def on_env(self, conn: int, tag: int, upgrade: int, env: Dict[str, Any], req: int) -> None:
@@ -168,18 +179,20 @@ class Runtime:
         # the app called from C; the common answer (one bytes body) is sent
         # there too, anything else comes back to finish here as before
         r = _fast.call(self.apps[tag][0], env, conn)
-        if r is not None:
-            self._resume(conn, env, r)
+        if r is not None:  # (status, headers, result, resp, exc)
+            self._resume((FAST_RESUME, 0, conn, r[3], r[4], r[2], 0))
 
-    def _resume(self, conn: int, env: Dict[str, Any], r: Any) -> None:
-        resp, exc = r[3], r[4]  # status and headers are resp's already
+    def _resume(self, t: Any) -> None:
+        """Finish what _fast did not: t = (FAST_RESUME, token, conn, resp,
+        exc, result, left); resp holds the status and headers already."""
+        resp, exc = t[3], t[4]
         if exc is not None:
             try:
                 raise exc
             except BaseException:
                 resp.fail("the application")
             return
-        resp.resume(r[2])
+        resp.resume(t[5])
 
     def _response_for_write(self, conn: int, env: Dict[str, Any], status: str,
                             headers: List[Any]) -> Response:
@@ -266,7 +279,8 @@ class Runtime:
             self.log = AccessLog()
         lib.al_enable(1 if self.access_log else 0)
         _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
-                    self._response_for_write, self.config.threads > 1)
+                    self._response_for_write, self.config.threads > 1,
+                    tuple(app for app, _ in self.apps), not self.access_log)
         grace_ms = int(self.config.grace * 1000)
         threads = self.config.threads
         try:
@@ -290,7 +304,7 @@ class Runtime:
         take = self.take
         tok = 0
         while True:
-            t = nxt(tok, 1)  # blocks with the GIL released
+            t = nxt(tok, 1, 0)  # blocks with the GIL released
             if t is None:
                 return
             tok = t[1]
