@@ -6,9 +6,10 @@
  * Why: every cffi call releases and retakes the GIL and converts its
  * arguments; measured with callgrind that is ~2,600 instructions a call,
  * and taking a request (dsp_done_next), reading its fields, splitting the
- * environ blob in Python and freeing it (http_req_free) was ~23,000 of the
- * ~49,000 a hello-world request cost. One C-API call per event does the
- * same in ~4,000 (BENCHMARKS.md, "Where a request's instructions go").
+ * environ blob in Python, freeing it (http_req_free), the Response object
+ * and http_respond were ~45,000 of the ~49,800 a hello-world request
+ * cost. Through the C API the whole request costs ~17,300
+ * (BENCHMARKS.md, "Where a keep-alive request's cost goes").
  *
  * iodine_py_fast_install() creates the module iodine_py._fast (in
  * sys.modules) with its functions; it returns 0, or -1 with no module.
