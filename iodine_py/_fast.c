@@ -218,8 +218,7 @@ static void sr_dealloc(PyObject *o) {
   PyTypeObject *tp = Py_TYPE(o);
   PyObject_GC_UnTrack(o);
   sr_clear(o);
-  freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-  f(o);
+  PyObject_GC_Del(o); /* the type's tp_free: a GC type's default */
   Py_DECREF(tp);
 }
 
