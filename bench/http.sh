@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/http.sh - reproducible HTTP/1.1 benchmark: iodine vs uvicorn, granian, gunicorn.
+# bench/http.sh - reproducible HTTP/1.1 benchmark: iodine vs uvicorn, granian, gunicorn, bjoern, nginx.
 #
 # Usage:  bench/http.sh            (full run: RUNS=3 x 10 s x 50 connections per server)
 #         DURATION=3 RUNS=1 bench/http.sh      (quick iteration)
@@ -12,7 +12,8 @@
 #   RUNS [3]       plain runs per server      THREADS [1] wrk threads
 #   WARMUP [2]     warm-up seconds (not recorded)
 #   PIPELINE_DEPTH [16] requests per write in the pipelined run
-#   SERVERS ["iodine uvicorn granian gunicorn"]  which servers, in order
+#   SERVERS ["iodine uvicorn granian gunicorn bjoern nginx"]  which servers, in order
+#   (bjoern: C WSGI server, from PyPI, needs libev-dev from apt; nginx: from apt, `return 200`)
 #   IODINE [/work/main/.venv/bin/iodine]  our server's CLI
 #   PEERS_VENV [bench/.venv-peers]        venv holding the peers (created if missing)
 #   GUNICORN_WORKER [gthread]  GUNICORN_THREADS [4]   (fastest of sync, gthread x1/2/4/8/16 here)
@@ -31,7 +32,7 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
-SERVERS=${SERVERS:-"iodine uvicorn granian gunicorn"}
+SERVERS=${SERVERS:-"iodine uvicorn granian gunicorn bjoern nginx"}
 IODINE=${IODINE:-$ROOT/.venv/bin/iodine}
 PEERS_VENV=${PEERS_VENV:-$HERE/.venv-peers}
 GUNICORN_WORKER=${GUNICORN_WORKER:-gthread}
@@ -54,7 +55,7 @@ if ((NICE != 0)); then
     NICE_CMD=(nice -n "$NICE")
 fi
 OUT=${OUT:-$HERE/results/http-latest.md}
-PEER_PKGS=(uvicorn httptools uvloop granian gunicorn)
+PEER_PKGS=(uvicorn httptools uvloop granian gunicorn bjoern)
 
 for v in DURATION CONNS RUNS THREADS WARMUP PIPELINE_DEPTH SERVER_CPU WRK_CPU READY_TIMEOUT GUNICORN_THREADS FOREIGN_WARN; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "http.sh: $v must be a non-negative integer (got '${!v}')" >&2; exit 2; }
@@ -121,10 +122,20 @@ ensure_wrk() {
 }
 
 ensure_peers() {
-    if [[ ! -x $PEERS_VENV/bin/python ]] || ! "$PEERS_VENV/bin/python" -c 'import uvicorn, httptools, uvloop, granian, gunicorn' 2>/dev/null; then
+    if [[ $SERVERS == *bjoern* && ! -e /usr/include/ev.h ]]; then   # bjoern builds against libev
+        log "libev-dev missing (bjoern needs it): installing it with apt-get"
+        apt-get -o DPkg::Lock::Timeout=600 install -y libev-dev >&2 \
+            || { apt-get -o DPkg::Lock::Timeout=600 update >&2 && apt-get -o DPkg::Lock::Timeout=600 install -y libev-dev >&2; }
+    fi
+    if [[ $SERVERS == *nginx* ]] && ! command -v nginx >/dev/null 2>&1; then
+        log "nginx missing: installing nginx-light with apt-get"
+        apt-get -o DPkg::Lock::Timeout=600 install -y nginx-light >&2 \
+            || { apt-get -o DPkg::Lock::Timeout=600 update >&2 && apt-get -o DPkg::Lock::Timeout=600 install -y nginx-light >&2; }
+    fi
+    if [[ ! -x $PEERS_VENV/bin/python ]] || ! "$PEERS_VENV/bin/python" -c 'import uvicorn, httptools, uvloop, granian, gunicorn, bjoern' 2>/dev/null; then
         log "creating peers venv $PEERS_VENV"
         python3 -m venv "$PEERS_VENV"
-        "$PEERS_VENV/bin/pip" install -q --disable-pip-version-check 'uvicorn[standard]' httptools uvloop granian gunicorn >&2
+        "$PEERS_VENV/bin/pip" install -q --disable-pip-version-check 'uvicorn[standard]' httptools uvloop granian gunicorn bjoern >&2
     fi
 }
 
@@ -257,6 +268,21 @@ server_cmd() {     # server_cmd NAME PORT -> fills array SCMD; returns 1 if unav
             SCMD=("$PEERS_VENV/bin/gunicorn" --chdir "$HERE/apps" -b "127.0.0.1:$port"
                   -w 1 -k "$GUNICORN_WORKER" --threads "$GUNICORN_THREADS"
                   --log-level warning hello_wsgi:app) ;;
+        bjoern)   # bjoern has no CLI: bjoern.run(app, host, port), one process
+            SCMD=("$PEERS_VENV/bin/python" -c "import sys, bjoern; sys.path.insert(0, '$HERE/apps'); import hello_wsgi; bjoern.run(hello_wsgi.app, '127.0.0.1', $port)") ;;
+        nginx)    # the floor: no application at all, one process (no master), same body
+            local dir=$LOGDIR/nginx
+            mkdir -p "$dir"
+            cat >"$dir/nginx.conf" <<EOF
+worker_processes 1; daemon off; master_process off; pid $dir/nginx.pid; error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 100000000; server_tokens off;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen 127.0.0.1:$port; location / { default_type text/plain; return 200 "Hello World"; } }
+}
+EOF
+            SCMD=(nginx -c "$dir/nginx.conf" -p "$dir") ;;
         *) echo "http.sh: unknown server '$name'" >&2; exit 2 ;;
     esac
 }
@@ -353,6 +379,8 @@ label() {
         uvicorn) echo "uvicorn (httptools+uvloop, ASGI)" ;;
         granian) echo "granian (WSGI)" ;;
         gunicorn) echo "gunicorn ($GUNICORN_WORKER, threads=$GUNICORN_THREADS)" ;;
+        bjoern) echo "bjoern (C, WSGI; no pipelining)" ;;
+        nginx) echo "nginx return 200 (no app)" ;;
     esac
 }
 
@@ -430,6 +458,7 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo
     echo "- iodine: $(iodine_version)"
     pkg_versions
+    ! command -v nginx >/dev/null 2>&1 || echo "- nginx $(nginx -v 2>&1 | sed 's#.*/##')"
     echo
     echo "## Commands"
     echo

@@ -33,5 +33,6 @@
 #include "redis.h"     /* rd_*: the Redis engine */
 #include "pmd.h"       /* pmd_* counters (tests) */
 #include "reactor.h"   /* rx_in_loop_thread */
+#include "pyfast.h"    /* iodine_py_fast_install (iodine_py/_fast.c) */
 
 #endif

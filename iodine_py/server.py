@@ -29,7 +29,8 @@ from .accesslog import AccessLog, clf_to_json
 from .client import Client
 from .importer import ASGI_ERROR, is_asgi, load_app
 from .log import logger, set_level
-from .wsgi import Response, WSGIApp, _log_exception, base_environ, compact_environ, make_input
+from .wsgi import (EMPTY_INPUT, Response, WSGIApp, _log_exception, base_environ, compact_environ,
+                   make_input)
 
 # The environ keys whose values open every request's blob, in order (http.h).
 ENV_FIXED = tuple(ffi.string(lib.http_env_fixed()).decode().split())
@@ -87,29 +88,49 @@ def _run_task(kind: int, task: int) -> None:
 _runtime: Optional["Runtime"] = None
 
 
+def _install_fast() -> Any:
+    """iodine_py._fast: events taken through the C API (iodine_py/_fast.c)."""
+    if lib.iodine_py_fast_install() != 0:
+        raise ImportError("iodine_py._fast could not be installed")
+    return sys.modules["iodine_py._fast"]
+
+
+# next(token, mode) finishes an event and takes the next, building a
+# request's environ in C: one C-API call per event instead of three cffi
+# calls (each releasing and retaking the GIL) and the blob split in Python.
+_fast = _install_fast()
+EV_T = ffi.typeof("dsp_event *")
+FAST_RESUME = -1  # _fast.next's own kinds (iodine_py/_fast.c)
+FAST_BUDGET = -2
+
+
 @ffi.def_extern()
 def iodine_py_run_events() -> None:
     rt = _runtime
     if rt is None:
         return
-    handle = rt.handle
-    done_next = lib.dsp_done_next
-    ev = NULL
-    for _ in range(BATCH):
+    take = rt.take
+    nxt = _fast.next
+    tok = 0
+    left = BATCH
+    while left > 0:
         # finishing an event (which lets its connection's next one run)
-        # and taking the next is one call into C
-        ev = done_next(ev, 0)
-        if ev == NULL:
+        # and taking the next is one call into C, which answers plain
+        # requests itself and counts them against the budget
+        t = nxt(tok, 0, left)
+        if t is None:
             return
-        handle(ev)
+        tok = t[1]
+        left = t[-1] - 1
+        take(t)
     # budget spent: finish this connection's run of events first, so its
     # answers still leave together at the end of the turn
-    done_same = lib.dsp_done_same
     while True:
-        ev = done_same(ev)
-        if ev == NULL:
+        t = nxt(tok, 2, 0)
+        if t is None:
             return
-        handle(ev)
+        tok = t[1]
+        take(t)
 
 
 # A process whose application calls have not returned this long after the
@@ -159,6 +180,72 @@ class Runtime:
         logger.info("reload: application imported again")
 
     # -- events ----------------------------------------------------------------
+    def take(self, t: Any) -> None:
+        """Run one event as _fast.next returned it (iodine_py/_fast.c says
+        the shapes). The caller passes the token back to _fast.next
+        afterwards (ordering, as for handle)."""
+        kind = t[0]
+        if kind == HTTP_REQUEST and len(t) == 8:
+            try:
+                self.on_env(t[2], t[3], t[4], t[5], t[6])
+            except BaseException:
+                _log_exception("the server's event handler")
+        elif kind == FAST_RESUME:
+            try:
+                self._resume(t)
+            except BaseException:
+                _log_exception("the server's event handler")
+        elif kind != FAST_BUDGET:
+            self.handle(ffi.cast(EV_T, t[1]))
+
+    def on_env(self, conn: int, tag: int, upgrade: int, env: Dict[str, Any], req: int) -> None:
+        """A request whose environ C has built; req is its http_req when it
+        has a body (ours to read, then free), else 0 (already freed)."""
+        if self.max_requests:
+            self.count_request()
+        if self.root:
+            _root_path(env, self.root)
+        if req:
+            r = ffi.cast(REQ_T, req)
+            try:
+                env["wsgi.input"] = make_input(r)
+            finally:
+                lib.http_req_free(r)
+        if upgrade or self.access_log:
+            if upgrade:
+                env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
+            resp = Response(self, conn, env, upgrade)
+            if self.access_log:
+                resp.started = time.perf_counter()
+            resp.run(self.apps[tag][0])
+            return
+        # the app called from C; the common answer (one bytes body) is sent
+        # there too, anything else comes back to finish here as before
+        r = _fast.call(self.apps[tag][0], env, conn)
+        if r is not None:  # (status, headers, result, resp, exc)
+            self._resume((FAST_RESUME, 0, conn, r[3], r[4], r[2], 0))
+
+    def _resume(self, t: Any) -> None:
+        """Finish what _fast did not: t = (FAST_RESUME, token, conn, resp,
+        exc, result, left); resp holds the status and headers already."""
+        resp, exc = t[3], t[4]
+        if exc is not None:
+            try:
+                raise exc
+            except BaseException:
+                resp.fail("the application")
+            return
+        resp.resume(t[5])
+
+    def _response_for_write(self, conn: int, env: Dict[str, Any], status: str,
+                            headers: List[Any]) -> Response:
+        """The Response that finishes what _fast.call did not (made at the
+        app's first write(), or when it returned): from then on it does
+        everything, and the app's start_response hands it every call."""
+        resp = Response(self, conn, env, 0)
+        resp.status, resp.headers = status, headers
+        return resp
+
     def handle(self, ev: Any) -> None:
         """Run one event. The caller passes it to dsp_done afterwards: only
         then may the same connection's next event run (ordering)."""
@@ -196,20 +283,25 @@ class Runtime:
         except BaseException:
             _log_exception("the server's event handler")
 
+    def count_request(self) -> None:
+        """--max-requests: this worker stops gracefully after its share."""
+        self.requests += 1
+        if self.requests == self.max_requests:
+            self.recycled = True
+            logger.info(f"worker (pid {os.getpid()}) recycling after {self.requests} requests")
+            lib.srv_stop()  # graceful: this one is still answered
+
     def on_request(self, req: Any) -> None:
         if self.max_requests:
-            self.requests += 1
-            if self.requests == self.max_requests:
-                self.recycled = True
-                logger.info(f"worker (pid {os.getpid()}) recycling after {self.requests} requests")
-                lib.srv_stop()  # graceful: this one is still answered
+            self.count_request()
         try:
             app, base = self.apps[req.tag]
             env = base.copy()
             parts = iter(ffi.unpack(req.env, req.env_len).decode("latin-1").split("\0"))
             env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
             env.update(zip(parts, parts))
-            env["wsgi.input"] = make_input(req)
+            # body_size is 0 exactly when there is no body (in memory or spilled)
+            env["wsgi.input"] = make_input(req) if req.body_size else EMPTY_INPUT
             if self.root:
                 _root_path(env, self.root)
             conn = req.conn
@@ -254,6 +346,12 @@ class Runtime:
         if self.access_log:
             self.log = AccessLog(json_form=self.json_log)
         lib.al_enable(1 if self.access_log else 0)
+        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
+                    self._response_for_write, self.config.threads > 1,
+                    tuple(app for app, _ in self.apps),
+                    # C answers plain requests itself unless something must
+                    # see each one in Python (access log, recycling, root path)
+                    not (self.access_log or self.max_requests or self.root))
         grace_ms = int(self.config.grace * 1000)
         lib.srv_set_drain_ms(int(self.config.drain * 1000))
         threads = self.config.threads
@@ -285,14 +383,15 @@ class Runtime:
                       f"{self.config.grace:g}s grace period; exiting without them")
 
     def _worker(self) -> None:
-        done_next = lib.dsp_done_next
-        handle = self.handle
-        ev = NULL
+        nxt = _fast.next
+        take = self.take
+        tok = 0
         while True:
-            ev = done_next(ev, 1)
-            if ev == NULL:
+            t = nxt(tok, 1, 0)  # blocks with the GIL released
+            if t is None:
                 return
-            handle(ev)
+            tok = t[1]
+            take(t)
 
 
 def cluster_role() -> str:

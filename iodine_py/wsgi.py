@@ -243,7 +243,8 @@ class Response:
             raise AssertionError("the application returned without calling start_response()")
         # set together with status by start_response()
         headers: List[Tuple[str, str]] = self.headers  # type: ignore[assignment]
-        flat = "\0".join([x for pair in headers for x in pair]).encode("latin-1")
+        # map() over the pairs: no comprehension frame per response
+        flat = "\0".join(map("\0".join, headers)).encode("latin-1")
         s = status.encode("latin-1")
         self.bytes_out += len(body)
         r = lib.http_respond(self.conn, s, len(s), flat, len(flat), len(headers),
@@ -262,6 +263,11 @@ class Response:
         except BaseException:
             self.fail("the application")
             return
+        self.resume(result)
+
+    def resume(self, result: Any) -> None:
+        """Everything after the app returned `result` (server.py enters
+        here when iodine_py._fast called the app and left the rest)."""
         self.result = result
         try:
             if self.upgrade and self.env.get("rack.upgrade") is not None and not self.sent:
@@ -371,7 +377,8 @@ class Response:
         result, self.result, self.it = self.result, None, None
         if aborted:
             lib.http_abort(self.conn)
-        close = getattr(result, "close", None)
+        # a list (the common body) has no close(): skip the failed lookup
+        close = getattr(result, "close", None) if type(result) is not list else None
         if close is not None:
             try:
                 close()
