@@ -474,10 +474,14 @@ static PyObject *fast_next(PyObject *self, PyObject *args) {
       PyErr_WriteUnraisable(NULL);
       break;
     }
+    /* held for the call: a reload may replace the tuple meanwhile (from
+     * another thread of the pool, while this app runs) */
     PyObject *app = PyTuple_GetItem(apps, r->tag);
+    Py_XINCREF(app);
     http_req_free(r);
     ev->ptr = NULL;
-    PyObject *res = call_app(app, env, ev->conn);
+    PyObject *res = app ? call_app(app, env, ev->conn) : NULL;
+    Py_XDECREF(app);
     Py_DECREF(env);
     if (!res) { /* our machinery failed, not the app (that is in res) */
       PyErr_WriteUnraisable(NULL);

@@ -177,7 +177,18 @@ class Runtime:
                 logger.error(f"reload failed, the running code stays: {describe_error(exc)}")
                 return
             self.apps[i] = (app, self.apps[i][1])
+        self.install_fast()  # C calls the apps it was given: give it the new ones
         logger.info("reload: application imported again")
+
+    def install_fast(self) -> None:
+        """Hand the apps to the C fast path (iodine_py/_fast.c): at start,
+        and again after a reload replaced them."""
+        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
+                    self._response_for_write, self.config.threads > 1,
+                    tuple(app for app, _ in self.apps),
+                    # C answers plain requests itself unless something must
+                    # see each one in Python (access log, recycling, root path)
+                    not (self.access_log or self.max_requests or self.root))
 
     # -- events ----------------------------------------------------------------
     def take(self, t: Any) -> None:
@@ -346,12 +357,7 @@ class Runtime:
         if self.access_log:
             self.log = AccessLog(json_form=self.json_log)
         lib.al_enable(1 if self.access_log else 0)
-        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
-                    self._response_for_write, self.config.threads > 1,
-                    tuple(app for app, _ in self.apps),
-                    # C answers plain requests itself unless something must
-                    # see each one in Python (access log, recycling, root path)
-                    not (self.access_log or self.max_requests or self.root))
+        self.install_fast()
         grace_ms = int(self.config.grace * 1000)
         lib.srv_set_drain_ms(int(self.config.drain * 1000))
         threads = self.config.threads
