@@ -31,6 +31,7 @@
 #include "accesslog.h" /* al_enable, al_free */
 #include "server.h"    /* srv_* */
 #include "redis.h"     /* rd_*: the Redis engine */
+#include "raw.h"       /* raw_*: raw services and client connections */
 #include "reactor.h"   /* rx_in_loop_thread */
 
 #endif

@@ -54,6 +54,8 @@ typedef struct http_settings {
   const char *public_root;
   /* after header_timeout_ms of a body, it must average this (408 under) */
   uint32_t min_body_rate; /* bytes a second, 0: off */
+  /* what accepted connections speak: 0 HTTP, 1 raw bytes (raw.h) */
+  int service;
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with

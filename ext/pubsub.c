@@ -16,6 +16,7 @@
 
 #include "dispatch.h"
 #include "glob.h"
+#include "raw.h"
 #include "reactor.h"
 #include "sse.h"
 #include "upgrade.h"
@@ -291,6 +292,7 @@ typedef struct {
   rx_buf *ws, *sse; /* framed once, on first need */
   ps_msg *pm;
   long reached;
+  rx_buf *raw; /* raw connections: the bytes unframed (raw.h) */
 } delivery;
 
 static rx_buf *ws_frame_of(delivery *d) {
@@ -304,6 +306,12 @@ static rx_buf *ws_frame_of(delivery *d) {
     }
   }
   return d->ws;
+}
+
+/* A raw connection gets the message bytes as they are: no framing. */
+static rx_buf *raw_bytes_of(delivery *d) {
+  if (!d->raw) d->raw = rx_buf_new(d->msg, d->mlen);
+  return d->raw;
 }
 
 static rx_buf *sse_event_of(delivery *d) {
@@ -326,11 +334,15 @@ static void deliver(delivery *d, ps_sub *s) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d) : sse_event_of(d);
+  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d)
+              : u->kind == UP_RAW      ? raw_bytes_of(d)
+                                       : sse_event_of(d);
   if (!b) return;
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);
-  int r = u->kind == UP_WEBSOCKET ? ws_write_framed(c, b) : sse_write_formatted(c, b);
+  int r = u->kind == UP_WEBSOCKET ? ws_write_framed(c, b)
+          : u->kind == UP_RAW     ? raw_write_buf(c, b)
+                                  : sse_write_formatted(c, b);
   if (r == 0) d->reached++;
 }
 
@@ -352,6 +364,7 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
   rx_unlock();
   rx_buf_release(d.ws);
   rx_buf_release(d.sse);
+  rx_buf_release(d.raw);
   ps_msg_release(d.pm);
   return d.reached;
 }
@@ -375,6 +388,7 @@ long ps_publish_locked(const char *channel, size_t clen, const char *msg,
   }
   rx_buf_release(d.ws);
   rx_buf_release(d.sse);
+  rx_buf_release(d.raw);
   ps_msg_release(d.pm);
   return d.reached;
 }

@@ -67,6 +67,7 @@ typedef struct http_settings {
     struct tls_ctx *tls;
     const char *public_root;
     uint32_t min_body_rate;
+    int service;
 } http_settings;
 typedef struct http_req {
     uint64_t conn;
@@ -157,6 +158,7 @@ int tls_available(void);
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen);
 void tls_ctx_free(tls_ctx *t);
+tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t errlen);
 
 /* server.h */
 int srv_init(void);
@@ -231,6 +233,23 @@ void rd_reply_free(rd_reply *r);
 void rd_log_free(char *line);
 void rd_get_stats(rd_stats *out);
 int rx_in_loop_thread(void);
+
+/* raw.h */
+#define DSP_RAW_BIND ...
+#define DSP_RAW_DATA ...
+#define DSP_RAW_CLOSE ...
+#define DSP_RAW_FAILED ...
+typedef struct raw_msg {
+    uint64_t conn;
+    size_t len;
+    char data[];
+} raw_msg;
+uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
+                     const char *servername, uint32_t timeout_ms, uint64_t token);
+int raw_fail(uint64_t token, const char *reason);
+int raw_write(uint64_t conn, const void *data, size_t len);
+void raw_msg_done(raw_msg *m);
+void raw_str_free(char *s);
 
 /* Python entry points the core calls. */
 extern "Python" void iodine_py_run_events(void);

@@ -14,7 +14,7 @@ from typing import Callable, List, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import KIB, MIB, Config, ConfigError
-from .importer import ImportFromStringError, load_app
+from .importer import ImportFromStringError, NoAppError, load_app
 
 
 class _Parser(argparse.ArgumentParser):
@@ -241,14 +241,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "pip install --force-reinstall --no-cache-dir iodine-py, or make install "
                          "in a checkout\n")
         return 2
-    try:
-        app = load_app(ns.app)
-    except ImportFromStringError as exc:
-        parser.error(str(exc))
     from .server import Iodine
 
-    Iodine.config = cfg
-    Iodine.listen(app)
+    Iodine.config = cfg  # before the import: listen() calls made there see the flags
+    try:
+        app = load_app(ns.app)
+    except NoAppError as exc:
+        if not Iodine.listening():  # a file of raw services only (docs/raw.md)
+            parser.error(str(exc))
+        app = None
+    except ImportFromStringError as exc:
+        parser.error(str(exc))
+    if app is not None:
+        Iodine.listen(app)
     try:
         Iodine.start()
     except ConfigError as exc:

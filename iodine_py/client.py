@@ -42,13 +42,15 @@ class Client:
     """``client`` in ``on_open(client)`` and friends."""
 
     __slots__ = ("conn", "_env", "protocol", "_handler", "_cb", "_open", "__weakref__",
-                 "subscriptions")
+                 "subscriptions", "close_reason")
 
     def __init__(self, conn: int, env: Dict[str, Any], handler: Any, protocol: str) -> None:
         self.conn = conn
         self._env = env
-        self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said
+        self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said; or 'raw'
         self._open = True
+        #: why a raw connection ended (iodine_py/connect.py), once it has
+        self.close_reason: Optional[str] = None
         self.subscriptions: Dict[Tuple[str, bool], int] = {}
         self._cb: Tuple[Optional[Callable[..., Any]], ...] = (None,) * 5
         self._set_handler(handler)
@@ -70,6 +72,9 @@ class Client:
         """Queue data. WebSocket: str goes as a text message, bytes as binary.
         SSE: one event, with optional event name and id. Returns False once
         the connection is closed (or closing)."""
+        if self.protocol == "raw":  # bytes as they are (str: UTF-8)
+            raw = data.encode("utf-8") if type(data) is str else bytes(data)  # type: ignore[arg-type]
+            return bool(lib.raw_write(self.conn, raw, len(raw)) == 0)
         if self.protocol == "websocket":
             rc: int
             if type(data) is str:

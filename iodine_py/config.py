@@ -52,6 +52,7 @@ class Listener:
     tls_cert: Optional[str] = None  # PEM certificate chain; None: self-signed
     tls_key: Optional[str] = None   # PEM private key (with tls_cert)
     public: Optional[str] = None    # folder whose files GET/HEAD get before the app
+    service: str = "http"           # "raw": bytes to a callback object (iodine_py/connect.py)
 
 
 @dataclass
@@ -134,6 +135,9 @@ class Config:
 
     def listener(self, app: Any, port: Optional[int] = None,
                  address: Optional[str] = None, **limits: Any) -> Listener:
+        service = limits.pop("service", "http")
+        if service not in ("http", "raw"):
+            raise ConfigError(f"listen(service={service!r}): expected 'http' or 'raw'")
         unknown = set(limits) - set(LIMIT_NAMES)
         if unknown:
             raise TypeError(f"unknown listen() setting(s): {', '.join(sorted(unknown))}")
@@ -144,7 +148,7 @@ class Config:
         return Listener(app=app,
                         port=self.port if port is None else int(port),
                         address=self.address if address is None else address,
-                        **values)
+                        service=service, **values)
 
 
 # Settings a single listen() call may override.

@@ -21,6 +21,7 @@ from . import __version__
 from ._native import ffi, lib
 from .config import Config, ConfigError, Listener, cpu_count
 from . import client as _client
+from . import connect as _connect
 from . import hooks as _hooks
 from . import pubsub as _pubsub
 from . import redis_engine as _redis
@@ -151,6 +152,8 @@ class Runtime:
                 if self.log is not None:
                     self.log.write(ffi.unpack(line, ev.arg).decode("latin-1"))
                 lib.al_free(line)
+            elif kind in _connect.KINDS:  # raw services and client connections
+                _connect.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
@@ -388,12 +391,43 @@ class _Iodine:
         and body_spill (seconds, bytes); public=DIR serves GET/HEAD for files
         under DIR from C before ``app`` is called (README "Static files");
         tls=True serves HTTPS with a self-signed development certificate,
-        tls_cert=FILE and tls_key=FILE with yours (README "TLS")."""
+        tls_cert=FILE and tls_key=FILE with yours (README "TLS").
+
+        service="raw" serves a raw byte protocol instead of HTTP: ``app``
+        is then the callback object's factory (a class, instantiated per
+        connection), with on_open/on_message(client, data: bytes)/
+        on_drained/on_shutdown/on_close (docs/raw.md)."""
         if not callable(app):
-            raise TypeError("app must be a WSGI callable")
+            raise TypeError("app must be a WSGI callable (or, with service='raw', "
+                            "a callback class)")
         lst = self.config.listener(app, port, address, **limits)
         self._listeners.append(lst)
         return lst
+
+    def listening(self) -> bool:
+        """True when listen() was called (and start() has not yet run)."""
+        return bool(self._listeners)
+
+    def connect(self, url: str, handler: Any, *, timeout: float = 10.0,
+                tls_verify: bool = True, tls_ca: Optional[str] = None,
+                idle: Optional[float] = None, max_pending: Optional[int] = None) -> None:
+        """Open a client connection to ``tcp://host:port``, ``unix:/path`` or
+        ``tls://host:port``, handled by ``handler`` (a callback object, or a
+        class instantiated for it) exactly like a raw service's connection:
+        on_open once connected, on_message(client, bytes), on_close always
+        (with ``client.close_reason`` when it failed: refused, DNS, timeout,
+        TLS verification). TLS verifies the server against the system's CA
+        store and the host name unless ``tls_verify=False`` (development);
+        ``tls_ca=FILE`` trusts that PEM file instead. ``timeout`` bounds the
+        connect (handshake included); ``idle`` (default: the ``ping``
+        setting) closes a silent connection; ``max_pending`` (default: the
+        setting) caps unread output. Any thread, any worker, from the app,
+        timers and on_state hooks (from enter_child on). Returns at once;
+        raises ValueError for a malformed URL or an unusable CA file."""
+        _connect.connect(url, handler, timeout=timeout, tls_verify=tls_verify, tls_ca=tls_ca,
+                         idle=self.config.ping if idle is None else idle,
+                         max_pending=(self.config.max_pending if max_pending is None
+                                      else max_pending))
 
     def start(self) -> None:
         """Bind every listener, print where, and serve until stopped."""
@@ -455,10 +489,11 @@ class _Iodine:
             "max_head": lst.max_head, "max_line": lst.max_header_line,
             "max_headers": lst.max_headers, "max_body": lst.max_body,
             "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
-            "tag": tag, "ws_max_msg": lst.ws_max_msg,
+            "tag": tag, "ws_max_msg": 0 if lst.service == "raw" else lst.ws_max_msg,
             "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending,
             "header_timeout_ms": int(lst.header_timeout * 1000),
             "min_body_rate": lst.min_body_rate,
+            "service": 1 if lst.service == "raw" else 0,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
             "public_root": _public_root(lst.public)})
         rc = lib.srv_listen(addr, lst.port, settings)
@@ -498,6 +533,8 @@ class _Iodine:
         if ":" in host:
             host = f"[{host}]"
         scheme = "https" if lst.tls else "http"
+        if lst.service == "raw":
+            scheme = "tls" if lst.tls else "tcp"
         return f"{scheme}://{host}:{lst.bound_port}"
 
 

@@ -1,0 +1,342 @@
+/* raw: see raw.h for what this file owns.
+ *
+ * Reading copies each read into a message of its own (one malloc per read,
+ * sized to what arrived) from a buffer shared by every raw connection of
+ * the process (used only inside on_data, under the big lock), so an idle
+ * connection holds no read buffer. */
+#define _GNU_SOURCE
+#include "raw.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "dispatch.h"
+#include "http.h"
+#include "pubsub.h"
+#include "reactor.h"
+#include "tls.h"
+#include "upgrade.h"
+
+#define RBUF_MAX 65536
+static char shared[RBUF_MAX];
+/* Per-message bookkeeping counted against the input budget, so a flood of
+ * one-byte reads is bounded too. */
+#define MSG_OVERHEAD 64
+
+enum { RAW_CONNECTING, RAW_OPEN, RAW_EOF };
+
+typedef struct raw_conn {
+  up_conn up; /* first: upgrade.c casts udata to it */
+  rx_conn *c;
+  http_settings own; /* a client connection's settings (up.set points here) */
+  int state;
+  size_t inflight;   /* bytes posted to the application, not yet done */
+  uint32_t idle_ms;  /* the idle limit once open */
+  uint64_t token;    /* DSP_RAW_BIND's arg */
+  unsigned in_paused : 1, out_paused : 1, tls : 1;
+  char reason[160];  /* why it ended, for DSP_RAW_CLOSE ("" until known) */
+} raw_conn;
+
+static const rx_proto raw_proto;
+
+/* Unhandled input is bounded by the same figure as unread output. */
+static size_t in_budget(const raw_conn *r) {
+  size_t m = r->up.set->max_pending;
+  return m < RBUF_MAX ? RBUF_MAX : m;
+}
+
+/* Reading stops while our own output is over half the cap: the peer is not
+ * taking what it asked for, and reading on would only grow the queue. */
+static size_t out_mark(const raw_conn *r) { return r->up.set->max_pending / 2; }
+
+static void why(raw_conn *r, const char *fmt, const char *detail) {
+  if (r->reason[0]) return; /* the first cause is the one worth telling */
+  snprintf(r->reason, sizeof r->reason, fmt, detail ? detail : "");
+}
+
+static void opened(raw_conn *r) {
+  r->state = RAW_OPEN;
+  r->c->timeout_ms = r->idle_ms;
+  rx_touch(r->c);
+  dsp_post(r->up.actor, DSP_OPEN, r->c->id, NULL, 0);
+}
+
+/* The peer's input is over (FIN, reset, or a failed TLS handshake). */
+static void input_over(raw_conn *r) {
+  rx_conn *c = r->c;
+  if (r->state == RAW_CONNECTING) { /* the TLS handshake did not finish */
+    const char *v = r->tls ? tls_verify_error(c) : NULL;
+    if (v) why(r, "tls: certificate verify failed: %s", v);
+    else why(r, "tls: handshake failed%s", NULL);
+    rx_close_now(c);
+    return;
+  }
+  r->state = RAW_EOF;
+  why(r, "peer closed%s", NULL);
+  /* What the peer sent is still the application's to answer: close once
+   * it has handled it (raw_msg_done) and our answers are flushed. */
+  if (!r->inflight) rx_close(c);
+}
+
+static void on_data(rx_conn *c) {
+  raw_conn *r = c->udata;
+  while (!rx_closed(c) && r->state != RAW_EOF) {
+    if (r->inflight > in_budget(r)) {
+      r->in_paused = 1;
+      return;
+    }
+    if (c->out_bytes > out_mark(r)) {
+      r->out_paused = 1;
+      return;
+    }
+    long n = rx_read(c, shared, sizeof shared);
+    if (r->state == RAW_CONNECTING && r->tls && tls_handshake_done(c)) opened(r);
+    if (n == 0) return;
+    if (n < 0) {
+      input_over(r);
+      return;
+    }
+    raw_msg *m = malloc(sizeof *m + (size_t)n);
+    if (!m) {
+      why(r, "out of memory%s", NULL);
+      rx_close_now(c);
+      return;
+    }
+    m->conn = c->id;
+    m->len = (size_t)n;
+    memcpy(m->data, shared, (size_t)n);
+    r->inflight += m->len + MSG_OVERHEAD;
+    if (dsp_post(r->up.actor, DSP_RAW_DATA, c->id, m, 0)) {
+      r->inflight -= m->len + MSG_OVERHEAD;
+      free(m);
+    }
+  }
+}
+
+static void on_connect(rx_conn *c, int err) {
+  raw_conn *r = c->udata;
+  if (err) {
+    why(r, "connect: %s", strerror(err));
+    rx_close_now(c);
+  } else if (r->tls) {
+    rx_resume(c); /* the first read sends the ClientHello */
+  } else {
+    opened(r);
+  }
+}
+
+static void on_timeout(rx_conn *c) {
+  raw_conn *r = c->udata;
+  if (r->state == RAW_CONNECTING) {
+    why(r, "connect timeout%s", NULL);
+    rx_close_now(c);
+  } else if (c->flags & RX_F_CLOSING) {
+    rx_close_now(c); /* a whole period without flushing: not coming back */
+  } else {
+    why(r, "idle timeout%s", NULL);
+    rx_close(c);
+  }
+}
+
+static void on_shutdown(rx_conn *c) {
+  raw_conn *r = c->udata;
+  why(r, "server stopping%s", NULL);
+  if (r->state == RAW_CONNECTING) rx_close_now(c);
+  else dsp_post(r->up.actor, DSP_SHUTDOWN, c->id, NULL, 0); /* then up_close */
+}
+
+static void on_drained(rx_conn *c) {
+  raw_conn *r = c->udata;
+  if (r->out_paused) {
+    r->out_paused = 0;
+    rx_resume(c);
+  }
+  if (r->up.want_drained && r->state != RAW_CONNECTING && !r->up.closing)
+    dsp_post(r->up.actor, DSP_DRAINED, c->id, NULL, 0);
+}
+
+static void on_close(rx_conn *c) {
+  raw_conn *r = c->udata;
+  ps_drop_conn(&r->up); /* subscriptions end with the connection */
+  why(r, r->state == RAW_CONNECTING ? "closed before connecting%s" : "closed%s", NULL);
+  char *text = strdup(r->reason);
+  dsp_post(r->up.actor, DSP_RAW_CLOSE, c->id, text, 0);
+  dsp_actor_release(r->up.actor);
+  free(r);
+}
+
+static const rx_proto raw_proto = {
+    .on_data = on_data,
+    .on_drained = on_drained,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+    .on_connect = on_connect,
+};
+
+rx_conn *raw_attach(int fd, const http_settings *s, const char *peer, uint16_t port) {
+  (void)peer;
+  (void)port;
+  raw_conn *r = calloc(1, sizeof *r);
+  dsp_actor *a = r ? dsp_actor_new() : NULL;
+  rx_conn *c = a ? rx_attach(fd, &raw_proto, r) : NULL;
+  if (!c) {
+    if (a) dsp_actor_release(a);
+    free(r);
+    return NULL;
+  }
+  r->c = c;
+  r->idle_ms = s->ping_ms;
+  r->token = (uint64_t)s->tag;
+  if (s->tls && tls_attach(c, s->tls)) {
+    dsp_actor_release(a);
+    rx_set_proto(c, NULL, NULL);
+    free(r);
+    rx_close_now(c);
+    return c; /* closed: the reactor owns the fd now */
+  }
+  dsp_post(a, DSP_RAW_BIND, c->id, NULL, r->token);
+  /* up_adopt posts DSP_OPEN, sets the idle limit and starts reading */
+  up_adopt(c, &r->up, UP_RAW, s, a, &raw_proto, 0);
+  r->state = RAW_OPEN;
+  return c;
+}
+
+static int post_failed(uint64_t token, const char *reason) {
+  char *text = strdup(reason);
+  if (!text) return -1;
+  if (dsp_post(NULL, DSP_RAW_FAILED, 0, text, token)) {
+    free(text);
+    return -1;
+  }
+  return 0;
+}
+
+int raw_fail(uint64_t token, const char *reason) { return post_failed(token, reason); }
+
+/* A numeric address (or a Unix path) as a sockaddr. */
+static int make_addr(const char *addr, int port, struct sockaddr_storage *ss, unsigned *len) {
+  memset(ss, 0, sizeof *ss);
+  if (!strncmp(addr, "unix:", 5)) {
+    struct sockaddr_un *un = (struct sockaddr_un *)ss;
+    size_t n = strlen(addr + 5);
+    if (!n || n >= sizeof un->sun_path) return -1;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, addr + 5, n + 1);
+    *len = (unsigned)sizeof *un;
+    return 0;
+  }
+  if (port <= 0 || port > 65535) return -1;
+  struct sockaddr_in *in = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    *len = (unsigned)sizeof *in;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    *len = (unsigned)sizeof *in6;
+    return 0;
+  }
+  return -1;
+}
+
+uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
+                     const char *servername, uint32_t timeout_ms, uint64_t token) {
+  struct sockaddr_storage ss;
+  unsigned len;
+  if (make_addr(addr, port, &ss, &len)) {
+    post_failed(token, "connect: not a numeric address or unix:/path");
+    return 0;
+  }
+  raw_conn *r = calloc(1, sizeof *r);
+  dsp_actor *a = r ? dsp_actor_new() : NULL;
+  if (!a) {
+    free(r);
+    post_failed(token, "connect: out of memory");
+    return 0;
+  }
+  r->own = *s;
+  r->own.tls = NULL; /* a server-side setting: ours is `tls` */
+  r->idle_ms = s->ping_ms;
+  r->token = token;
+  r->tls = tls != NULL;
+  r->up.kind = UP_RAW;
+  r->up.actor = a;
+  r->up.set = &r->own;
+  rx_lock();
+  rx_conn *c = rx_connect((const struct sockaddr *)&ss, len, &raw_proto, r);
+  if (!c) {
+    char why_[96];
+    snprintf(why_, sizeof why_, "connect: %s", strerror(errno));
+    rx_unlock();
+    dsp_actor_release(a);
+    free(r);
+    post_failed(token, why_);
+    return 0;
+  }
+  r->c = c;
+  c->flags |= RX_F_UPGRADED; /* the upgraded-connection calls apply */
+  c->timeout_ms = timeout_ms;
+  rx_touch(c);
+  uint64_t id = c->id;
+  dsp_post(a, DSP_RAW_BIND, id, NULL, token);
+  if (tls && tls_attach_client(c, tls, servername)) {
+    why(r, "tls: cannot start (bad server name?)%s", NULL);
+    rx_close_now(c);
+  }
+  rx_unlock();
+  return id;
+}
+
+int raw_write(uint64_t conn, const void *data, size_t len) {
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  int rc = -1;
+  if (u && u->kind == UP_RAW && !u->closing && !rx_closed(c)) {
+    if (up_room(c, u, len)) why((raw_conn *)u, "output over max_pending (peer not reading)%s", NULL);
+    else rc = len ? rx_write(c, data, len) : 0;
+  }
+  rx_unlock();
+  return rc;
+}
+
+int raw_write_buf(rx_conn *c, struct rx_buf *b) {
+  raw_conn *r = c->udata;
+  if (r->up.closing || rx_closed(c)) return -1;
+  if (up_room(c, &r->up, b->len)) {
+    why(r, "output over max_pending (peer not reading)%s", NULL);
+    return -1;
+  }
+  return rx_write_buf(c, b);
+}
+
+void raw_msg_done(raw_msg *m) {
+  if (!m) return;
+  rx_lock();
+  rx_conn *c;
+  up_conn *u = up_find(m->conn, &c);
+  if (u && u->kind == UP_RAW) {
+    raw_conn *r = (raw_conn *)u;
+    r->inflight -= m->len + MSG_OVERHEAD;
+    if (r->state == RAW_EOF && !r->inflight) {
+      rx_close(c); /* half-closed: the last of its input is answered */
+    } else if (r->in_paused && r->inflight <= in_budget(r) / 2) {
+      r->in_paused = 0;
+      rx_resume(c);
+    }
+  }
+  rx_unlock();
+  free(m);
+}
+
+void raw_str_free(char *s) { free(s); }

@@ -1,0 +1,79 @@
+/* raw: a byte-stream connection with the upgraded-connection API, for raw
+ * TCP/Unix/TLS services (a listener with service="raw") and for outgoing
+ * client connections (Iodine.connect to tcp://, unix:, tls://).
+ *
+ * Owns: reading bytes and handing them to the application as they come
+ * (DSP_RAW_DATA, one event per read, no framing), writing bytes, the
+ * outgoing connect (its deadline and its failure reason), input
+ * backpressure in both directions (reading stops while the application has
+ * more than the input budget unhandled, and while this connection's own
+ * output is over half its cap: an echo to a peer that never reads stalls
+ * that peer instead of growing our queue), half-close (the peer's FIN:
+ * what it sent is handled, our answers are flushed, then we close), and
+ * why a connection ended (a short text in DSP_RAW_CLOSE).
+ *
+ * State: CONNECTING (client only: the connect, then the TLS handshake) ->
+ * OPEN -> EOF (the peer's input ended; waiting for the application to
+ * finish what it had) -> closed. DSP_RAW_BIND is always first (it names the
+ * callback object: arg is the listener's tag or the connect token),
+ * DSP_OPEN follows once bytes can flow, DSP_RAW_CLOSE is always last.
+ *
+ * Must never: interpret the bytes, call into Python, or block (names are
+ * resolved by the caller, off the loop thread; connect is non-blocking).
+ *
+ * Threads: functions named "any thread" take the big lock themselves;
+ * raw_attach runs on the loop thread with the lock held (accept). */
+#ifndef IODINE_RAW_H
+#define IODINE_RAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rx_conn rx_conn;
+typedef struct http_settings http_settings;
+typedef struct tls_ctx tls_ctx;
+
+#include "events.h" /* DSP_RAW_* */
+
+/* Bytes that arrived, handed to the application; raw_msg_done frees them
+ * (and lets reading resume). */
+typedef struct raw_msg {
+  uint64_t conn;
+  size_t len;
+  char data[];
+} raw_msg;
+
+/* Take over an accepted socket on a raw listener (lock held, loop thread).
+ * With s->tls, TLS goes in before the first read. Returns the connection
+ * or NULL (the caller closes fd). */
+rx_conn *raw_attach(int fd, const http_settings *s, const char *peer, uint16_t port);
+
+/* Connect to a numeric IPv4/IPv6 address and port, or to a Unix socket
+ * ("unix:/path", port ignored), without blocking. `s` is copied (limits for
+ * this connection: max_pending, ping_ms as the idle limit). `tls` non-NULL
+ * (a client context, tls_client_ctx_new) speaks TLS, verifying the peer as
+ * `servername` (a host name or an IP literal; may be NULL with verification
+ * off). `token` comes back as DSP_RAW_BIND's arg. The connect has
+ * `timeout_ms` (0: none) to complete, handshake included. Returns the
+ * connection id; 0 when it could not even start (then DSP_RAW_FAILED with
+ * the reason was posted instead). Any thread. */
+uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
+                     const char *servername, uint32_t timeout_ms, uint64_t token);
+
+/* Report a connect that failed before a socket existed (a name that did
+ * not resolve): posts DSP_RAW_FAILED with `token` and a copy of `reason`.
+ * Any thread. 0 or -1 (out of memory). */
+int raw_fail(uint64_t token, const char *reason);
+
+/* Queue bytes. 0, or -1 when closed/closing or dropped over the output
+ * cap. Any thread. */
+int raw_write(uint64_t conn, const void *data, size_t len);
+
+/* Queue a shared buffer (pub/sub fan-out, unframed). Lock held. */
+struct rx_buf;
+int raw_write_buf(rx_conn *c, struct rx_buf *b);
+
+void raw_msg_done(raw_msg *m); /* any thread */
+void raw_str_free(char *s);    /* DSP_RAW_CLOSE / DSP_RAW_FAILED texts */
+
+#endif
