@@ -44,15 +44,20 @@ typedef struct raw_conn {
 
 static const rx_proto raw_proto;
 
-/* Unhandled input is bounded by the same figure as unread output. */
-static size_t in_budget(const raw_conn *r) {
-  size_t m = r->up.set->max_pending;
-  return m < RBUF_MAX ? RBUF_MAX : m;
+/* The output cap (max_pending) must hold whatever an echo of everything in
+ * flight adds to a queue we stopped reading at, so the three shares below
+ * add up to under the cap: reading stops while the application has more
+ * than a quarter of it unhandled (in_budget), or while this connection's
+ * own output is over a quarter (out_mark: the peer is not taking what it
+ * asked for, and reading on would only grow the queue), and one read is at
+ * most an eighth. An application that writes more than it reads can still
+ * reach the cap, and is then cut off (up_room). */
+static size_t in_budget(const raw_conn *r) { return r->up.set->max_pending / 4; }
+static size_t out_mark(const raw_conn *r) { return r->up.set->max_pending / 4; }
+static size_t read_size(const raw_conn *r) {
+  size_t n = r->up.set->max_pending / 8;
+  return n > RBUF_MAX ? RBUF_MAX : n < 1024 ? 1024 : n;
 }
-
-/* Reading stops while our own output is over half the cap: the peer is not
- * taking what it asked for, and reading on would only grow the queue. */
-static size_t out_mark(const raw_conn *r) { return r->up.set->max_pending / 2; }
 
 static void why(raw_conn *r, const char *fmt, const char *detail) {
   if (r->reason[0]) return; /* the first cause is the one worth telling */
@@ -94,7 +99,7 @@ static void on_data(rx_conn *c) {
       r->out_paused = 1;
       return;
     }
-    long n = rx_read(c, shared, sizeof shared);
+    long n = rx_read(c, shared, read_size(r));
     if (r->state == RAW_CONNECTING && r->tls && tls_handshake_done(c)) opened(r);
     if (n == 0) return;
     if (n < 0) {
