@@ -355,7 +355,7 @@ static void deliver_all(delivery *d, ps_chan *c) {
 
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0, NULL};
   rx_lock();
   if (ps.buckets) {
     ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
@@ -379,7 +379,7 @@ long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
 
 long ps_publish_locked(const char *channel, size_t clen, const char *msg,
                        size_t mlen, int text) {
-  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0};
+  delivery d = {channel, msg, clen, mlen, text != 0, NULL, NULL, NULL, 0, NULL};
   if (ps.buckets) {
     ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
     if (c) deliver_all(&d, c);
