@@ -10,13 +10,17 @@
  *   - a refused write is offered again with at least the same bytes,
  *     through partial writes, small segments, a file (read in bounded
  *     pieces, never sendfile) and a large segment, all in order;
- *   - end of input sets RX_F_HUP; close hands the transport its fd once. */
+ *   - end of input sets RX_F_HUP; close hands the transport its fd once;
+ *   - an outgoing connect (rx_connect) calls on_connect once, with 0 when
+ *     a listener took it and with ECONNREFUSED when nobody listens, before
+ *     any on_data. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -302,6 +306,60 @@ static void eof_and_close(void) {
   CHECK(fk.closes == 1 && fk.fd_open_at_close);
 }
 
+/* --- outgoing connects ------------------------------------------------------- */
+
+static int connects, connect_err, data_before_connect;
+
+static void cn_on_connect(rx_conn *c, int err) {
+  (void)c;
+  connects++;
+  connect_err = err;
+}
+
+static void cn_on_data(rx_conn *c) {
+  (void)c;
+  if (!connects) data_before_connect = 1;
+}
+
+static const rx_proto cn_proto = {.on_data = cn_on_data, .on_connect = cn_on_connect};
+
+static void connect_reports_once(void) {
+  int lst = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  CHECK(bind(lst, (struct sockaddr *)&a, sizeof a) == 0 && listen(lst, 4) == 0);
+  CHECK(getsockname(lst, (struct sockaddr *)&a, &alen) == 0);
+  /* a listener takes it: on_connect(c, 0), once */
+  connects = 0, connect_err = -1, data_before_connect = 0;
+  rx_lock();
+  rx_conn *c = rx_connect((struct sockaddr *)&a, sizeof a, &cn_proto, NULL);
+  rx_unlock();
+  CHECK(c != NULL && (c->flags & RX_F_CONNECTING));
+  turns(3);
+  CHECK(connects == 1 && connect_err == 0 && !(c->flags & RX_F_CONNECTING));
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  /* nobody listens there any more: ECONNREFUSED, once, before on_data */
+  close(lst);
+  connects = 0, connect_err = -1;
+  rx_lock();
+  c = rx_connect((struct sockaddr *)&a, sizeof a, &cn_proto, NULL);
+  int sync_err = c ? 0 : errno;
+  rx_unlock();
+  if (!c) { /* the kernel may refuse at once: then rx_connect says so */
+    CHECK(sync_err == ECONNREFUSED);
+    return;
+  }
+  turns(3);
+  CHECK(connects == 1 && connect_err == ECONNREFUSED && !data_before_connect);
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -312,6 +370,7 @@ int main(void) {
   read_retries_a_write_waiting_for_input();
   retries_offer_the_same_bytes();
   eof_and_close();
+  connect_reports_once();
   printf("%d passed, %d failed\n", ok, fails);
   return fails != 0;
 }
