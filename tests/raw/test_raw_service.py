@@ -89,10 +89,12 @@ def test_pubsub_delivers_unframed_bytes_between_raw_peers(run_server):
         b.close()
 
 
-def test_flood_every_byte_back_in_order(run_server):
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_flood_every_byte_back_in_order(run_server, threads):
     """A client that writes 48 MiB as fast as it can while reading: the
-    server's input and output backpressure must not lose or reorder a byte."""
-    srv = run_server("raw_app", "--max-pending", str(MAX_PENDING_KIB))
+    server's input and output backpressure must not lose or reorder a byte,
+    with the callbacks on the loop thread or on four application threads."""
+    srv = run_server("raw_app", "--max-pending", str(MAX_PENDING_KIB), "-t", threads)
     echo, _ = raw_ports(srv)
     total = 48 * 1024 * 1024
     block = os.urandom(256 * 1024)
