@@ -168,7 +168,10 @@ static void on_drained(rx_conn *c) {
 static void on_close(rx_conn *c) {
   raw_conn *r = c->udata;
   ps_drop_conn(&r->up); /* subscriptions end with the connection */
-  why(r, r->state == RAW_CONNECTING ? "closed before connecting%s" : "closed%s", NULL);
+  why(r, r->state == RAW_CONNECTING ? "closed before connecting%s"
+         : (c->flags & RX_F_HUP)    ? "peer closed%s" /* a reset while we wrote */
+                                    : "closed%s",
+      NULL);
   char *text = strdup(r->reason);
   dsp_post(r->up.actor, DSP_RAW_CLOSE, c->id, text, 0);
   dsp_actor_release(r->up.actor);

@@ -117,7 +117,10 @@ def test_flood_every_byte_back_in_order(run_server, threads):
             s.sendall(block)
             sent_hash.update(block)
         t.join(60)
+        took = time.monotonic() - (deadline - 60)
+    print(f"flood took {took:.2f} s")
     assert got[0] == total, f"echoed {got[0]} of {total} bytes"
+    print(f"flood -t {threads}: {total >> 20} MiB echoed intact")
     assert got_hash.digest() == sent_hash.digest()
 
 
@@ -149,6 +152,7 @@ def test_peer_that_never_reads_is_stalled_and_memory_stays_bounded(run_server):
                 break  # the server stopped reading us
             time.sleep(0.01)
     peak = rss_kib(pid)
+    print(f"never-reading peer: server took {sent} bytes, RSS +{peak - before} KiB")
     # The server took at most ~half of max-pending plus one read beyond what
     # the kernel's buffers hold; 64 MiB is far below the 512 MiB unbounded.
     assert sent < 64 * 1024 * 1024, f"server swallowed {sent} bytes from a peer that never reads"
