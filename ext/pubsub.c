@@ -341,7 +341,7 @@ static void deliver(delivery *d, ps_sub *s) {
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);
   int r = u->kind == UP_WEBSOCKET ? ws_write_framed(c, b)
-          : u->kind == UP_RAW     ? raw_write_buf(c, b)
+          : u->kind == UP_RAW     ? raw_write_buf(c, b, d->text)
                                   : sse_write_formatted(c, b);
   if (r == 0) d->reached++;
 }

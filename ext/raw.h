@@ -40,8 +40,24 @@ typedef struct tls_ctx tls_ctx;
 typedef struct raw_msg {
   uint64_t conn;
   size_t len;
+  int text; /* a WebSocket client's text message (raw bytes: 0) */
   char data[];
 } raw_msg;
+
+/* A WebSocket client connection (ws://, wss://): raw.c connects as for
+ * raw bytes, sends `request` (the whole handshake request, built by the
+ * caller), checks the response with ws_client.h (`accept`: the expected
+ * Sec-WebSocket-Accept; `protocols`: the subprotocols offered, comma-
+ * separated, or ""), and from then on speaks frames: DSP_RAW_DATA carries
+ * whole messages (raw_msg.text), raw_send frames, raw_close sends a Close
+ * frame, pings are answered, and a silent server is pinged once per idle
+ * period before it is given up on. All copied. */
+typedef struct raw_ws_opts {
+  const char *request;
+  size_t request_len;
+  const char *accept;
+  const char *protocols;
+} raw_ws_opts;
 
 /* Take over an accepted socket on a raw listener (lock held, loop thread).
  * With s->tls, TLS goes in before the first read. Returns the connection
@@ -58,7 +74,8 @@ rx_conn *raw_attach(int fd, const http_settings *s, const char *peer, uint16_t p
  * connection id; 0 when it could not even start (then DSP_RAW_FAILED with
  * the reason was posted instead). Any thread. */
 uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
-                     const char *servername, uint32_t timeout_ms, uint64_t token);
+                     const char *servername, uint32_t timeout_ms, uint64_t token,
+                     const raw_ws_opts *ws);
 
 /* Report a connect that failed before a socket existed (a name that did
  * not resolve): posts DSP_RAW_FAILED with `token` and a copy of `reason`.
@@ -69,9 +86,24 @@ int raw_fail(uint64_t token, const char *reason);
  * cap. Any thread. */
 int raw_write(uint64_t conn, const void *data, size_t len);
 
-/* Queue a shared buffer (pub/sub fan-out, unframed). Lock held. */
+/* Send one message: raw bytes as they are, or on a WebSocket client a
+ * text (`text` 1) or binary frame, masked. 0 or -1 as raw_write. Any
+ * thread. */
+int raw_send(uint64_t conn, const void *data, size_t len, int text);
+
+/* Queue a shared buffer (pub/sub fan-out): raw bytes unframed; a WebSocket
+ * client frames it (masked, so one copy per recipient). Lock held. */
 struct rx_buf;
-int raw_write_buf(rx_conn *c, struct rx_buf *b);
+int raw_write_buf(rx_conn *c, struct rx_buf *b, int text);
+
+/* Close (lock held; upgrade.c's up_close): a WebSocket client sends a
+ * Close frame with `code` and waits briefly for the server's; raw bytes
+ * close once queued output is sent. */
+void raw_close_locked(rx_conn *c, unsigned code);
+
+/* The subprotocol a WebSocket client's server chose ("" for none), copied
+ * to out[0..cap). Returns its length, or -1 when conn is gone. Any thread. */
+long raw_subprotocol(uint64_t conn, char *out, size_t cap);
 
 void raw_msg_done(raw_msg *m); /* any thread */
 void raw_str_free(char *s);    /* DSP_RAW_CLOSE / DSP_RAW_FAILED texts */

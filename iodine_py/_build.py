@@ -242,12 +242,22 @@ int rx_in_loop_thread(void);
 typedef struct raw_msg {
     uint64_t conn;
     size_t len;
+    int text;
     char data[];
 } raw_msg;
+typedef struct raw_ws_opts {
+    const char *request;
+    size_t request_len;
+    const char *accept;
+    const char *protocols;
+} raw_ws_opts;
 uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
-                     const char *servername, uint32_t timeout_ms, uint64_t token);
+                     const char *servername, uint32_t timeout_ms, uint64_t token,
+                     const raw_ws_opts *ws);
 int raw_fail(uint64_t token, const char *reason);
 int raw_write(uint64_t conn, const void *data, size_t len);
+int raw_send(uint64_t conn, const void *data, size_t len, int text);
+long raw_subprotocol(uint64_t conn, char *out, size_t cap);
 void raw_msg_done(raw_msg *m);
 void raw_str_free(char *s);
 

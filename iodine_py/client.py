@@ -42,7 +42,7 @@ class Client:
     """``client`` in ``on_open(client)`` and friends."""
 
     __slots__ = ("conn", "_env", "protocol", "_handler", "_cb", "_open", "__weakref__",
-                 "subscriptions", "close_reason")
+                 "subscriptions", "close_reason", "_via_raw")
 
     def __init__(self, conn: int, env: Dict[str, Any], handler: Any, protocol: str) -> None:
         self.conn = conn
@@ -51,6 +51,8 @@ class Client:
         self._open = True
         #: why a raw connection ended (iodine_py/connect.py), once it has
         self.close_reason: Optional[str] = None
+        # a raw.c connection (raw service, Iodine.connect): writes go there
+        self._via_raw = protocol == "raw"
         self.subscriptions: Dict[Tuple[str, bool], int] = {}
         self._cb: Tuple[Optional[Callable[..., Any]], ...] = (None,) * 5
         self._set_handler(handler)
@@ -72,9 +74,11 @@ class Client:
         """Queue data. WebSocket: str goes as a text message, bytes as binary.
         SSE: one event, with optional event name and id. Returns False once
         the connection is closed (or closing)."""
-        if self.protocol == "raw":  # bytes as they are (str: UTF-8)
-            raw = data.encode("utf-8") if type(data) is str else bytes(data)  # type: ignore[arg-type]
-            return bool(lib.raw_write(self.conn, raw, len(raw)) == 0)
+        if self._via_raw:  # raw bytes (str: UTF-8), or a WebSocket client's message
+            text = type(data) is str
+            raw = data.encode("utf-8") if text else bytes(data)  # type: ignore[union-attr,arg-type]
+            ws_text = int(text and self.protocol == "websocket")
+            return bool(lib.raw_send(self.conn, raw, len(raw), ws_text) == 0)
         if self.protocol == "websocket":
             rc: int
             if type(data) is str:
@@ -199,6 +203,10 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> 
         name = "on_close"
     elif kind == OPEN:
         cb, name = client._cb[0], "on_open"
+        if client._via_raw and client.protocol == "websocket":  # Iodine.connect("ws://...")
+            buf = ffi.new("char[]", 128)
+            if lib.raw_subprotocol(conn, buf, 128) > 0:
+                client._env["subprotocol"] = ffi.string(buf).decode("latin-1")
     elif kind == DRAINED:
         cb, name = client._cb[2], "on_drained"
     elif kind == SHUTDOWN:

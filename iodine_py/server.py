@@ -408,26 +408,36 @@ class _Iodine:
         """True when listen() was called (and start() has not yet run)."""
         return bool(self._listeners)
 
-    def connect(self, url: str, handler: Any, *, timeout: float = 10.0,
+    def connect(self, url: str, handler: Any, *, headers: Optional[Any] = None,
+                subprotocols: Optional[Any] = None, timeout: float = 10.0,
                 tls_verify: bool = True, tls_ca: Optional[str] = None,
-                idle: Optional[float] = None, max_pending: Optional[int] = None) -> None:
-        """Open a client connection to ``tcp://host:port``, ``unix:/path`` or
-        ``tls://host:port``, handled by ``handler`` (a callback object, or a
-        class instantiated for it) exactly like a raw service's connection:
-        on_open once connected, on_message(client, bytes), on_close always
-        (with ``client.close_reason`` when it failed: refused, DNS, timeout,
-        TLS verification). TLS verifies the server against the system's CA
-        store and the host name unless ``tls_verify=False`` (development);
-        ``tls_ca=FILE`` trusts that PEM file instead. ``timeout`` bounds the
-        connect (handshake included); ``idle`` (default: the ``ping``
-        setting) closes a silent connection; ``max_pending`` (default: the
-        setting) caps unread output. Any thread, any worker, from the app,
-        timers and on_state hooks (from enter_child on). Returns at once;
-        raises ValueError for a malformed URL or an unusable CA file."""
+                idle: Optional[float] = None, max_pending: Optional[int] = None,
+                max_msg: Optional[int] = None) -> None:
+        """Open a client connection to ``tcp://host:port``, ``unix:/path``,
+        ``tls://host:port``, ``ws://host[:port]/path`` or ``wss://...``,
+        handled by ``handler`` (a callback object, or a class instantiated
+        for it) like a server-side connection: on_open once connected (for
+        WebSocket: once the server's 101 was checked), on_message(client,
+        data) (bytes as they arrive; WebSocket: whole messages, str for
+        text), on_close always (with ``client.close_reason`` when it failed:
+        refused, DNS, timeout, TLS verification, handshake). WebSocket only:
+        ``headers`` (pairs) and ``subprotocols`` (offered; the chosen one is
+        ``client.env['subprotocol']``). TLS verifies the server against the
+        system's CA store and the host name unless ``tls_verify=False``
+        (development); ``tls_ca=FILE`` trusts that PEM file instead.
+        ``timeout`` bounds connect + handshakes; ``idle`` (default: the
+        ``ping`` setting) the silence before a connection is given up on (a
+        WebSocket is pinged first); ``max_pending`` and ``max_msg`` (default:
+        the settings) cap unread output and incoming messages. Any thread,
+        any worker, from the app, timers and on_state hooks (from
+        enter_child on). Returns at once; raises ValueError for a malformed
+        URL, header or subprotocol, or an unusable CA file (docs/raw.md)."""
         _connect.connect(url, handler, timeout=timeout, tls_verify=tls_verify, tls_ca=tls_ca,
                          idle=self.config.ping if idle is None else idle,
                          max_pending=(self.config.max_pending if max_pending is None
-                                      else max_pending))
+                                      else max_pending),
+                         max_msg=self.config.ws_max_msg if max_msg is None else max_msg,
+                         headers=headers, subprotocols=subprotocols)
 
     def start(self) -> None:
         """Bind every listener, print where, and serve until stopped."""

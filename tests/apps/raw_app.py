@@ -12,11 +12,13 @@ At import (so the CLI serves them next to `app`), on 127.0.0.1 port 0:
 
 `app` (WSGI) drives client connections:
   GET /connect?url=U&name=N[&send=S][&sub=CH][&verify=0][&ca=F][&timeout=SEC]
+       [&proto=A,B][&hdr=Name:value][&maxmsg=N][&sendbin=N][&close_after=N]
   GET /connect-later?... (the same, from a timer)
   GET /publish?ch=CH&msg=M
 
 Every callback writes one line to stderr: "raw NAME EVENT DETAIL".
 """
+import hashlib
 import os
 import sys
 from urllib.parse import parse_qs
@@ -55,18 +57,37 @@ class Chat:
 
 
 class Logger:
-    def __init__(self, name, send=b"", sub=None):
+    """WebSocket client connections (ws://) log "open websocket SUBPROTOCOL",
+    "text LEN FIRST-40-CHARS" and "binary LEN SHA256[:16]"; `send` goes as a
+    text message, `sendbin` (bytes) as binary; `close_after` closes after
+    that many messages."""
+
+    def __init__(self, name, send=b"", sub=None, sendbin=None, close_after=0):
         self.name, self.send, self.sub = name, send, sub
+        self.sendbin, self.close_after, self.seen = sendbin, close_after, 0
 
     def on_open(self, client):
-        log(self.name, "open", client.protocol)
+        if client.protocol == "websocket":
+            log(self.name, "open", f"websocket {client.env.get('subprotocol', '-')}")
+        else:
+            log(self.name, "open", client.protocol)
         if self.sub:
             client.subscribe(self.sub)
         if self.send:
-            client.write(self.send)
+            client.write(self.send.decode() if client.protocol == "websocket" else self.send)
+        if self.sendbin is not None:
+            client.write(self.sendbin)
 
     def on_message(self, client, data):
-        log(self.name, "msg", data.decode("latin-1").replace("\n", "|"))
+        self.seen += 1
+        if isinstance(data, str):
+            log(self.name, "text", f"{len(data)} {data[:40]}")
+        elif client.protocol == "websocket":
+            log(self.name, "binary", f"{len(data)} {hashlib.sha256(data).hexdigest()[:16]}")
+        else:
+            log(self.name, "msg", data.decode("latin-1").replace("\n", "|"))
+        if self.close_after and self.seen >= self.close_after:
+            client.close()
 
     def on_close(self, client):
         log(self.name, "close", client.close_reason)
@@ -96,8 +117,18 @@ def _connect(q):
         kw["tls_ca"] = q["ca"][0]
     if "timeout" in q:
         kw["timeout"] = float(q["timeout"][0])
-    Iodine.connect(q["url"][0], Logger(name, q.get("send", [""])[0].encode(), q.get("sub", [None])[0]),
-                   **kw)
+    if "proto" in q:
+        kw["subprotocols"] = q["proto"][0].split(",")
+    if "hdr" in q:
+        kw["headers"] = [tuple(h.split(":", 1)) for h in q["hdr"]]
+    if "maxmsg" in q:
+        kw["max_msg"] = int(q["maxmsg"][0])
+    sendbin = None
+    if "sendbin" in q:  # N bytes of a fixed pattern
+        n = int(q["sendbin"][0])
+        sendbin = (bytes(range(256)) * (n // 256 + 1))[:n]
+    Iodine.connect(q["url"][0], Logger(name, q.get("send", [""])[0].encode(), q.get("sub", [None])[0],
+                                       sendbin, int(q.get("close_after", ["0"])[0])), **kw)
 
 
 def app(environ, start_response):
