@@ -82,7 +82,7 @@ format-check:
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
 # build/fuzz-work/X, a crashing input to build/fuzz-X-crash-*, and a crash
 # (or a sanitizer report: none recovers) fails the target.
-FUZZ_TARGETS := http1 ws_frame glob sse static resp
+FUZZ_TARGETS := http1 ws_frame glob sse static resp ws_client
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iext
@@ -92,6 +92,7 @@ FUZZ_SRC_glob := ext/glob.c
 FUZZ_SRC_sse := ext/sse.c
 FUZZ_SRC_static := ext/static.c ext/http_facts.c ext/http1_parser.c
 FUZZ_SRC_resp := ext/resp.c
+FUZZ_SRC_ws_client := ext/ws_client.c ext/ws_frame.c
 
 build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build
