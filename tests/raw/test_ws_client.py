@@ -200,3 +200,63 @@ def test_client_to_our_own_websocket_server_and_pubsub_from_c(run_server):
     wait_line(srv, "own", "text", "13 to our server")
     assert srv.get("/publish?ch=wsnews&msg=from%20pubsub").status == 200
     wait_line(srv, "own", "binary", f"11 {hashlib.sha256(b'from pubsub').hexdigest()[:16]}")
+
+
+class RawAnswer:
+    """A TCP server that answers any connection with fixed bytes (or
+    nothing) and keeps it open: a broken or silent WebSocket server."""
+
+    def __init__(self, answer: bytes):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"ws://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.conns = []
+
+        def serve():
+            while True:
+                try:
+                    c, _ = self.sock.accept()
+                except OSError:
+                    return
+                self.conns.append(c)
+                if answer:
+                    c.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("answer,reason", [
+    (b"SSH-2.0-OpenSSH_9.0\r\n\r\n", r"handshake: not an HTTP/1\.1 response"),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+     r"handshake: wrong Sec-WebSocket-Accept"),
+    (b"HTTP/1.1 101 OK\r\nX-Filler: " + b"a" * 10000, r"handshake: response head too long"),
+    (b"", "connect timeout"),  # accepts, never answers the handshake
+])
+def test_broken_servers_reach_on_close_with_the_reason(run_server, answer, reason):
+    peer = RawAnswer(answer)
+    try:
+        srv = run_server("raw_app")
+        connect(srv, peer.url, "broken", timeout="1")
+        wait_line(srv, "broken", "close", reason)
+        assert not any(line.startswith("raw broken open") for line in srv.stderr_lines)
+        srv.assert_alive()
+    finally:
+        peer.close()
+
+
+def test_server_stop_closes_client_connections(run_server, wspeer):
+    srv = run_server("raw_app")
+    connect(srv, wspeer.url + "/echo", "stopping", send="x")
+    wait_line(srv, "stopping", "text", "1 x")
+    assert srv.stop() == 0
+    wait_line(srv, "stopping", "close", "server stopping", timeout=5)
+    assert wspeer.closes.get(timeout=10) == 1001  # going away, with a Close frame
