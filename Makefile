@@ -87,7 +87,7 @@ format-check:
 # FUZZ_SECONDS over its committed corpus fuzz/corpus/X; new inputs go to
 # build/fuzz-work/X, a crashing input to build/fuzz-X-crash-*, and a crash
 # (or a sanitizer report: none recovers) fails the target.
-FUZZ_TARGETS := http1 ws_frame glob sse static resp psid pmd proxy
+FUZZ_TARGETS := http1 ws_frame glob sse static resp psid pmd proxy ws_client
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iext
@@ -101,6 +101,7 @@ FUZZ_SRC_psid := ext/psid.c
 FUZZ_SRC_pmd := ext/pmd.c ext/ws_frame.c
 FUZZ_LIBS_pmd := -lz
 FUZZ_SRC_proxy := ext/proxy.c
+FUZZ_SRC_ws_client := ext/ws_client.c ext/ws_frame.c
 
 build/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(wildcard ext/*.c ext/*.h)
 	@mkdir -p build

@@ -32,6 +32,7 @@
 #include "server.h"    /* srv_* */
 #include "redis.h"     /* rd_*: the Redis engine */
 #include "pmd.h"       /* pmd_* counters (tests) */
+#include "raw.h"       /* raw_*: raw services and client connections */
 #include "reactor.h"   /* rx_in_loop_thread */
 #include "pyfast.h"    /* iodine_py_fast_install (iodine_py/_fast.c) */
 

@@ -38,9 +38,16 @@ enum {
   DSP_RD_REPLY = 20,    /* ptr: rd_reply* (rd_reply_free), arg: callback id */
   DSP_RD_LOG = 21,      /* ptr: char* line (rd_log_free), arg: its length,
                            conn: 1 warning, 0 info */
+  /* raw connections: raw services and outgoing clients (raw.c); they also
+     post DSP_OPEN, DSP_DRAINED and DSP_SHUTDOWN */
+  DSP_RAW_BIND = 22,    /* first: arg: the listener's tag or connect token */
+  DSP_RAW_DATA = 23,    /* ptr: raw_msg*, freed with raw_msg_done */
+  DSP_RAW_CLOSE = 24,   /* last: ptr: the reason (raw_str_free) */
+  DSP_RAW_FAILED = 25,  /* a connect that never had a socket: arg: token,
+                           ptr: the reason (raw_str_free), conn 0 */
   /* the server, without a master (server.c) */
-  DSP_RELOAD = 22,      /* SIGHUP/SIGUSR1 without a master: import the app again */
-  DSP_NEXT_FREE = 23    /* the next number to give a new kind */
+  DSP_RELOAD = 26,      /* SIGHUP/SIGUSR1 without a master: import the app again */
+  DSP_NEXT_FREE = 27    /* the next number to give a new kind */
 };
 
 #endif

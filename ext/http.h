@@ -62,6 +62,8 @@ typedef struct http_settings {
   int ws_deflate_bits;
   size_t ws_deflate_min;
   size_t ws_deflate_mem;
+  /* what accepted connections speak: 0 HTTP, 1 raw bytes (raw.h) */
+  int service;
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with

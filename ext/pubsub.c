@@ -17,6 +17,7 @@
 #include "dispatch.h"
 #include "glob.h"
 #include "history.h"
+#include "raw.h"
 #include "reactor.h"
 #include "sse.h"
 #include "upgrade.h"
@@ -281,6 +282,7 @@ typedef struct {
   ps_msg *pm;
   long reached;
   rx_buf *wsz[2][8]; /* compressed frames per [text] and window size (websocket.h) */
+  rx_buf *raw;       /* raw connections: the bytes unframed (raw.h) */
 } delivery;
 
 static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg,
@@ -295,6 +297,7 @@ static void delivery_done(delivery *d) {
   ws_fanout_release(d->wsz[0]);
   ws_fanout_release(d->wsz[1]);
   rx_buf_release(d->sse);
+  rx_buf_release(d->raw);
   ps_msg_release(d->pm);
 }
 
@@ -342,6 +345,12 @@ static size_t base64(char *out, const unsigned char *in, size_t n) {
     out[o++] = '=';
   }
   return o;
+}
+
+/* A raw connection gets the message bytes as they are: no framing. */
+static rx_buf *raw_bytes_of(delivery *d) {
+  if (!d->raw) d->raw = rx_buf_new(d->msg, d->mlen);
+  return d->raw;
 }
 
 /* The SSE event, with `id:` when the message has one. An event stream is
@@ -392,11 +401,15 @@ static void deliver(delivery *d, ps_sub *s) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, c, s->as) : sse_event_of(d);
+  rx_buf *b = u->kind == UP_WEBSOCKET ? ws_frame_of(d, c, s->as)
+              : u->kind == UP_RAW      ? raw_bytes_of(d)
+                                       : sse_event_of(d);
   if (!b) return;
   /* Many messages to one connection in a turn leave in one write. */
   rx_cork(c);
-  int r = u->kind == UP_WEBSOCKET ? ws_write_framed(c, b) : sse_write_formatted(c, b);
+  int r = u->kind == UP_WEBSOCKET ? ws_write_framed(c, b)
+          : u->kind == UP_RAW     ? raw_write_buf(c, b, d->text)
+                                  : sse_write_formatted(c, b);
   if (r == 0) d->reached++;
 }
 

@@ -187,6 +187,8 @@ rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_prot
   if (!c) {
     close(fd);
     errno = ENOMEM;
+  } else {
+    c->flags |= RX_F_CONNECTING;
   }
   return c;
 }
@@ -867,6 +869,15 @@ static void turn(int max_wait) {
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
       c->flags &= ~RX_F_DRAINED;
       if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->flags |= RX_F_RDHUP;
+    }
+    if ((c->flags & RX_F_CONNECTING) && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+      /* writable (or failed) for the first time: the connect is over */
+      c->flags &= ~RX_F_CONNECTING;
+      int err = 0;
+      socklen_t elen = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+      if (c->proto && c->proto->on_connect) c->proto->on_connect(c, err);
+      if (c->flags & RX_F_CLOSED) continue;
     }
     if (c->tr) e = tr_events(c, e);
     if ((e & EPOLLOUT) && c->out_head) {

@@ -32,6 +32,8 @@ typedef struct rx_proto {
   void (*on_timeout)(rx_conn *c);  /* idle past c->timeout_ms; default: close */
   void (*on_shutdown)(rx_conn *c); /* the server is stopping */
   void (*on_close)(rx_conn *c);    /* last call: free the protocol's state */
+  /* an outgoing connect (rx_connect) finished: err 0, or its errno */
+  void (*on_connect)(rx_conn *c, int err);
 } rx_proto;
 
 /* A shared, immutable, reference-counted byte buffer: framed once, queued on
@@ -64,6 +66,7 @@ enum {
                                until epoll reports input again */
   RX_F_RDHUP = 1u << 12,    /* epoll saw the peer's FIN or an error: read
                                on until read() says so itself */
+  RX_F_CONNECTING = 1u << 13, /* rx_connect: on_connect not called yet */
 };
 
 /* A transport between a connection and its socket: TLS (tls.h). Without
@@ -154,7 +157,9 @@ rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata);
 /* Open an outgoing stream connection (TCP, with TCP_NODELAY, or Unix)
  * without blocking: the connect completes in the background. Writes made
  * meanwhile are queued and leave once it has; a refused or failed connect
- * shows as end of input (rx_read returns -1). Lock held. The caller owns
+ * shows as end of input (rx_read returns -1), and, for a protocol with
+ * on_connect, as that call with the errno (on_connect(c, 0) on success,
+ * before anything is read or flushed). Lock held. The caller owns
  * the deadline (a peer that never answers the SYN is its business).
  * Returns the connection, or NULL with errno set. */
 struct sockaddr;

@@ -28,6 +28,7 @@
 #include "pubsub.h"
 #include "reactor.h"
 #include "redis.h"
+#include "raw.h"
 #include "tls.h"
 
 #define MAX_LISTENERS 64
@@ -218,6 +219,10 @@ static void on_accept(rx_conn *lc) {
     if (!l->is_unix) {
       int one = 1; /* responses are written whole: no reason to wait */
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (l->set.service == 1) { /* raw: TLS included, see raw.h */
+      if (!raw_attach(fd, &l->set, peer, port)) close(fd);
+      continue;
     }
     rx_conn *hc = http_attach(fd, &l->set, peer, port);
     if (!hc) close(fd);

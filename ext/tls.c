@@ -309,6 +309,74 @@ int tls_attach(rx_conn *c, tls_ctx *t) {
   return 0;
 }
 
+tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t errlen) {
+  if (errlen) err[0] = 0;
+  ERR_clear_error();
+  tls_ctx *t = calloc(1, sizeof *t);
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!t || !ctx) {
+    say(err, errlen, "cannot make a TLS client context");
+    goto fail;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  /* the same write modes as the server side (see tls_ctx_new) */
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  if (verify) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+      char what[320];
+      snprintf(what, sizeof what, "cannot load CA certificates from %s",
+               ca_file ? ca_file : "the system store");
+      say(err, errlen, what);
+      goto fail;
+    }
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  }
+  t->ssl = ctx;
+  return t;
+fail:
+  SSL_CTX_free(ctx);
+  free(t);
+  return NULL;
+}
+
+int tls_attach_client(rx_conn *c, tls_ctx *t, const char *servername) {
+  if (tls_attach(c, t)) return -1;
+  tls_conn *tc = c->tr_state;
+  SSL_set_connect_state(tc->ssl);
+  if (servername && *servername) {
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(servername);
+    int ok;
+    if (ip) { /* an address: no SNI (RFC 6066 3), checked against IP SANs */
+      ASN1_OCTET_STRING_free(ip);
+      ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tc->ssl), servername);
+    } else {
+      ok = SSL_set_tlsext_host_name(tc->ssl, servername) == 1 &&
+           SSL_set1_host(tc->ssl, servername) == 1;
+    }
+    ERR_clear_error();
+    if (!ok) return -1; /* the caller closes c, and the transport with it */
+  }
+  return 0;
+}
+
+int tls_handshake_done(const rx_conn *c) {
+  const tls_conn *tc = c->tr_state;
+  return tc && SSL_is_init_finished(tc->ssl);
+}
+
+const char *tls_verify_error(const rx_conn *c) {
+  const tls_conn *tc = c->tr_state;
+  if (!tc) return NULL;
+  long v = SSL_get_verify_result(tc->ssl);
+  return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
+}
+
 #else /* built without OpenSSL: the same API, saying so */
 
 int tls_available(void) { return 0; }
@@ -324,6 +392,27 @@ tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
 }
 
 void tls_ctx_free(tls_ctx *t) { (void)t; }
+
+tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t errlen) {
+  (void)ca_file;
+  (void)verify;
+  if (errlen) snprintf(err, errlen, "this build has no TLS");
+  return NULL;
+}
+int tls_attach_client(rx_conn *c, tls_ctx *t, const char *servername) {
+  (void)c;
+  (void)t;
+  (void)servername;
+  return -1;
+}
+int tls_handshake_done(const rx_conn *c) {
+  (void)c;
+  return 0;
+}
+const char *tls_verify_error(const rx_conn *c) {
+  (void)c;
+  return NULL;
+}
 
 int tls_attach(rx_conn *c, tls_ctx *t) {
   (void)c;

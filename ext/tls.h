@@ -43,4 +43,19 @@ void tls_ctx_free(tls_ctx *t);
  * thread, holding the big lock. */
 int tls_attach(rx_conn *c, tls_ctx *t);
 
+/* Client side (raw.c's outgoing connections). A client context verifies
+ * the server's certificate against `ca_file` (PEM; NULL: the system's
+ * default store) unless `verify` is 0 (development only). NULL on failure
+ * with a reason in err. Free with tls_ctx_free. Any thread. */
+tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t errlen);
+/* Make c speak TLS as the client of `servername` (SNI and the name the
+ * certificate must carry; an IP literal is checked as an address). NULL
+ * servername: no SNI, no name check. 0 or -1. Lock held. */
+int tls_attach_client(rx_conn *c, tls_ctx *t, const char *servername);
+/* 1 once c's handshake has completed. */
+int tls_handshake_done(const rx_conn *c);
+/* Why c's handshake failed, when the certificate was refused (a static
+ * string), or NULL. */
+const char *tls_verify_error(const rx_conn *c);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "raw.h"
 #include "reactor.h"
 #include "sse.h"
 #include "websocket.h"
@@ -80,6 +81,7 @@ int up_close(uint64_t conn, unsigned code) {
   int r = -1;
   if (u && !rx_closed(c)) {
     if (u->kind == UP_WEBSOCKET) ws_send_close(c, code, NULL, 0);
+    else if (u->kind == UP_RAW) raw_close_locked(c, code); /* raw.h */
     else rx_close(c);
     r = 0;
   }

@@ -18,12 +18,12 @@ typedef struct dsp_actor dsp_actor;
 typedef struct http_settings http_settings;
 struct rx_proto;
 
-enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2 };
+enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2, UP_RAW = 3 /* raw.c */ };
 
 #include "events.h" /* the events an upgraded connection posts */
 
 typedef struct up_conn {
-  int kind;                 /* UP_WEBSOCKET or UP_SSE */
+  int kind;                 /* UP_WEBSOCKET, UP_SSE or UP_RAW */
   dsp_actor *actor;         /* the connection's ordering actor */
   const http_settings *set;
   unsigned want_drained : 1;/* the handler has on_drained */

@@ -72,6 +72,7 @@ typedef struct http_settings {
     int ws_deflate_bits;
     size_t ws_deflate_min;
     size_t ws_deflate_mem;
+    int service;
 } http_settings;
 typedef struct http_req {
     uint64_t conn;
@@ -187,6 +188,7 @@ void tls_set_key_password(const char *pass);
 tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
                      size_t errlen);
 void tls_ctx_free(tls_ctx *t);
+tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t errlen);
 
 /* server.h */
 int srv_init(void);
@@ -277,6 +279,33 @@ void rd_get_stats(rd_stats *out);
 int rx_in_loop_thread(void);
 /* pyfast.h (implemented in iodine_py/_fast.c) */
 int iodine_py_fast_install(void);
+
+/* raw.h */
+#define DSP_RAW_BIND ...
+#define DSP_RAW_DATA ...
+#define DSP_RAW_CLOSE ...
+#define DSP_RAW_FAILED ...
+typedef struct raw_msg {
+    uint64_t conn;
+    size_t len;
+    int text;
+    char data[];
+} raw_msg;
+typedef struct raw_ws_opts {
+    const char *request;
+    size_t request_len;
+    const char *accept;
+    const char *protocols;
+} raw_ws_opts;
+uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx *tls,
+                     const char *servername, uint32_t timeout_ms, uint64_t token,
+                     const raw_ws_opts *ws);
+int raw_fail(uint64_t token, const char *reason);
+int raw_write(uint64_t conn, const void *data, size_t len);
+int raw_send(uint64_t conn, const void *data, size_t len, int text);
+long raw_subprotocol(uint64_t conn, char *out, size_t cap);
+void raw_msg_done(raw_msg *m);
+void raw_str_free(char *s);
 
 /* Python entry points the core calls. */
 extern "Python" void iodine_py_run_events(void);

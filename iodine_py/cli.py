@@ -16,7 +16,7 @@ from typing import Any, Callable, List, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import KIB, MIB, Config, ConfigError, cpu_count, per_cores
-from .importer import ImportFromStringError, describe_error, load_app
+from .importer import ImportFromStringError, NoAppError, describe_error, load_app
 from .log import level_for_verbosity, logger
 
 
@@ -415,30 +415,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         missing = _redis_client_missing()
         if missing:
             parser.error(missing)
-    # The app: imported here only without workers or with --preload; else
-    # each worker imports it after the fork (new code on every restart),
-    # and here we only check the name leads somewhere.
-    app: Any = static_only
-    if ns.app:
-        workers = cfg.workers or cpu_count()
-        if workers > 1 or cfg.reload or cfg.max_requests:
-            app = ns.app
-            if cfg.preload:
-                try:
-                    app = load_app(ns.app)
-                except ImportFromStringError as exc:
-                    parser.error(str(exc))
-                except Exception as exc:
-                    parser.error(f"cannot load the application: {describe_error(exc)}")
-        else:
-            app = ns.app  # imported by Iodine.start, after binding
     from .server import Iodine
 
-    Iodine.config = cfg
-    fds: List[Optional[int]] = list(cfg.fds) or [None]
-    for fd in fds:
-        lst = Iodine.listen(app)
-        lst.fd = fd
+    Iodine.config = cfg  # before any import: listen() calls made there see the flags
+    # The app: with workers (and no --preload) each worker imports it after
+    # the fork (new code on every restart), and here we only pass the name
+    # on. A single process, or --preload, imports it here, before binding,
+    # so that a file of raw services only (docs/raw.md) has declared its
+    # listeners by then; the name is kept for a reload (SIGHUP).
+    app: Any = static_only
+    target: Optional[str] = None
+    if ns.app:
+        workers = cfg.workers or cpu_count()
+        target = app = ns.app
+        if not (workers > 1 or cfg.reload or cfg.max_requests) or cfg.preload:
+            try:
+                app = load_app(ns.app)
+            except NoAppError as exc:
+                if not Iodine.listening():  # a file of raw services only
+                    parser.error(str(exc))
+                app = None
+            except ImportFromStringError as exc:
+                parser.error(str(exc))
+            except Exception as exc:
+                parser.error(f"cannot load the application: {describe_error(exc)}")
+    if app is not None:
+        fds: List[Optional[int]] = list(cfg.fds) or [None]
+        for fd in fds:
+            lst = Iodine.listen(app)
+            lst.fd = fd
+            lst.target = target
     if ns.config_file:
         try:
             runpy.run_path(ns.config_file, run_name="__iodine_config__")

@@ -65,19 +65,22 @@ class Client:
     """``client`` in ``on_open(client)`` and friends."""
 
     __slots__ = ("conn", "_env", "protocol", "_handler", "_cb", "_open", "__weakref__",
-                 "subscriptions", "close_code", "close_reason")
+                 "subscriptions", "close_code", "close_reason", "_via_raw")
 
     def __init__(self, conn: int, env: Dict[str, Any], handler: Any, protocol: str) -> None:
         self.conn = conn
         self._env = env
-        self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said
+        self.protocol = protocol  # 'websocket' or 'sse', as rack.upgrade? said; or 'raw'
         self._open = True
         # The peer's Close frame, once one came (read them in on_close):
         # its code (1005 when it carried none) and reason; None before that,
         # and when the connection ended without one (network error, timeout,
-        # our own close, a protocol error).
+        # our own close, a protocol error). A raw or client connection
+        # (iodine_py/connect.py) says in close_reason why it ended.
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None
+        # a raw.c connection (raw service, Iodine.connect): writes go there
+        self._via_raw = protocol == "raw"
         self.subscriptions: Dict[Tuple[str, bool], int] = {}
         self._cb: Tuple[Optional[Callable[..., Any]], ...] = (None,) * 5
         self._set_handler(handler)
@@ -102,6 +105,11 @@ class Client:
         event stream is UTF-8: bytes must be valid UTF-8 (ValueError
         otherwise). Returns False once the connection is closed (or
         closing)."""
+        if self._via_raw:  # raw bytes (str: UTF-8), or a WebSocket client's message
+            text = type(data) is str
+            raw = data.encode("utf-8") if text else bytes(data)  # type: ignore[union-attr,arg-type]
+            ws_text = int(text and self.protocol == "websocket")
+            return bool(lib.raw_send(self.conn, raw, len(raw), ws_text) == 0)
         if self.protocol == "websocket":
             rc: int
             if type(data) is str:
@@ -270,6 +278,10 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> 
         name = "on_close"
     elif kind == OPEN:
         cb, name = client._cb[0], "on_open"
+        if client._via_raw and client.protocol == "websocket":  # Iodine.connect("ws://...")
+            buf = ffi.new("char[]", 128)
+            if lib.raw_subprotocol(conn, buf, 128) > 0:
+                client._env["subprotocol"] = ffi.string(buf).decode("latin-1")
     elif kind == DRAINED:
         cb, name = client._cb[2], "on_drained"
     elif kind == SHUTDOWN:

@@ -67,6 +67,8 @@ class Listener:
     tls_key: Optional[str] = None   # PEM private key (with tls_cert)
     public: Optional[str] = None    # folder whose files GET/HEAD get before the app
     fd: Optional[int] = None        # an inherited listening socket instead of binding
+    service: str = "http"           # "raw": bytes to a callback object (iodine_py/connect.py)
+    target: Optional[str] = None   # the name the app was imported by (a reload imports it again)
 
 
 @dataclass
@@ -214,6 +216,9 @@ class Config:
 
     def listener(self, app: Any, port: Optional[int] = None,
                  address: Optional[str] = None, **limits: Any) -> Listener:
+        service = limits.pop("service", "http")
+        if service not in ("http", "raw"):
+            raise ConfigError(f"listen(service={service!r}): expected 'http' or 'raw'")
         unknown = set(limits) - set(LIMIT_NAMES)
         if unknown:
             raise TypeError(f"unknown listen() setting(s): {', '.join(sorted(unknown))}")
@@ -224,7 +229,7 @@ class Config:
         return Listener(app=app,
                         port=self.port if port is None else int(port),
                         address=self.address if address is None else address,
-                        **values)
+                        service=service, **values)
 
 
 # Settings a single listen() call may override.

@@ -23,6 +23,11 @@ class ImportFromStringError(Exception):
     pass
 
 
+class NoAppError(ImportFromStringError):
+    """The module imported fine but has no such attribute (a file that only
+    declares raw services at import is served without one: docs/raw.md)."""
+
+
 def _split(target: str) -> "tuple[str, str]":
     # A Windows-style "C:\..." never reaches us here; the last ':' splits.
     mod, sep, attr = target.rpartition(":")
@@ -115,7 +120,7 @@ def load_app(target: str, fresh: bool = False) -> Any:
     try:
         app = getattr(module, attr)
     except AttributeError:
-        raise ImportFromStringError(
+        raise NoAppError(
             f"{where} has no attribute {attr!r} (name the app as {where}:NAME)"
         ) from None
     if not callable(app):

@@ -22,6 +22,7 @@ from . import __version__
 from ._native import ffi, lib
 from .config import Config, ConfigError, Listener, cpu_count
 from . import client as _client
+from . import connect as _connect
 from . import hooks as _hooks
 from . import pubsub as _pubsub
 from . import redis_engine as _redis
@@ -165,7 +166,8 @@ class Runtime:
         again, in place; a failure keeps the running ones."""
         from .importer import describe_error
 
-        named = [(i, lst.app) for i, lst in enumerate(self.listeners) if isinstance(lst.app, str)]
+        named = [(i, lst.target or lst.app) for i, lst in enumerate(self.listeners)
+                 if isinstance(lst.target or lst.app, str)]
         if not named:
             logger.info("reload: the application was given as an object; nothing to reload "
                         "(name it on the command line, or run workers)")
@@ -289,6 +291,8 @@ class Runtime:
                     text = ffi.unpack(line, ev.arg).decode("latin-1")
                     self.log.write(clf_to_json(text) if self.json_log else text)
                 lib.al_free(line)
+            elif kind in _connect.KINDS:  # raw services and client connections
+                _connect.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
@@ -644,16 +648,58 @@ class _Iodine:
         and body_spill (seconds, bytes); public=DIR serves GET/HEAD for files
         under DIR from C before ``app`` is called (README "Static files");
         tls=True serves HTTPS with a self-signed development certificate,
-        tls_cert=FILE and tls_key=FILE with yours (README "TLS")."""
+        tls_cert=FILE and tls_key=FILE with yours (README "TLS").
+
+        service="raw" serves a raw byte protocol instead of HTTP: ``app``
+        is then the callback object's factory (a class, instantiated per
+        connection), with on_open/on_message(client, data: bytes)/
+        on_drained/on_shutdown/on_close (docs/raw.md)."""
+        raw = limits.get("service") == "raw"
         if isinstance(app, str):
             pass  # a target ("app.py", "pkg.mod:attr"): imported by each worker
         elif not callable(app):
-            raise TypeError("app must be a WSGI callable")
-        elif is_asgi(app):
+            raise TypeError("app must be a WSGI callable (or, with service='raw', "
+                            "a callback class)")
+        elif not raw and is_asgi(app):
             raise ConfigError(f"{getattr(app, '__name__', type(app).__name__)} {ASGI_ERROR}")
         lst = self.config.listener(app, port, address, **limits)
         self._listeners.append(lst)
         return lst
+
+    def listening(self) -> bool:
+        """True when listen() was called (and start() has not yet run)."""
+        return bool(self._listeners)
+
+    def connect(self, url: str, handler: Any, *, headers: Optional[Any] = None,
+                subprotocols: Optional[Any] = None, timeout: float = 10.0,
+                tls_verify: bool = True, tls_ca: Optional[str] = None,
+                idle: Optional[float] = None, max_pending: Optional[int] = None,
+                max_msg: Optional[int] = None) -> None:
+        """Open a client connection to ``tcp://host:port``, ``unix:/path``,
+        ``tls://host:port``, ``ws://host[:port]/path`` or ``wss://...``,
+        handled by ``handler`` (a callback object, or a class instantiated
+        for it) like a server-side connection: on_open once connected (for
+        WebSocket: once the server's 101 was checked), on_message(client,
+        data) (bytes as they arrive; WebSocket: whole messages, str for
+        text), on_close always (with ``client.close_reason`` when it failed:
+        refused, DNS, timeout, TLS verification, handshake). WebSocket only:
+        ``headers`` (pairs) and ``subprotocols`` (offered; the chosen one is
+        ``client.env['subprotocol']``). TLS verifies the server against the
+        system's CA store and the host name unless ``tls_verify=False``
+        (development); ``tls_ca=FILE`` trusts that PEM file instead.
+        ``timeout`` bounds connect + handshakes; ``idle`` (default: the
+        ``ping`` setting) the silence before a connection is given up on (a
+        WebSocket is pinged first); ``max_pending`` and ``max_msg`` (default:
+        the settings) cap unread output and incoming messages. Any thread,
+        any worker, from the app, timers and on_state hooks (from
+        enter_child on). Returns at once; raises ValueError for a malformed
+        URL, header or subprotocol, or an unusable CA file (docs/raw.md)."""
+        _connect.connect(url, handler, timeout=timeout, tls_verify=tls_verify, tls_ca=tls_ca,
+                         idle=self.config.ping if idle is None else idle,
+                         max_pending=(self.config.max_pending if max_pending is None
+                                      else max_pending),
+                         max_msg=self.config.ws_max_msg if max_msg is None else max_msg,
+                         headers=headers, subprotocols=subprotocols)
 
     def start(self) -> None:
         """Bind every listener, print where, and serve until stopped."""
@@ -765,12 +811,13 @@ class _Iodine:
             "max_head": lst.max_head, "max_line": lst.max_header_line,
             "max_headers": lst.max_headers, "max_body": lst.max_body,
             "spill": lst.body_spill, "keepalive_ms": int(lst.keepalive * 1000),
-            "tag": tag, "ws_max_msg": lst.ws_max_msg,
+            "tag": tag, "ws_max_msg": 0 if lst.service == "raw" else lst.ws_max_msg,
             "ping_ms": int(lst.ping * 1000), "max_pending": lst.max_pending,
             "header_timeout_ms": int(lst.header_timeout * 1000),
             "min_body_rate": lst.min_body_rate,
             "ws_deflate": int(bool(lst.ws_deflate)), "ws_deflate_bits": lst.ws_deflate_bits,
             "ws_deflate_min": lst.ws_deflate_min, "ws_deflate_mem": lst.ws_deflate_mem,
+            "service": 1 if lst.service == "raw" else 0,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
             "public_root": _public_root(lst.public)})
         if lst.fd is not None:
@@ -816,6 +863,8 @@ class _Iodine:
         if ":" in host:
             host = f"[{host}]"
         scheme = "https" if lst.tls else "http"
+        if lst.service == "raw":
+            scheme = "tls" if lst.tls else "tcp"
         return f"{scheme}://{host}:{lst.bound_port}"
 
 

@@ -12,9 +12,11 @@
  *     pieces, never sendfile) and a large segment, all in order;
  *   - end of input sets RX_F_HUP; close hands the transport its fd once;
  *   - a drained stop (rx_stop_drained) spreads on_shutdown over the drain
- *     period; a plain stop calls them all at once.
- * And the outgoing connect (rx_connect): writes made before the connect
- * completes leave once it has; a refused connect reads as end of input. */
+ *     period; a plain stop calls them all at once;
+ *   - an outgoing connect (rx_connect) calls on_connect once, with 0 when
+ *     a listener took it and with ECONNREFUSED when nobody listens, before
+ *     any on_data; writes made before the connect completes leave once it
+ *     has; without on_connect a refused connect reads as end of input. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -429,6 +431,60 @@ static void connect_writes_early_and_sees_refusal(void) {
   rx_run_once(0);
 }
 
+/* --- outgoing connects ------------------------------------------------------- */
+
+static int connects, connect_err, data_before_connect;
+
+static void cn_on_connect(rx_conn *c, int err) {
+  (void)c;
+  connects++;
+  connect_err = err;
+}
+
+static void cn_on_data(rx_conn *c) {
+  (void)c;
+  if (!connects) data_before_connect = 1;
+}
+
+static const rx_proto cn_proto = {.on_data = cn_on_data, .on_connect = cn_on_connect};
+
+static void connect_reports_once(void) {
+  int lst = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  CHECK(bind(lst, (struct sockaddr *)&a, sizeof a) == 0 && listen(lst, 4) == 0);
+  CHECK(getsockname(lst, (struct sockaddr *)&a, &alen) == 0);
+  /* a listener takes it: on_connect(c, 0), once */
+  connects = 0, connect_err = -1, data_before_connect = 0;
+  rx_lock();
+  rx_conn *c = rx_connect((struct sockaddr *)&a, sizeof a, &cn_proto, NULL);
+  rx_unlock();
+  CHECK(c != NULL && (c->flags & RX_F_CONNECTING));
+  turns(3);
+  CHECK(connects == 1 && connect_err == 0 && !(c->flags & RX_F_CONNECTING));
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+  /* nobody listens there any more: ECONNREFUSED, once, before on_data */
+  close(lst);
+  connects = 0, connect_err = -1;
+  rx_lock();
+  c = rx_connect((struct sockaddr *)&a, sizeof a, &cn_proto, NULL);
+  int sync_err = c ? 0 : errno;
+  rx_unlock();
+  if (!c) { /* the kernel may refuse at once: then rx_connect says so */
+    CHECK(sync_err == ECONNREFUSED);
+    return;
+  }
+  turns(3);
+  CHECK(connects == 1 && connect_err == ECONNREFUSED && !data_before_connect);
+  rx_lock();
+  rx_close_now(c);
+  rx_unlock();
+  turns(1);
+}
+
 int main(void) {
   if (rx_init()) {
     printf("rx_init failed\n");
@@ -441,6 +497,7 @@ int main(void) {
   eof_and_close();
   drained_stop_spreads_shutdowns();
   connect_writes_early_and_sees_refusal();
+  connect_reports_once();
   printf("%d passed, %d failed\n", ok, fails);
   return fails != 0;
 }
