@@ -160,3 +160,109 @@ def test_upload_streams_to_disk_with_checksum(run_server, tmp_path):
     assert srv.request("POST", "/upload/..", body=b"x").status == 400
     assert srv.get("/upload/x").status == 405
     assert not any(Path(tmp_path).glob("escape.txt"))
+
+
+# -- access control: examples/access_chat.py --------------------------------------------
+
+def test_access_chat_checks_the_token_before_the_upgrade_and_the_grants_after(run_server):
+    websocket = __import__("pytest").importorskip("websocket")  # websocket-client
+    srv = run_server("examples/access_chat.py")
+    url = f"ws://127.0.0.1:{srv.port}/"
+    # no token, or an unknown one: 401 before any upgrade
+    for target in ("/", "/?token=mallory"):
+        resp = srv.get(target, headers=[("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                        ("Sec-WebSocket-Version", "13")])
+        assert resp.status == 401, target
+    for bad in ("", "mallory"):
+        with __import__("pytest").raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(url + f"?token={bad}", timeout=5)
+
+    def join(token, header=False):
+        if header:
+            ws = websocket.create_connection(url, timeout=10,
+                                             header=[f"Authorization: Bearer {token}"])
+        else:
+            ws = websocket.create_connection(url + f"?token={token}", timeout=10)
+        return ws
+
+    def recv(ws):
+        return json.loads(ws.recv())
+
+    alice, bob, carol = join("alice-token"), join("bob-token", header=True), join("carol-token")
+    for ws in (alice, bob, carol):
+        ws.settimeout(10)
+
+    def until(ws, text):
+        """The messages ws gets up to the one with this text (which is last)."""
+        seen = []
+        while True:
+            m = recv(ws)
+            seen.append(m)
+            if m.get("text") == text:
+                return seen
+
+    def ready(writer, channel, readers):
+        """Probe until every reader is subscribed (on_open has run), then
+        sync every reader to one point: one process delivers in publish
+        order, so what a reader gets next was published after that."""
+        deadline = time.monotonic() + 10
+        heard = set()
+        k = 0
+        while len(heard) < len(readers):
+            assert time.monotonic() < deadline, f"not every reader of {channel} is subscribed"
+            writer.send(json.dumps({"to": channel, "text": f"probe{k}"}))
+            for n, ws in enumerate(readers):
+                if n in heard:
+                    continue
+                ws.settimeout(0.5)
+                try:
+                    while True:
+                        if recv(ws).get("text", "").startswith("probe"):
+                            heard.add(n)
+                            break
+                except websocket.WebSocketTimeoutException:
+                    pass
+                ws.settimeout(10)
+            k += 1
+        writer.send(json.dumps({"to": channel, "text": f"sync-{channel}"}))
+        for ws in readers:
+            until(ws, f"sync-{channel}")
+
+    try:
+        ready(alice, "chat", [alice, bob])
+        ready(carol, "news", [carol, alice])
+        # bob may read chat but not write it
+        bob.send(json.dumps({"to": "chat", "text": "not allowed"}))
+        assert recv(bob) == {"error": "forbidden", "write": "chat"}
+        # bob may not join news; carol may not join chat
+        bob.send(json.dumps({"join": "news"}))
+        assert recv(bob) == {"error": "forbidden", "read": "news"}
+        carol.send(json.dumps({"join": "chat"}))
+        assert recv(carol) == {"error": "forbidden", "read": "chat"}
+        # carol writes news: she and alice (readers) get it; bob does not
+        carol.send(json.dumps({"to": "news", "text": "headline"}))
+        assert recv(carol) == {"channel": "news", "from": "carol", "text": "headline"}
+        assert recv(alice) == {"channel": "news", "from": "carol", "text": "headline"}
+        alice.send(json.dumps({"to": "chat", "text": "marker"}))
+        assert recv(alice) == {"channel": "chat", "from": "alice", "text": "marker"}
+        # bob's next message is alice's marker: neither carol's news nor his
+        # own refused message reached him
+        assert recv(bob) == {"channel": "chat", "from": "alice", "text": "marker"}
+        # alice leaves news: carol's next news no longer reaches her
+        alice.send(json.dumps({"leave": "news"}))
+        alice.send(json.dumps({"to": "chat", "text": "after leave"}))
+        assert recv(alice) == {"channel": "chat", "from": "alice", "text": "after leave"}
+        carol.send(json.dumps({"to": "news", "text": "unseen"}))
+        assert recv(carol)["text"] == "unseen"
+        alice.send(json.dumps({"to": "chat", "text": "second marker"}))
+        assert recv(alice) == {"channel": "chat", "from": "alice", "text": "second marker"}
+        # bob (a chat reader) got both chat messages and nothing from news
+        assert [m["text"] for m in until(bob, "second marker")] == ["after leave",
+                                                                     "second marker"]
+        # not JSON: a clear answer, the connection stays
+        bob.send("hello")
+        assert recv(bob)["error"] == "bad request"
+    finally:
+        for ws in (alice, bob, carol):
+            ws.close()
