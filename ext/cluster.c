@@ -15,12 +15,11 @@ typedef struct relay {
   size_t len, cap;
 } relay;
 
-#define MAX_WORKERS 1024
 
 static struct {
   int is_master, is_worker;
   uint64_t master;              /* worker side: the connection to the master */
-  uint64_t workers[MAX_WORKERS]; /* master side, by slot */
+  uint64_t workers[CL_MAX_WORKERS]; /* master side, by slot */
 } cl;
 
 static const rx_proto relay_proto;
@@ -53,7 +52,7 @@ int cl_active(void) { return cl.is_master || cl.is_worker; }
 static void forward(const char *frame, size_t len) {
   rx_buf *b = rx_buf_new(frame, len);
   if (!b) return;
-  for (int i = 0; i < MAX_WORKERS; i++) {
+  for (int i = 0; i < CL_MAX_WORKERS; i++) {
     if (!cl.workers[i]) continue;
     rx_conn *c = rx_find(cl.workers[i]);
     if (!c) continue;
@@ -179,7 +178,7 @@ static rx_conn *adopt(int fd, int slot) {
 }
 
 int cl_master_adopt(int fd, int slot) {
-  if (slot < 0 || slot >= MAX_WORKERS) return -1;
+  if (slot < 0 || slot >= CL_MAX_WORKERS) return -1;
   rx_lock();
   cl.is_master = 1;
   rx_conn *c = adopt(fd, slot);

@@ -29,6 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Relay slots in the master, one per live worker: a rolling restart holds
+ * a slot for each replacement beside its old worker, so at most half of
+ * them serve at once (iodine_py/config.py MAX_WORKERS reads this). */
+#define CL_MAX_WORKERS 1024
 #define CL_MAX_FRAME (256u << 20)
 #define CL_MAX_QUEUED (1024ull << 20)
 

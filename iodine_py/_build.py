@@ -225,6 +225,7 @@ int cl_master_adopt(int fd, int slot);
 int cl_worker_adopt(int fd);
 int cl_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
 int cl_active(void);
+#define CL_MAX_WORKERS ...
 uint64_t srv_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, uint64_t task);
 void srv_timer_cancel(uint64_t timer_id);
 

@@ -58,7 +58,7 @@ MAX_BACKOFF = 10.0
 # A replacement that has not said "ready" by then is given up on (the old
 # worker stays) and the rolling restart stops there.
 READY_TIMEOUT = 30.0
-MAX_RELAYS = 1024  # ext/cluster.c MAX_WORKERS
+MAX_RELAYS = lib.CL_MAX_WORKERS  # relay slots in the master (ext/cluster.h)
 # Exit statuses of a worker: it could not import the application; it
 # stopped by itself after --max-requests (to be replaced at once).
 BOOT_ERROR = 3

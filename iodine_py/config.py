@@ -9,7 +9,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Union
 
-MAX_WORKERS = 1024  # pub/sub relay channels in the master (ext/cluster.c)
+from ._native import lib
+
+# A master has lib.CL_MAX_WORKERS relay slots (ext/cluster.h), and a
+# rolling restart holds one for each replacement beside its old worker:
+# half of them may serve.
+MAX_WORKERS = lib.CL_MAX_WORKERS // 2
 MAX_HISTORY = 1_000_000  # messages kept per channel (each ring is allocated whole)
 KIB = 1024
 MIB = 1024 * 1024

@@ -1,4 +1,5 @@
-"""Pub/sub: the Python face of ext/pubsub.c, and engines.
+"""Pub/sub: the Python face of ext/pubsub.c, and the management of engines
+(the engines themselves are in iodine_py/engines.py and redis_engine.py).
 
 Subscriptions and fan-out live in C. A subscription without a callback
 sends each message straight to its connection from C (framed once, shared
@@ -27,16 +28,18 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Literal, NamedTuple, Optional,
-                    Protocol, Set, Tuple, Union)
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
+                    Set, Tuple, Union)
 
 from ._native import ffi, lib
-from .log import logger
 
-if TYPE_CHECKING:
-    from .redis_engine import RedisEngine
+from .engines import (ClusterEngine, Engine, EngineArg, EngineLike, Message, ProcessEngine,
+                      _name, format_id, parse_id, publish_local)
+from .redis_engine import RedisEngine
 
-Message = Union[str, bytes]
+__all__ = ["ClusterEngine", "Engine", "EngineArg", "EngineLike", "Message", "ProcessEngine",
+           "PubSub", "Resume", "format_id", "parse_id", "publish", "publish_local", "subscribe",
+           "unsubscribe"]
 
 _callbacks: Dict[int, Callable[..., Any]] = {}
 _with_id: Set[int] = set()  # callbacks that take the message id (id=...)
@@ -46,22 +49,6 @@ _lock = threading.Lock()
 # Channels and patterns with subscribers in this process, as the core
 # announced them: what a newly attached engine must learn.
 _live: Set[Tuple[str, bool]] = set()
-
-
-def _name(channel: Union[str, bytes]) -> bytes:
-    if type(channel) is str:
-        return channel.encode("utf-8", "surrogateescape")
-    if isinstance(channel, (bytes, bytearray, memoryview)):
-        return bytes(channel)
-    raise TypeError(f"channel must be str or bytes, not {type(channel).__name__}")
-
-
-def _payload(message: Any) -> Tuple[bytes, int]:
-    if type(message) is str:
-        return message.encode("utf-8"), 1
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return bytes(message), 0
-    raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
 
 
 def _register(callback: Optional[Callable[..., Any]], with_id: bool = False) -> int:
@@ -90,136 +77,6 @@ class Resume(NamedTuple):
 
     replayed: int
     complete: bool
-
-
-def parse_id(text: Union[str, bytes]) -> Optional[Any]:
-    """A ``ps_id *`` for a canonical "ms-seq" id, or None."""
-    raw = text.encode("latin-1", "replace") if isinstance(text, str) else bytes(text)
-    out = ffi.new("ps_id *")
-    if lib.ps_id_parse(raw, len(raw), out) != 0:
-        return None
-    return out
-
-
-def format_id(ms: int, seq: int) -> Optional[str]:
-    """"ms-seq", or None for the "no id" value 0-0."""
-    return f"{ms}-{seq}" if ms or seq else None
-
-
-class EngineLike(Protocol):
-    """What the server needs of an engine (subclassing Engine is optional):
-    it calls subscribe/unsubscribe with (channel, pattern) and publish with
-    (channel, message); their results are not used."""
-
-    def subscribe(self, __channel: str, __pattern: bool) -> Any: ...
-
-    def unsubscribe(self, __channel: str, __pattern: bool) -> Any: ...
-
-    def publish(self, __channel: str, __message: Message) -> Any: ...
-
-
-#: ``engine=`` of publish: an engine, None (the default engine) or False
-#: (this process only).
-EngineArg = Union[EngineLike, None, Literal[False]]
-
-
-_NO_ID = ffi.new("ps_id *")[0]
-
-
-def publish_local(channel: Union[str, bytes], message: Message,
-                  id: Optional[str] = None) -> bool:
-    """Deliver to this process's subscribers only: with no id (this
-    process alone is not the deployment's sequencer), or with the `id` an
-    engine's sequencer gave the message (then it is kept in history)."""
-    name = _name(channel)
-    data, text = _payload(message)
-    if id is None:
-        pid = _NO_ID
-    else:
-        parsed = parse_id(id)
-        if parsed is None:
-            raise ValueError(f"a message id is 'ms-seq' (decimal), not {id!r}")
-        pid = parsed[0]
-    lib.srv_init()
-    rc: int = lib.ps_publish_id(name, len(name), data, len(data), text, pid)
-    return rc >= 0
-
-
-class Engine:
-    """Base class for pub/sub engines: override what you need.
-
-    ``subscribe``/``unsubscribe`` are told of this process's channels (never
-    raise from them); ``publish`` sends a message to wherever the engine
-    reaches. ``deliver`` is the way back in for messages the engine
-    receives."""
-
-    def subscribe(self, channel: str, pattern: bool = False) -> bool:
-        return True
-
-    def unsubscribe(self, channel: str, pattern: bool = False) -> bool:
-        return True
-
-    def publish(self, channel: str, message: Message) -> bool:
-        raise NotImplementedError
-
-    @staticmethod
-    def deliver(channel: Union[str, bytes], message: Message, id: Optional[str] = None) -> bool:
-        """Hand a received message to every subscriber in this process;
-        `id` ("ms-seq"): the id the engine's sequencer gave it."""
-        return publish_local(channel, message, id)
-
-    @staticmethod
-    def deliver_to(subscription: Union[str, bytes], pattern: bool,
-                   channel: Union[str, bytes], message: Message) -> bool:
-        """Hand a received message only to the subscribers of one channel
-        or pattern: for brokers that, like Redis, report a message once per
-        matching subscription (so a client subscribed to a channel and a
-        pattern that both match gets it once per subscription, as locally)."""
-        sub = _name(subscription)
-        name = _name(channel)
-        data, text = _payload(message)
-        rc: int = lib.ps_deliver(sub, len(sub), int(bool(pattern)), name, len(name),
-                                 data, len(data), text)
-        return rc >= 0
-
-
-class ProcessEngine(Engine):
-    """This process only."""
-
-    def publish(self, channel: str, message: Message) -> bool:
-        return publish_local(channel, message)
-
-    def __repr__(self) -> str:
-        return "<iodine PubSub.PROCESS>"
-
-
-class ClusterEngine(Engine):
-    """Every process of this server: the workers and the master.
-
-    The master is the sequencer: a worker's publish goes to the master,
-    which stamps its id and relays it to every worker, the publisher
-    included (ext/cluster.c); each delivers it on receipt, so every worker
-    sees one order and one id. In a single process, this process stamps
-    the id and delivers at once."""
-
-    def publish(self, channel: str, message: Message) -> bool:
-        name = _name(channel)
-        data, text = _payload(message)
-        lib.srv_init()
-        rc = lib.cl_publish(name, len(name), data, len(data), text)
-        if rc == -1:  # no cluster: this process is the sequencer
-            lib.ps_publish(name, len(name), data, len(data), text)
-            return True
-        if rc == -2:
-            # not delivered anywhere, this process included
-            logger.warning("pub/sub: a %d-byte message to %r could not be relayed through "
-                           "the master (too large, the relay is backed up, or the master "
-                           "is gone)", len(data), channel)
-            return False
-        return True
-
-    def __repr__(self) -> str:
-        return "<iodine PubSub.CLUSTER>"
 
 
 class _PubSub:
@@ -281,9 +138,7 @@ class _PubSub:
     def engines(self) -> List[EngineLike]:
         return list(self._engines)
 
-    def Redis(self, url: str, **options: Any) -> "RedisEngine":
-        from .redis_engine import RedisEngine
-
+    def Redis(self, url: str, **options: Any) -> RedisEngine:
         return RedisEngine(url, **options)
 
 

@@ -34,7 +34,7 @@ from . import cluster as _cluster
 from ._native import ffi, lib
 from .config import ConfigError
 from .log import logger
-from .pubsub import Engine, Message
+from .engines import Engine, Message
 
 #: The engine sequences every message through one Redis stream (SPEC-PubSub
 #: section 7.2), so messages carry the stream entry id deployment-wide.

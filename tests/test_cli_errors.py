@@ -102,7 +102,30 @@ def test_too_many_workers_is_one_line_and_exit_2():
     r = run_cli("tests/apps/hello.py", "-p", "0", "-w", "5000")
     assert r.returncode == 2
     err = r.stderr.decode().strip()
-    assert err.count("\n") == 0 and "workers must be at most 1024" in err, err
+    assert err.count("\n") == 0 and "workers must be at most 512" in err, err
+
+
+def run_cli_parse(*flags: str):
+    """The ConfigError a flag set gives, or None."""
+    from iodine_py.cli import build_parser, config_from_args
+    from iodine_py.config import ConfigError
+
+    try:
+        config_from_args(build_parser().parse_args(["tests/apps/hello.py", *flags])).validate()
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def test_the_most_workers_can_still_roll():
+    # -w at the limit leaves a relay slot for every replacement a rolling
+    # restart makes beside its old worker (ext/cluster.h CL_MAX_WORKERS)
+    from iodine_py._native import lib
+    from iodine_py.config import MAX_WORKERS
+
+    assert 2 * MAX_WORKERS <= lib.CL_MAX_WORKERS
+    r = run_cli_parse("-w", str(MAX_WORKERS + 1))
+    assert r is not None and f"at most {MAX_WORKERS}" in r
 
 
 ASGI_APPS = {
