@@ -37,7 +37,9 @@ _APP_CLOSE_CODES = frozenset((1000, 1001, 1008, 1011))
 def check_close(code: Any, reason: Any) -> bytes:
     """The reason as UTF-8 bytes, or ValueError for a code or reason a
     Close frame cannot carry."""
-    if type(code) is not int or not (code in _APP_CLOSE_CODES or 3000 <= code <= 4999):
+    # any int (an IntEnum too), but not a bool
+    if not isinstance(code, int) or isinstance(code, bool) or \
+            not (int(code) in _APP_CLOSE_CODES or 3000 <= int(code) <= 4999):
         raise ValueError(f"close code must be 1000, 1001, 1008, 1011 or 3000-4999, not {code!r}")
     if not isinstance(reason, str):
         raise ValueError(f"close reason must be a str, not {type(reason).__name__}")
@@ -153,9 +155,9 @@ class Client:
         UTF-8. Anything else raises ValueError. SSE ignores both."""
         raw = check_close(code, reason)
         if self.protocol == "websocket":
-            lib.ws_close(self.conn, code, raw, len(raw))
+            lib.ws_close(self.conn, int(code), raw, len(raw))
         else:
-            lib.up_close(self.conn, code)
+            lib.up_close(self.conn, int(code))
 
     def is_open(self) -> bool:
         return self._open and bool(lib.up_is_open(self.conn))

@@ -22,7 +22,7 @@
 #                                 compression shim fails every case with "Strings must be
 #                                 encoded before hashing"): wstest runs them
 #   CASE_TIMEOUT=60               seconds per case (kosoku; a healthy server needs < 1 s)
-#   TOTAL_TIMEOUT=900             seconds for one runner's whole run
+#   TOTAL_TIMEOUT=3600            seconds for one runner's whole run (wstest 12-13: 25-40 min)
 #   IODINE=/work/main/.venv/bin/iodine
 #   PYTHON3=python3  PYTHON27=~/.pyenv/versions/2.7.18/bin/python
 set -euo pipefail
@@ -33,7 +33,7 @@ RUNNER=${RUNNER:-kosoku}
 SERVER_ARGS=${SERVER_ARGS:--maxms 16384 --max-pending 32768}
 SECTIONS_GIVEN=${SECTIONS:-}
 CASE_TIMEOUT=${CASE_TIMEOUT:-60}
-TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-900}
+TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-3600}  # 12-13 with wstest take 25-40 min here
 IODINE=${IODINE:-$ROOT/.venv/bin/iodine}
 PYTHON3=${PYTHON3:-python3}
 PYTHON27=${PYTHON27:-}

@@ -88,3 +88,24 @@ def test_protocol_error_is_not_a_peer_close(srv):
         ws.send_frame(wsraw.OP_TEXT, b"x", rsv=2)
         ws.expect_close(1002)
     wait_closed(srv, "None|None")
+
+
+def test_check_close_takes_int_enums_not_bools():
+    """client.close's validation, without a server: an IntEnum code is a
+    code, True is not."""
+    import enum
+
+    from iodine_py.client import check_close
+
+    class Code(enum.IntEnum):
+        PRIVATE = 4000
+
+    assert check_close(Code.PRIVATE, "ok") == b"ok"
+    assert check_close(1000, "é") == "é".encode()
+    for bad in (True, 1000.0, "1000", None):
+        with pytest.raises(ValueError):
+            check_close(bad, "")
+    with pytest.raises(ValueError):
+        check_close(1000, "\ud800")  # a lone surrogate is not UTF-8
+    with pytest.raises(ValueError):
+        check_close(1000, b"bytes")

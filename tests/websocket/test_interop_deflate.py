@@ -146,3 +146,35 @@ def test_fan_out_reaches_websockets_and_aiohttp_compressed_and_plain(srv):
                 await w_z.close()
                 await w_p.close()
     run(main())
+
+
+def test_default_settings_make_every_client_reset_its_context(run_server):
+    """With the default --ws-deflate-mem 0 the server adds
+    client_no_context_takeover to every answer (RFC 7692 7.1.1.2 lets it):
+    websockets and aiohttp, which did not offer it, accept it and compress
+    each message on its own."""
+    srv = run_server("ws_deflate", "-maxms", "2048")
+
+    async def main():
+        async with websockets.connect(wsraw.url(srv), max_size=4 << 20) as ws:
+            ext = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert "client_no_context_takeover" in ext, ext
+            for m in MESSAGES:
+                await ws.send(m)
+                assert await ws.recv() == m
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(wsraw.url(srv), compress=15,
+                                          max_msg_size=4 << 20) as ws:
+                ext = ws._response.headers["Sec-WebSocket-Extensions"]
+                assert "client_no_context_takeover" in ext, ext
+                for m in MESSAGES:
+                    if isinstance(m, str):
+                        await ws.send_str(m)
+                        assert (await ws.receive_str()) == m
+                    else:
+                        await ws.send_bytes(m)
+                        assert (await ws.receive_bytes()) == m
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{srv.host}:{srv.port}/stats") as r:
+                assert (await r.json())["inflaters"] <= 16  # the pool only
+    run(main())
