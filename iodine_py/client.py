@@ -154,7 +154,11 @@ class Client:
         (internal error) or 3000-4999; the reason at most 123 bytes of
         UTF-8. Anything else raises ValueError. SSE ignores both."""
         raw = check_close(code, reason)
-        if self.protocol == "websocket":
+        if self._via_raw:
+            # a raw connection, or a WebSocket client (Iodine.connect): raw.c
+            # sends the Close with the code (its reason is not carried yet)
+            lib.up_close(self.conn, int(code))
+        elif self.protocol == "websocket":
             lib.ws_close(self.conn, int(code), raw, len(raw))
         else:
             lib.up_close(self.conn, int(code))
