@@ -40,7 +40,10 @@ enum {
                            conn: 1 warning, 0 info */
   /* the server, without a master (server.c) */
   DSP_RELOAD = 22,      /* SIGHUP/SIGUSR1 without a master: import the app again */
-  DSP_NEXT_FREE = 23    /* the next number to give a new kind */
+  /* HTTP, when asked (http_want_sent, http_resp.c) */
+  DSP_HTTP_SENT = 23,   /* arg: how many finished responses of this
+                           connection have left whole (or died with it) */
+  DSP_NEXT_FREE = 24    /* the next number to give a new kind */
 };
 
 #endif

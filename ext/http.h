@@ -139,6 +139,15 @@ int http_await_drain(uint64_t conn);
  * when gone or not upgradeable, -2 for malformed headers. */
 int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
 
+/* Ask for a DSP_HTTP_SENT event (arg 1) once the response now in progress
+ * has been completed and its last byte written to the socket, or the
+ * connection died first (the moment PEP 3333's close() and a request's
+ * finish hook mean). Call it before the call that completes the response.
+ * Several finished responses of one connection may share one event (arg:
+ * how many), always in order. Returns 0, or -1 when the connection is
+ * gone (nothing will be posted). */
+int http_want_sent(uint64_t conn);
+
 /* Bytes queued on a connection, or -1 when it is gone. */
 long http_queued(uint64_t conn);
 

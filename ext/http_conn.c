@@ -598,10 +598,13 @@ static void on_drained(rx_conn *c) {
   }
 }
 
+static void on_sent(rx_conn *c) { http_resp_on_sent(c->udata); }
+
 static void on_close(rx_conn *c) {
   http_conn *h = c->udata;
   if (h->state == H_APP && h->resp.drain_armed) /* wake the suspended response */
     dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
+  http_resp_sent_all(h); /* what never left never will: finished all the same */
   dsp_actor_release(h->actor);
   http_conn_release(h);
 }
@@ -612,6 +615,7 @@ void http_conn_release(http_conn *h) {
   body_reset(h);
   sb_free(&h->env);
   free(h->rbuf);
+  free(h->marks);
   free(h);
 }
 
@@ -621,6 +625,7 @@ static const rx_proto http_proto = {
     .on_timeout = on_timeout,
     .on_shutdown = on_shutdown,
     .on_close = on_close,
+    .on_sent = on_sent,
 };
 
 rx_conn *http_attach(int fd, const http_settings *s, const char *peer,

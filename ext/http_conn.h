@@ -79,6 +79,7 @@ typedef struct {
   bool discard;     /* body bytes are dropped (HEAD, 1xx/204/304, X-Sendfile) */
   bool close_after; /* the connection ends with this response */
   bool drain_armed; /* a DSP_HTTP_DRAIN is owed when the queue empties */
+  bool want_sent;   /* a DSP_HTTP_SENT is owed once this response has left */
 } http_resp;
 
 typedef struct http_conn {
@@ -104,6 +105,10 @@ typedef struct http_conn {
   uint64_t body_got;   /* body bytes taken off the wire since then */
   http_reqinfo req;
   http_resp resp;
+  /* finished responses whose DSP_HTTP_SENT is owed: the value sent_total
+   * (reactor.h) reaches when each has left, oldest first (http_resp.c) */
+  uint64_t *marks;
+  uint32_t nmarks, mcap;
   /* the connection's own facts (http_conn.c writes them) */
   bool read_paused; /* the read buffer is full: rx_resume when answered */
   bool peer_gone;   /* end of input seen while the application works */
@@ -195,6 +200,12 @@ sbuf *http_resp_scratch(void);
 void http_resp_scratch_trim(void);
 /* Server and Date unless the application gave them, then the blank line. */
 int http_resp_defaults(sbuf *o, const http_app_meta *m);
+
+/* The reactor's on_sent: post DSP_HTTP_SENT for the marks reached. */
+void http_resp_on_sent(http_conn *h);
+/* The connection is closing or changing protocol: every DSP_HTTP_SENT still
+ * owed (marks, and a response asked for but never completed) is posted. */
+void http_resp_sent_all(http_conn *h);
 
 /* --- upgrades (http_upgrade.c) ------------------------------------------------------ */
 

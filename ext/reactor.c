@@ -204,6 +204,7 @@ rx_conn *rx_find(uint64_t id) {
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata) {
   c->proto = proto;
   c->udata = udata;
+  c->sent_watch = 0; /* a marker belongs to the protocol that set it */
 }
 
 void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state) {
@@ -327,6 +328,9 @@ long rx_read(rx_conn *c, void *dst, size_t len) {
 static void retire(rx_conn *c, size_t n, int files_too) {
   if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
   c->out_bytes -= n;
+  c->sent_total += n;
+  if (c->sent_watch && c->sent_total >= c->sent_watch && c->proto && c->proto->on_sent)
+    c->proto->on_sent(c); /* only notes the fact: the queue is not touched */
   while (c->out_head && n) {
     rx_seg *t = c->out_head;
     size_t take = t->len < n ? (size_t)t->len : n;

@@ -32,6 +32,9 @@ typedef struct rx_proto {
   void (*on_timeout)(rx_conn *c);  /* idle past c->timeout_ms; default: close */
   void (*on_shutdown)(rx_conn *c); /* the server is stopping */
   void (*on_close)(rx_conn *c);    /* last call: free the protocol's state */
+  /* c->sent_total reached c->sent_watch (a marker the protocol set in its
+   * output: everything queued before it has been written to the socket) */
+  void (*on_sent)(rx_conn *c);
 } rx_proto;
 
 /* A shared, immutable, reference-counted byte buffer: framed once, queued on
@@ -94,6 +97,11 @@ struct rx_conn {
   rx_seg *out_head, *out_tail;
   size_t out_bytes;        /* bytes queued, not yet written */
   uint32_t out_count;      /* writes queued: what `pending` reports */
+  uint64_t sent_total;     /* bytes ever written to the socket (or transport) */
+  uint64_t sent_watch;     /* call proto->on_sent once sent_total reaches
+                              this (0: no marker); the protocol sets it to
+                              sent_total + out_bytes to learn when what it
+                              has queued so far has left */
   uint32_t flags;
   uint32_t timeout_ms;     /* idle limit, 0 = none */
   uint64_t active_ms;      /* last read or write progress */

@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Union
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Union
 
 from . import __version__
 from ._native import ffi, lib
@@ -40,6 +41,7 @@ BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
 # Event kinds, read from the C headers by cffi (plain ints: compared per event).
 HTTP_REQUEST = lib.DSP_HTTP_REQUEST
 HTTP_DRAIN = lib.DSP_HTTP_DRAIN
+HTTP_SENT = lib.DSP_HTTP_SENT
 TASK = lib.DSP_TASK
 TASK_END = lib.DSP_TASK_END
 PUBSUB = lib.DSP_PUBSUB
@@ -147,6 +149,9 @@ class Runtime:
         self.listeners = listeners
         self.apps: List[Any] = []
         self.suspended: Dict[int, Response] = {}
+        # responses waiting for their last byte to leave (DSP_HTTP_SENT),
+        # oldest first, per connection
+        self.sent_wait: Dict[int, Deque[Response]] = {}
         self.clients: Dict[int, Client] = {}
         self.access_log = config.log and not config.quiet
         self.log: Optional[AccessLog] = None
@@ -159,6 +164,9 @@ class Runtime:
         multiprocess = config.workers > 1
         for lst in listeners:
             self.apps.append((_resolve(lst.app), base_environ(lst, multithread, multiprocess)))
+        # read after the apps are imported: their modules may set them
+        self.req_start = _hooks.request_start
+        self.req_finish = _hooks.request_finish
 
     def reload_apps(self) -> None:
         """SIGHUP/SIGUSR1 without workers: import the apps named by a target
@@ -211,7 +219,7 @@ class Runtime:
                 env["wsgi.input"] = make_input(r)
             finally:
                 lib.http_req_free(r)
-        if upgrade or self.access_log:
+        if upgrade or self.access_log or self.req_start or self.req_finish:
             if upgrade:
                 env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
             resp = Response(self, conn, env, upgrade)
@@ -257,6 +265,8 @@ class Runtime:
                 resp = self.suspended.pop(ev.conn, None)
                 if resp is not None:
                     resp.pump()
+            elif kind == HTTP_SENT:
+                self.on_sent(ev.conn, ev.arg)
             elif kind == TASK or kind == TASK_END:
                 _run_task(kind, ev.arg)
             elif kind == PUBSUB:
@@ -282,6 +292,21 @@ class Runtime:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
             _log_exception("the server's event handler")
+
+    def wait_sent(self, resp: Response) -> None:
+        q = self.sent_wait.get(resp.conn)
+        if q is None:
+            q = self.sent_wait[resp.conn] = deque()
+        q.append(resp)
+
+    def on_sent(self, conn: int, n: int) -> None:
+        """n finished responses of conn have left whole (or died with it)."""
+        q = self.sent_wait.get(conn)
+        while q and n > 0:
+            n -= 1
+            q.popleft().closed()
+        if q is not None and not q:
+            del self.sent_wait[conn]
 
     def count_request(self) -> None:
         """--max-requests: this worker stops gracefully after its share."""
@@ -350,8 +375,10 @@ class Runtime:
                     self._response_for_write, self.config.threads > 1,
                     tuple(app for app, _ in self.apps),
                     # C answers plain requests itself unless something must
-                    # see each one in Python (access log, recycling, root path)
-                    not (self.access_log or self.max_requests or self.root))
+                    # see each one in Python (access log, recycling, root
+                    # path, per-request hooks)
+                    not (self.access_log or self.max_requests or self.root or
+                         self.req_start or self.req_finish))
         grace_ms = int(self.config.grace * 1000)
         lib.srv_set_drain_ms(int(self.config.drain * 1000))
         threads = self.config.threads
@@ -604,6 +631,18 @@ class _Iodine:
         before_fork, after_fork, enter_child, enter_master, start_shutdown,
         on_finish (order: see iodine_py/hooks.py and the README)."""
         return _hooks.on_state(event, fn)
+
+    @staticmethod
+    def on_request(start: Optional[Callable[[Dict[str, Any]], object]] = None,
+                   finish: Optional[Callable[[Dict[str, Any]], object]] = None) -> None:
+        """A per-request pair (a database connection's checkout/checkin,
+        say): start(environ) runs before the app, finish(environ) once the
+        response's last byte has been written to the socket, or the
+        connection died first (the moment the iterable's close() runs).
+        finish runs for every request whose start returned. Set before
+        start(); None clears. While set, every request is run from Python
+        (the C fast path steps aside)."""
+        _hooks.on_request(start, finish)
 
     # -- timers and tasks ------------------------------------------------------
     def run_every(self, ms: float, fn: Callable[[], Any], repetitions: int = 0) -> Timer:
