@@ -62,6 +62,10 @@ typedef struct http_settings {
   int ws_deflate_bits;
   size_t ws_deflate_min;
   size_t ws_deflate_mem;
+  /* hand request bodies to the application as they arrive (application
+   * threads, -t > 1): the app is called once the head is read and reads
+   * with http_body_read; 0: the whole body first (memory, then a file) */
+  int stream_body;
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with
@@ -77,6 +81,8 @@ typedef struct http_req {
   size_t body_len;
   int body_fd;      /* spilled body (read from offset 0), or -1 */
   uint64_t body_size;
+  int body_stream;  /* the body arrives through http_body_read (then body,
+                       body_fd and body_size say nothing) */
 } http_req;
 
 /* The environ blob of a request: "v1\0v2\0...\0v7" for the keys named
@@ -147,6 +153,17 @@ int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
  * how many), always in order. Returns 0, or -1 when the connection is
  * gone (nothing will be posted). */
 int http_want_sent(uint64_t conn);
+
+/* A streamed request body (http_req.body_stream): copy up to `len` bytes
+ * that have arrived into dst, waiting for some when none have (off the
+ * loop thread only: there it returns -2 instead of waiting). Returns the
+ * bytes copied (> 0), 0 at the end of the body, -1 when the body will not
+ * come (the connection died, or it broke a limit: 413, 408, 400, answered
+ * by the server when the application had not begun its response). The
+ * first call sends `100 Continue` when the client asked for it. Taking
+ * bytes lets the server read more off the socket: it holds at most a window
+ * (HTTP_STREAM_WINDOW) plus its read buffer for a reader that lags. */
+long http_body_read(uint64_t conn, char *dst, size_t len);
 
 /* Bytes queued on a connection, or -1 when it is gone. */
 long http_queued(uint64_t conn);

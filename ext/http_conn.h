@@ -109,6 +109,13 @@ typedef struct http_conn {
    * (reactor.h) reaches when each has left, oldest first (http_resp.c) */
   uint64_t *marks;
   uint32_t nmarks, mcap;
+  /* a body handed over as it arrives (stream_body): `body` holds what has
+   * arrived and the application has not taken, from body_rd on */
+  bool streaming;     /* this request's body is streamed (until complete) */
+  bool stream_end;    /* all of it has arrived */
+  bool continue_owed; /* `100 Continue` goes out at the first read */
+  int stream_err;     /* why it will not come (a status), or 0 */
+  size_t body_rd;
   /* the connection's own facts (http_conn.c writes them) */
   bool read_paused; /* the read buffer is full: rx_resume when answered */
   bool peer_gone;   /* end of input seen while the application works */
@@ -174,6 +181,12 @@ void http_conn_refuse(http_conn *h, int code, const char *extra, const http1_req
 void http_conn_process(http_conn *h);
 /* Free the HTTP state without closing the socket (an upgrade took it). */
 void http_conn_release(http_conn *h);
+
+/* At most this much of a streamed body waits for the application before
+ * the connection stops reading from its socket. */
+#define HTTP_STREAM_WINDOW (256 * 1024)
+/* Move streamed body bytes from the read buffer to the window. */
+void http_stream_feed(http_conn *h);
 
 /* --- the environ (http_env.c) ---------------------------------------------------- */
 

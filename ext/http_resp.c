@@ -369,6 +369,15 @@ static int complete(http_conn *h) {
   if (rs->framing == OUT_CHUNKED && rx_write(c, "0\r\n\r\n", 5)) return -1;
   if (rs->want_sent) mark_sent(h);
   if (rs->framing == OUT_LENGTH && rs->left && !rs->discard) rs->close_after = true;
+  if (h->streaming) {
+    /* the rest of a body the application did not read is not worth
+     * reading: close, unless it has all arrived already */
+    if (!h->stream_end || h->stream_err) rs->close_after = true;
+    h->streaming = false;
+    sb_free(&h->body);
+    h->body_rd = 0;
+    rx_broadcast(); /* a reader on another thread: the body is over */
+  }
   int keep = h->req.keep_alive && !rs->close_after && !h->peer_gone && !rx_stopping() &&
              !(c->flags & RX_F_HUP);
   http_resp_to(h, RESP_DONE);

@@ -149,6 +149,12 @@ uint64_t rx_now_ms(void);    /* monotonic milliseconds, cached per turn */
 
 void rx_lock(void);
 void rx_unlock(void);
+/* For a thread other than the loop's, big lock held: release it, wait for
+ * rx_broadcast() or `ms`, take it again (a caller re-checks its condition:
+ * wake-ups are shared and may be spurious). Never on the loop thread. */
+void rx_wait_ms(uint32_t ms);
+/* Wake every rx_wait_ms() waiter (big lock held). */
+void rx_broadcast(void);
 
 /* Hooks the layers above install (one each). */
 void rx_set_turn_hook(void (*fn)(void)); /* end of every loop turn */

@@ -326,7 +326,8 @@ class Runtime:
             env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
             env.update(zip(parts, parts))
             # body_size is 0 exactly when there is no body (in memory or spilled)
-            env["wsgi.input"] = make_input(req) if req.body_size else EMPTY_INPUT
+            env["wsgi.input"] = (make_input(req) if req.body_size or req.body_stream
+                                 else EMPTY_INPUT)
             if self.root:
                 _root_path(env, self.root)
             conn = req.conn
@@ -717,7 +718,7 @@ class _Iodine:
         runtime: Optional[Runtime] = None
         try:
             for tag, lst in enumerate(listeners):
-                self._bind(tag, lst)
+                self._bind(tag, lst, cfg.threads > 1)
             if not clustered:
                 runtime = Runtime(cfg, listeners)  # imports the app (a target) now
             elif cfg.preload:  # once, here: the workers share its memory
@@ -792,7 +793,7 @@ class _Iodine:
         return self.run_every(0, fn, repetitions=1)
 
     @staticmethod
-    def _bind(tag: int, lst: Listener) -> None:
+    def _bind(tag: int, lst: Listener, stream: bool) -> None:
         addr = lst.address.encode()
         settings = ffi.new("http_settings *", {
             "max_head": lst.max_head, "max_line": lst.max_header_line,
@@ -805,7 +806,10 @@ class _Iodine:
             "ws_deflate": int(bool(lst.ws_deflate)), "ws_deflate_bits": lst.ws_deflate_bits,
             "ws_deflate_min": lst.ws_deflate_min, "ws_deflate_mem": lst.ws_deflate_mem,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
-            "public_root": _public_root(lst.public)})
+            "public_root": _public_root(lst.public),
+            # bodies as they arrive when the app runs on its own threads
+            # (with -t 1 it runs on the loop, which must never wait for one)
+            "stream_body": int(stream)})
         if lst.fd is not None:
             rc = lib.srv_listen_fd(lst.fd, settings)
             if rc >= 0:

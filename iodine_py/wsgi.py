@@ -96,7 +96,32 @@ class FileWrapper:
         return fd, offset, max(0, st.st_size - offset)
 
 
+class _BodyStream(io.RawIOBase):
+    """A request body read as it arrives (-t > 1): http_body_read waits
+    (outside the GIL) for bytes the server has not received yet."""
+
+    def __init__(self, conn: int) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = len(b)
+        if not n:
+            return 0
+        r = int(lib.http_body_read(self._conn, ffi.from_buffer(b), n))
+        if r < 0:
+            raise OSError("the request body ended early (client gone, or a limit broken)")
+        return r
+
+
 def make_input(req: Any) -> Any:
+    if req.body_stream:
+        # read(n) waits for n bytes (or the end), read1(n) returns what has
+        # arrived; readline and iteration work as on a file
+        return io.BufferedReader(_BodyStream(req.conn), 65536)
     if req.body_fd >= 0:
         fd = req.body_fd
         req.body_fd = -1  # ours now: closed with the file object
