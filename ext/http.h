@@ -1,7 +1,8 @@
 /* http: the HTTP/1.1 connection protocol on top of the reactor.
  *
  * Owns: reading requests off a connection (through http1_parser), limits,
- * bodies (in memory up to a threshold, then in an unlinked temp file),
+ * bodies (in memory up to a threshold, then in an unlinked temp file; or
+ * streamed to application threads as they arrive, through a window),
  * `Expect: 100-continue`, keep-alive, pipelining (one request at a time:
  * the next is parsed only when the current response is complete, so
  * responses leave in request order), the WSGI environ as a flat blob, and

@@ -4,7 +4,8 @@
  *
  * Owns: reading off the socket into the read buffer (capped by the head
  * limit), the parse loop, request bodies (memory, then an unlinked temp
- * file), `Expect: 100-continue`, request dispatch, static answers (through
+ * file; or, with stream_body, handed to the application as they arrive
+ * through a bounded window, http_body_read), `Expect: 100-continue`, request dispatch, static answers (through
  * static.c, without the application), error answers, the head and body
  * timeouts, graceful stop, freeing, and the transition functions that are
  * the only writers of the connection and response states.
@@ -12,7 +13,9 @@
  * Must never: build a response head for the application (http_resp.c) or
  * let pipelined bytes be parsed while a response is in progress.
  *
- * Threads: the loop thread, big lock held (the reactor's callbacks). */
+ * Threads: the loop thread, big lock held (the reactor's callbacks);
+ * http_body_read is called from application threads: it takes the big lock
+ * and waits on it (rx_wait_ms), never on the loop thread. */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
@@ -437,8 +440,8 @@ void http_stream_feed(http_conn *h) {
   size_t avail = h->rlen - h->rpos;
   size_t held = h->body.len - h->body_rd;
   if (held >= HTTP_STREAM_WINDOW) return; /* the application is behind */
-  if (!avail) {
-    if (!h->read_paused && body_too_slow(h)) stream_fail(h, 408);
+  if (!avail) { /* (a client waiting for its 100 Continue is not slow) */
+    if (!h->read_paused && !h->continue_owed && body_too_slow(h)) stream_fail(h, 408);
     return;
   }
   if (h->body_rd) { /* keep the window at the front */
@@ -707,7 +710,7 @@ static void on_data(rx_conn *c) {
 static void on_timeout(rx_conn *c) {
   http_conn *h = c->udata;
   if (h->state == H_APP && h->streaming && !h->stream_end && !h->read_paused &&
-      h->body.len == h->body_rd) {
+      !h->continue_owed && h->body.len == h->body_rd) {
     stream_fail(h, 408); /* the application waits for a body that stalled */
     return;
   }

@@ -23,6 +23,11 @@
  * In APP the application owns the request. Bytes that arrive meanwhile
  * (pipelined requests) are buffered, up to the head limit, and parsed only
  * after the response is complete: that is what keeps responses in order.
+ * With stream_body (application threads) a request with a body goes from
+ * HEAD straight to APP with `streaming` set: its body moves from the read
+ * buffer to a bounded window as the application reads it (http_stream_feed,
+ * http_body_read); only the bytes after the body are pipelined ones. A
+ * response completed before the whole body arrived closes the connection.
  *
  * The response (http_resp_to, http_resp.c is its writer):
  *

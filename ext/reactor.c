@@ -87,37 +87,20 @@ void rx_lock(void) { pthread_mutex_lock(&rx.lock); }
 void rx_unlock(void) { pthread_mutex_unlock(&rx.lock); }
 
 /* One condition for every waiter on the big lock (application threads
- * reading a request body as it arrives): broadcasts are rare (a body's bytes
- * moved, a connection ended), so sharing it costs little. CLOCK_MONOTONIC,
- * so a clock step neither cuts nor stretches a wait. */
+ * reading a request body as it arrives): broadcasts are rare, so sharing it
+ * costs little. CLOCK_MONOTONIC: a clock step neither cuts nor stretches. */
 static pthread_cond_t wait_cond;
-static pthread_once_t wait_once = PTHREAD_ONCE_INIT;
-
-static void wait_init(void) {
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&wait_cond, &a);
-  pthread_condattr_destroy(&a);
-}
 
 void rx_wait_ms(uint32_t ms) {
-  pthread_once(&wait_once, wait_init);
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += (time_t)(ms / 1000u);
-  ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)(ms % 1000u) * 1000000u;
+  ts.tv_sec += (time_t)(ms / 1000u + ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
   pthread_cond_timedwait(&wait_cond, &rx.lock, &ts);
 }
 
-void rx_broadcast(void) {
-  pthread_once(&wait_once, wait_init);
-  pthread_cond_broadcast(&wait_cond);
-}
+void rx_broadcast(void) { pthread_cond_broadcast(&wait_cond); }
 int rx_in_loop_thread(void) { return in_loop; }
 int rx_stopping(void) { return rx.stopping || atomic_load(&rx.stop_requested); }
 void rx_set_grace_ms(uint32_t ms) { rx.grace_ms = ms; }
@@ -170,6 +153,10 @@ int rx_init(void) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx.wakefd};
   if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, rx.wakefd, &ev) < 0) return -errno;
   pthread_mutex_init(&rx.lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&wait_cond, &ca);
   rxt_init();
   rx.grace_ms = 10000;
   rx.now = clock_ms();
