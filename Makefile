@@ -34,7 +34,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/%,$(wildcard tests/c/test_*.c))
 
 # (TEST_DEPS_X: the other ext/ files test_X needs: the one home of a fact)
 TEST_DEPS_static := ext/http_facts.c ext/http1_parser.c
-TEST_DEPS_reactor := ext/reactor_timer.c
+TEST_DEPS_reactor := ext/reactor_timer.c ext/reactor_stop.c
 TEST_DEPS_http_facts := ext/http1_parser.c
 .SECONDEXPANSION:
 build/test_%: tests/c/test_%.c ext/%.c ext/%.h tests/c/check.h $$(TEST_DEPS_$$*)

@@ -47,7 +47,10 @@ enum {
                            ptr: the reason (raw_str_free), conn 0 */
   /* the server, without a master (server.c) */
   DSP_RELOAD = 26,      /* SIGHUP/SIGUSR1 without a master: import the app again */
-  DSP_NEXT_FREE = 27    /* the next number to give a new kind */
+  /* HTTP, when asked (http_want_sent, http_resp.c) */
+  DSP_HTTP_SENT = 27,   /* arg: how many finished responses of this
+                           connection have left whole (or died with it) */
+  DSP_NEXT_FREE = 28    /* the next number to give a new kind */
 };
 
 #endif

@@ -1,7 +1,8 @@
 /* http: the HTTP/1.1 connection protocol on top of the reactor.
  *
  * Owns: reading requests off a connection (through http1_parser), limits,
- * bodies (in memory up to a threshold, then in an unlinked temp file),
+ * bodies (in memory up to a threshold, then in an unlinked temp file; or
+ * streamed to application threads as they arrive, through a window),
  * `Expect: 100-continue`, keep-alive, pipelining (one request at a time:
  * the next is parsed only when the current response is complete, so
  * responses leave in request order), the WSGI environ as a flat blob, and
@@ -64,6 +65,10 @@ typedef struct http_settings {
   size_t ws_deflate_mem;
   /* what accepted connections speak: 0 HTTP, 1 raw bytes (raw.h) */
   int service;
+  /* hand request bodies to the application as they arrive (application
+   * threads, -t > 1): the app is called once the head is read and reads
+   * with http_body_read; 0: the whole body first (memory, then a file) */
+  int stream_body;
 } http_settings;
 
 /* A request handed to the application. It owns its memory; free it with
@@ -79,6 +84,8 @@ typedef struct http_req {
   size_t body_len;
   int body_fd;      /* spilled body (read from offset 0), or -1 */
   uint64_t body_size;
+  int body_stream;  /* the body arrives through http_body_read (then body,
+                       body_fd and body_size say nothing) */
 } http_req;
 
 /* The environ blob of a request: "v1\0v2\0...\0v7" for the keys named
@@ -140,6 +147,26 @@ int http_await_drain(uint64_t conn);
  * then belongs to websocket.c or sse.c, which posts DSP_OPEN. Returns 0, -1
  * when gone or not upgradeable, -2 for malformed headers. */
 int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
+
+/* Ask for a DSP_HTTP_SENT event (arg 1) once the response now in progress
+ * has been completed and its last byte written to the socket, or the
+ * connection died first (the moment PEP 3333's close() and a request's
+ * finish hook mean). Call it before the call that completes the response.
+ * Several finished responses of one connection may share one event (arg:
+ * how many), always in order. Returns 0, or -1 when the connection is
+ * gone (nothing will be posted). */
+int http_want_sent(uint64_t conn);
+
+/* A streamed request body (http_req.body_stream): copy up to `len` bytes
+ * that have arrived into dst, waiting for some when none have (off the
+ * loop thread only: there it returns -2 instead of waiting). Returns the
+ * bytes copied (> 0), 0 at the end of the body, -1 when the body will not
+ * come (the connection died, or it broke a limit: 413, 408, 400, answered
+ * by the server when the application had not begun its response). The
+ * first call sends `100 Continue` when the client asked for it. Taking
+ * bytes lets the server read more off the socket: it holds at most a window
+ * (HTTP_STREAM_WINDOW) plus its read buffer for a reader that lags. */
+long http_body_read(uint64_t conn, char *dst, size_t len);
 
 /* Bytes queued on a connection, or -1 when it is gone. */
 long http_queued(uint64_t conn);

@@ -4,7 +4,8 @@
  *
  * Owns: reading off the socket into the read buffer (capped by the head
  * limit), the parse loop, request bodies (memory, then an unlinked temp
- * file), `Expect: 100-continue`, request dispatch, static answers (through
+ * file; or, with stream_body, handed to the application as they arrive
+ * through a bounded window, http_body_read), `Expect: 100-continue`, request dispatch, static answers (through
  * static.c, without the application), error answers, the head and body
  * timeouts, graceful stop, freeing, and the transition functions that are
  * the only writers of the connection and response states.
@@ -12,7 +13,9 @@
  * Must never: build a response head for the application (http_resp.c) or
  * let pipelined bytes be parsed while a response is in progress.
  *
- * Threads: the loop thread, big lock held (the reactor's callbacks). */
+ * Threads: the loop thread, big lock held (the reactor's callbacks);
+ * http_body_read is called from application threads: it takes the big lock
+ * and waits on it (rx_wait_ms), never on the loop thread. */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
@@ -183,6 +186,7 @@ static int body_put(http_conn *h, const char *p, size_t n) {
 
 static void body_reset(http_conn *h) {
   sb_free(&h->body);
+  h->body_rd = 0;
   if (h->body_fd >= 0) close(h->body_fd);
   h->body_fd = -1;
   h->body_size = 0;
@@ -191,9 +195,12 @@ static void body_reset(http_conn *h) {
 /* --- requests in ------------------------------------------------------------- */
 
 static void dispatch(http_conn *h) {
-  if (h->fr.body != HTTP1_BODY_NONE) {
+  /* a streamed chunked body has no length yet: no CONTENT_LENGTH (the
+   * application reads to the end; wsgi.input_terminated) */
+  if (h->fr.body != HTTP1_BODY_NONE && !(h->streaming && h->fr.body == HTTP1_BODY_CHUNKED)) {
     char n[24];
-    int l = snprintf(n, sizeof n, "%llu", (unsigned long long)h->body_size);
+    uint64_t len = h->streaming ? h->fr.content_length : h->body_size;
+    int l = snprintf(n, sizeof n, "%llu", (unsigned long long)len);
     if (http_env_add(&h->env, "CONTENT_LENGTH", n, (size_t)l)) goto oom;
   }
   http_req *r = calloc(1, sizeof *r);
@@ -210,6 +217,7 @@ static void dispatch(http_conn *h) {
   r->body_len = h->body.len;
   r->body_fd = h->body_fd;
   r->body_size = h->body_size;
+  r->body_stream = h->streaming;
   if (r->body_fd >= 0) lseek(r->body_fd, 0, SEEK_SET);
   h->body.p = NULL;
   h->body.len = h->body.cap = 0;
@@ -372,6 +380,7 @@ static int parse_head(http_conn *h) {
                           .keep_alive = h->fr.keep_alive};
   h->rpos += (size_t)r;
   body_reset(h);
+  h->streaming = false;
   int has_body = h->fr.body == HTTP1_BODY_CHUNKED ||
                  (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length);
   if (!has_body) {
@@ -380,6 +389,21 @@ static int parse_head(http_conn *h) {
   }
   h->body_left = h->fr.content_length;
   memset(&h->ck, 0, sizeof h->ck);
+  h->body_since = rx_now_ms();
+  h->body_got = 0;
+  if (s->stream_body && h->upgrade == UP_NONE) {
+    /* The application is called now and reads the body as it arrives;
+     * `100 Continue` waits for its first read (an app that answers without
+     * reading never asked for the body). */
+    h->streaming = true;
+    h->stream_end = false;
+    h->stream_err = 0;
+    h->body_rd = 0;
+    h->continue_owed = h->fr.expect_continue && !h->req.http10;
+    dispatch(h);
+    if (h->state == H_APP) http_stream_feed(h);
+    return 1;
+  }
   if (h->fr.expect_continue && !h->req.http10) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (rx_write(h->c, cont, sizeof cont - 1)) return 0;
@@ -391,6 +415,127 @@ static int parse_head(http_conn *h) {
 }
 
 static int read_body_some(http_conn *h);
+
+/* --- streamed bodies (stream_body) --------------------------------------------
+ * In APP with `streaming`, body bytes move from the read buffer to the
+ * window (h->body from body_rd) as the application takes them: at most
+ * HTTP_STREAM_WINDOW wait there, and once the read buffer is full too the
+ * connection stops reading (read_paused) until http_body_read makes room.
+ * Memory per upload is the window plus the read buffer, whatever its size. */
+
+static int body_too_slow(const http_conn *h);
+
+/* The body will not come: readers learn it at once; the answer is ours
+ * when the application has not begun one, else the connection is cut. */
+static void stream_fail(http_conn *h, int code) {
+  h->stream_err = code;
+  h->stream_end = true;
+  rx_broadcast();
+  if (h->resp.state == RESP_NONE) fail(h, code);
+  else rx_close_now(h->c);
+}
+
+void http_stream_feed(http_conn *h) {
+  if (!h->streaming || h->stream_end || rx_closed(h->c)) return;
+  size_t avail = h->rlen - h->rpos;
+  size_t held = h->body.len - h->body_rd;
+  if (held >= HTTP_STREAM_WINDOW) return; /* the application is behind */
+  if (!avail) { /* (a client waiting for its 100 Continue is not slow) */
+    if (!h->read_paused && !h->continue_owed && body_too_slow(h)) stream_fail(h, 408);
+    return;
+  }
+  if (h->body_rd) { /* keep the window at the front */
+    memmove(h->body.p, h->body.p + h->body_rd, held);
+    h->body.len = held;
+    h->body_rd = 0;
+  }
+  size_t room = HTTP_STREAM_WINDOW - held;
+  char *p = h->rbuf + h->rpos;
+  size_t used, got;
+  if (h->fr.body == HTTP1_BODY_LENGTH) {
+    used = avail < room ? avail : room;
+    if (used > h->body_left) used = (size_t)h->body_left;
+    got = used;
+    h->body_left -= used;
+    if (!h->body_left) h->stream_end = true;
+  } else {
+    size_t in = avail < room ? avail : room;
+    size_t n = in;
+    ssize_t r = http1_decode_chunked(&h->ck, p, &n);
+    if (r < 0 && r != HTTP1_INCOMPLETE) {
+      stream_fail(h, (int)-r);
+      return;
+    }
+    if (h->ck.total > h->set->max_body ||
+        h->ck.chunk_left > h->set->max_body - h->ck.total) {
+      stream_fail(h, 413);
+      return;
+    }
+    got = n;
+    used = r == HTTP1_INCOMPLETE ? in : in - (size_t)r;
+    if (r != HTTP1_INCOMPLETE) h->stream_end = true;
+  }
+  if (sb_put(&h->body, p, got)) {
+    stream_fail(h, 503);
+    return;
+  }
+  h->rpos += used;
+  h->body_got += used;
+  rx_broadcast();
+  if (!h->stream_end && body_too_slow(h)) stream_fail(h, 408);
+}
+
+long http_body_read(uint64_t conn, char *dst, size_t len) {
+  long r;
+  rx_lock();
+  for (;;) {
+    http_conn *h = http_conn_app(conn);
+    if (!h || !h->streaming) {
+      r = -1;
+      break;
+    }
+    if (h->continue_owed) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      h->continue_owed = false;
+      if (h->resp.state == RESP_NONE) rx_write(h->c, cont, sizeof cont - 1);
+    }
+    size_t held = h->body.len - h->body_rd;
+    if (held && len) {
+      size_t k = held < len ? held : len;
+      memcpy(dst, h->body.p + h->body_rd, k);
+      h->body_rd += k;
+      if (h->body_rd == h->body.len) h->body_rd = h->body.len = 0;
+      if (h->read_paused || h->rpos < h->rlen) {
+        /* room again: take what the read buffer holds, then the socket */
+        bool was_paused = h->read_paused;
+        h->read_paused = false;
+        if (was_paused) { /* the wait was ours, not the peer's */
+          h->body_since = rx_now_ms();
+          h->body_got = 0;
+        }
+        http_stream_feed(h);
+        if (!rx_closed(h->c)) rx_resume(h->c);
+      }
+      r = (long)k;
+      break;
+    }
+    if (h->stream_err) {
+      r = -1;
+      break;
+    }
+    if (h->stream_end || !len) {
+      r = 0;
+      break;
+    }
+    if (rx_in_loop_thread()) {
+      r = -2;
+      break;
+    }
+    rx_wait_ms(1000); /* a feed, a failure or the close broadcasts */
+  }
+  rx_unlock();
+  return r;
+}
 
 /* Slow bodies: every byte resets the idle clock, so a body trickled byte by
  * byte would hold its connection for as long as its declared length lasts.
@@ -487,6 +632,9 @@ void http_conn_process(http_conn *h) {
         if (h->state == H_BODY && !rx_closed(h->c) && body_too_slow(h)) fail(h, 408);
         return;
       }
+    } else if (h->state == H_APP && h->streaming) {
+      http_stream_feed(h);
+      return;
     } else {
       return;
     }
@@ -524,6 +672,7 @@ static void on_eof(http_conn *h) {
     break;
   case H_APP:
     h->peer_gone = true; /* finish this response, then close */
+    if (h->streaming && !h->stream_end) stream_fail(h, 400); /* cut off mid-body */
     break;
   case H_WAIT:
     break; /* seen again once drained */
@@ -537,7 +686,7 @@ static void on_eof(http_conn *h) {
 static void on_data(rx_conn *c) {
   http_conn *h = c->udata;
   for (;;) {
-    if (h->state == H_HEAD || h->state == H_BODY) {
+    if (h->state == H_HEAD || h->state == H_BODY || (h->state == H_APP && h->streaming)) {
       http_conn_process(h);
       if (rx_closed(c)) return;
     }
@@ -549,7 +698,8 @@ static void on_data(rx_conn *c) {
     long n = rx_read(c, h->rbuf + h->rlen, h->rcap - h->rlen);
     if (n == 0) return;
     if (n < 0) {
-      if (h->state == H_HEAD || h->state == H_BODY) http_conn_process(h);
+      if (h->state == H_HEAD || h->state == H_BODY || (h->state == H_APP && h->streaming))
+        http_conn_process(h);
       if (!rx_closed(c)) on_eof(h);
       return;
     }
@@ -559,6 +709,11 @@ static void on_data(rx_conn *c) {
 
 static void on_timeout(rx_conn *c) {
   http_conn *h = c->udata;
+  if (h->state == H_APP && h->streaming && !h->stream_end && !h->read_paused &&
+      !h->continue_owed && h->body.len == h->body_rd) {
+    stream_fail(h, 408); /* the application waits for a body that stalled */
+    return;
+  }
   if (h->state == H_APP && !c->out_bytes) return; /* the application works */
   if (h->state == H_WAIT || (h->state == H_HEAD && h->rpos == h->rlen)) rx_close_now(c);
   else if (h->state == H_HEAD || h->state == H_BODY) fail(h, 408);
@@ -598,10 +753,14 @@ static void on_drained(rx_conn *c) {
   }
 }
 
+static void on_sent(rx_conn *c) { http_resp_on_sent(c->udata); }
+
 static void on_close(rx_conn *c) {
   http_conn *h = c->udata;
   if (h->state == H_APP && h->resp.drain_armed) /* wake the suspended response */
     dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
+  http_resp_sent_all(h); /* what never left never will: finished all the same */
+  if (h->streaming) rx_broadcast(); /* a reader waiting for its body: gone */
   dsp_actor_release(h->actor);
   http_conn_release(h);
 }
@@ -612,6 +771,7 @@ void http_conn_release(http_conn *h) {
   body_reset(h);
   sb_free(&h->env);
   free(h->rbuf);
+  free(h->marks);
   free(h);
 }
 
@@ -621,6 +781,7 @@ static const rx_proto http_proto = {
     .on_timeout = on_timeout,
     .on_shutdown = on_shutdown,
     .on_close = on_close,
+    .on_sent = on_sent,
 };
 
 rx_conn *http_attach(int fd, const http_settings *s, const char *peer,

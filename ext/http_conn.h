@@ -23,6 +23,11 @@
  * In APP the application owns the request. Bytes that arrive meanwhile
  * (pipelined requests) are buffered, up to the head limit, and parsed only
  * after the response is complete: that is what keeps responses in order.
+ * With stream_body (application threads) a request with a body goes from
+ * HEAD straight to APP with `streaming` set: its body moves from the read
+ * buffer to a bounded window as the application reads it (http_stream_feed,
+ * http_body_read); only the bytes after the body are pipelined ones. A
+ * response completed before the whole body arrived closes the connection.
  *
  * The response (http_resp_to, http_resp.c is its writer):
  *
@@ -79,6 +84,7 @@ typedef struct {
   bool discard;     /* body bytes are dropped (HEAD, 1xx/204/304, X-Sendfile) */
   bool close_after; /* the connection ends with this response */
   bool drain_armed; /* a DSP_HTTP_DRAIN is owed when the queue empties */
+  bool want_sent;   /* a DSP_HTTP_SENT is owed once this response has left */
 } http_resp;
 
 typedef struct http_conn {
@@ -104,6 +110,17 @@ typedef struct http_conn {
   uint64_t body_got;   /* body bytes taken off the wire since then */
   http_reqinfo req;
   http_resp resp;
+  /* finished responses whose DSP_HTTP_SENT is owed: the value sent_total
+   * (reactor.h) reaches when each has left, oldest first (http_resp.c) */
+  uint64_t *marks;
+  uint32_t nmarks, mcap;
+  /* a body handed over as it arrives (stream_body): `body` holds what has
+   * arrived and the application has not taken, from body_rd on */
+  bool streaming;     /* this request's body is streamed (until complete) */
+  bool stream_end;    /* all of it has arrived */
+  bool continue_owed; /* `100 Continue` goes out at the first read */
+  int stream_err;     /* why it will not come (a status), or 0 */
+  size_t body_rd;
   /* the connection's own facts (http_conn.c writes them) */
   bool read_paused; /* the read buffer is full: rx_resume when answered */
   bool peer_gone;   /* end of input seen while the application works */
@@ -170,6 +187,12 @@ void http_conn_process(http_conn *h);
 /* Free the HTTP state without closing the socket (an upgrade took it). */
 void http_conn_release(http_conn *h);
 
+/* At most this much of a streamed body waits for the application before
+ * the connection stops reading from its socket. */
+#define HTTP_STREAM_WINDOW (256 * 1024)
+/* Move streamed body bytes from the read buffer to the window. */
+void http_stream_feed(http_conn *h);
+
 /* --- the environ (http_env.c) ---------------------------------------------------- */
 
 /* Build h->env for request q. Returns 0, -1 out of memory, -2 malformed. */
@@ -195,6 +218,12 @@ sbuf *http_resp_scratch(void);
 void http_resp_scratch_trim(void);
 /* Server and Date unless the application gave them, then the blank line. */
 int http_resp_defaults(sbuf *o, const http_app_meta *m);
+
+/* The reactor's on_sent: post DSP_HTTP_SENT for the marks reached. */
+void http_resp_on_sent(http_conn *h);
+/* The connection is closing or changing protocol: every DSP_HTTP_SENT still
+ * owed (marks, and a response asked for but never completed) is posted. */
+void http_resp_sent_all(http_conn *h);
 
 /* --- upgrades (http_upgrade.c) ------------------------------------------------------ */
 

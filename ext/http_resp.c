@@ -296,13 +296,88 @@ static int emit(http_conn *h, const char *head, size_t hl, const char *d, size_t
   return cnt ? rx_writev(h->c, iov, cnt) : 0;
 }
 
+/* --- "sent" markers ------------------------------------------------------------
+ * A finished response whose caller asked (http_want_sent) gets a mark: the
+ * reactor's sent_total once every byte queued so far, its own last byte
+ * included, has left. The oldest mark is the reactor's sent_watch; reaching
+ * it posts DSP_HTTP_SENT. Marks are few (one per pipelined response whose
+ * application asked), so a small array suffices. */
+
+static void post_sent(http_conn *h, uint64_t n) {
+  if (n) dsp_post(h->actor, DSP_HTTP_SENT, h->c->id, NULL, n);
+}
+
+static void mark_sent(http_conn *h) {
+  rx_conn *c = h->c;
+  h->resp.want_sent = false;
+  if (!c->out_bytes && !h->nmarks) { /* already out: no marker needed */
+    post_sent(h, 1);
+    return;
+  }
+  if (h->nmarks == h->mcap) {
+    uint32_t cap = h->mcap ? h->mcap * 2 : 4;
+    uint64_t *m = realloc(h->marks, cap * sizeof *m);
+    if (!m) { /* cannot wait for it: say so now rather than never */
+      post_sent(h, 1);
+      return;
+    }
+    h->marks = m;
+    h->mcap = cap;
+  }
+  h->marks[h->nmarks++] = c->sent_total + c->out_bytes;
+  c->sent_watch = h->marks[0];
+}
+
+void http_resp_on_sent(http_conn *h) {
+  rx_conn *c = h->c;
+  uint32_t k = 0;
+  while (k < h->nmarks && h->marks[k] <= c->sent_total) k++;
+  memmove(h->marks, h->marks + k, (h->nmarks - k) * sizeof *h->marks);
+  h->nmarks -= k;
+  c->sent_watch = h->nmarks ? h->marks[0] : 0;
+  post_sent(h, k);
+}
+
+void http_resp_sent_all(http_conn *h) {
+  uint64_t n = h->nmarks + (h->resp.want_sent ? 1u : 0u);
+  h->nmarks = 0;
+  h->resp.want_sent = false;
+  h->c->sent_watch = 0;
+  free(h->marks);
+  h->marks = NULL;
+  h->mcap = 0;
+  post_sent(h, n);
+}
+
+int http_want_sent(uint64_t conn) {
+  rx_lock();
+  http_conn *h = http_conn_app(conn);
+  int r = -1;
+  if (h && h->resp.state != RESP_DONE) {
+    h->resp.want_sent = true;
+    r = 0;
+  }
+  rx_unlock();
+  return r;
+}
+
 /* The response is whole: end its framing, then either close or go back to
  * reading requests (taking a pipelined one at once on the loop thread). */
 static int complete(http_conn *h) {
   rx_conn *c = h->c;
   http_resp *rs = &h->resp;
   if (rs->framing == OUT_CHUNKED && rx_write(c, "0\r\n\r\n", 5)) return -1;
+  if (rs->want_sent) mark_sent(h);
   if (rs->framing == OUT_LENGTH && rs->left && !rs->discard) rs->close_after = true;
+  if (h->streaming) {
+    /* the rest of a body the application did not read is not worth
+     * reading: close, unless it has all arrived already */
+    if (!h->stream_end || h->stream_err) rs->close_after = true;
+    h->streaming = false;
+    sb_free(&h->body);
+    h->body_rd = 0;
+    rx_broadcast(); /* a reader on another thread: the body is over */
+  }
   int keep = h->req.keep_alive && !rs->close_after && !h->peer_gone && !rx_stopping() &&
              !(c->flags & RX_F_HUP);
   http_resp_to(h, RESP_DONE);

@@ -154,6 +154,7 @@ int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count) 
   http_resp_to(h, RESP_DONE); /* the head is the whole HTTP response */
   /* Hand over: the actor and any bytes the peer sent after the handshake
    * go to the new protocol; the HTTP state ends here, without on_close. */
+  http_resp_sent_all(h); /* earlier answers' markers end with HTTP here */
   dsp_actor *actor = h->actor;
   h->actor = NULL;
   if (h->upgrade == UP_WEBSOCKET)

@@ -1,4 +1,6 @@
-/* reactor: see reactor.h for what this file owns.
+/* reactor: see reactor.h for what this file owns (with reactor_timer.c,
+ * the timers, and reactor_stop.c, lingering close and stopping; the loop's
+ * state they share is in reactor_int.h).
  *
  * Edge-triggered epoll: every socket is registered once for IN|OUT|RDHUP and
  * never modified again, so a write that would block costs no epoll_ctl. The
@@ -24,55 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { SEG_MEM, SEG_BUF, SEG_FILE };
+#include "reactor_int.h"
 
-struct rx_seg {
-  rx_seg *next;
-  uint8_t kind;
-  uint32_t writes; /* writes queued in it (small ones share a SEG_MEM) */
-  uint32_t cap;    /* SEG_MEM: bytes of data[] allocated */
-  int fd;          /* SEG_FILE */
-  uint64_t off;    /* SEG_MEM/SEG_BUF: offset in data; SEG_FILE: file offset */
-  uint64_t len;    /* bytes left to send */
-  rx_buf *buf;     /* SEG_BUF */
-  char data[];     /* SEG_MEM */
-};
-
-#define LINGER_MS 2000
-#define LINGER_BYTES (256 * 1024)
-#define SWEEP_MS 250
-
-static struct {
-  int epfd, wakefd;
-  rx_conn **table;
-  uint32_t *gens;
-  size_t cap, top; /* table size; highest fd + 1 ever used */
-  pthread_mutex_t lock;
-  rx_conn *resume_head, *resume_tail;
-  rx_conn *dead;
-  rx_conn *corked;
-  atomic_int stop_requested;
-  atomic_int sleeping;
-  int stopping;
-  uint32_t grace_ms;
-  /* A drained stop (a worker retiring in a rolling restart): listeners
-   * and HTTP connections hear it at once, upgraded ones (RX_F_UPGRADED)
-   * hear on_shutdown spread evenly over drain_ms, so their clients do not
-   * all reconnect in the same instant; the grace period follows the drain. */
-  uint32_t drain_ms, drain_next; /* drain_next: the stop asked for a drain */
-  uint64_t drain_start;
-  size_t drain_total, drain_done, drain_cursor;
-  uint64_t deadline, now, next_sweep;
-  void (*turn_hook)(void);
-  int (*busy_probe)(void);
-  int ready;
-  int timers_on; /* off in a cluster's master: timers belong to workers */
-  size_t open;   /* sockets attached and not yet closed (listeners too) */
-} rx;
+struct rx_state rx;
 
 static _Thread_local int in_loop;
-
-static const rx_proto linger_proto;
 
 /* --- time and locking ---------------------------------------------------- */
 
@@ -85,6 +43,22 @@ static uint64_t clock_ms(void) {
 uint64_t rx_now_ms(void) { return in_loop ? rx.now : clock_ms(); }
 void rx_lock(void) { pthread_mutex_lock(&rx.lock); }
 void rx_unlock(void) { pthread_mutex_unlock(&rx.lock); }
+
+/* One condition for every waiter on the big lock (application threads
+ * reading a request body as it arrives): broadcasts are rare, so sharing it
+ * costs little. CLOCK_MONOTONIC: a clock step neither cuts nor stretches. */
+static pthread_cond_t wait_cond;
+
+void rx_wait_ms(uint32_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)(ms % 1000u) * 1000000u;
+  ts.tv_sec += (time_t)(ms / 1000u + ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  pthread_cond_timedwait(&wait_cond, &rx.lock, &ts);
+}
+
+void rx_broadcast(void) { pthread_cond_broadcast(&wait_cond); }
 int rx_in_loop_thread(void) { return in_loop; }
 int rx_stopping(void) { return rx.stopping || atomic_load(&rx.stop_requested); }
 void rx_set_grace_ms(uint32_t ms) { rx.grace_ms = ms; }
@@ -92,14 +66,14 @@ void rx_set_drain_ms(uint32_t ms) { rx.drain_ms = ms; }
 void rx_set_turn_hook(void (*fn)(void)) { rx.turn_hook = fn; }
 void rx_set_busy_probe(int (*fn)(void)) { rx.busy_probe = fn; }
 
-static void wake(void) {
+void rx_int_wake(void) {
   uint64_t one = 1;
   ssize_t r = write(rx.wakefd, &one, sizeof one);
   (void)r; /* EAGAIN means a wake-up is already pending: good enough */
 }
 
 void rx_wake_sleeping(void) {
-  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+  if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
 
 /* --- shared buffers -------------------------------------------------------- */
@@ -137,6 +111,10 @@ int rx_init(void) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx.wakefd};
   if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, rx.wakefd, &ev) < 0) return -errno;
   pthread_mutex_init(&rx.lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&wait_cond, &ca);
   rxt_init();
   rx.grace_ms = 10000;
   rx.now = clock_ms();
@@ -206,6 +184,7 @@ rx_conn *rx_find(uint64_t id) {
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata) {
   c->proto = proto;
   c->udata = udata;
+  c->sent_watch = 0; /* a marker belongs to the protocol that set it */
 }
 
 void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state) {
@@ -222,7 +201,7 @@ void rx_resume(rx_conn *c) {
   if (rx.resume_tail) rx.resume_tail->resume_next = c;
   else rx.resume_head = c;
   rx.resume_tail = c;
-  if (!in_loop && atomic_load(&rx.sleeping)) wake();
+  if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
 
 static void drop_queue(rx_conn *c) {
@@ -272,7 +251,7 @@ void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
   c->flags |= RX_F_CLOSING;
   if (!c->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
-  else if (!in_loop && atomic_load(&rx.sleeping)) wake();
+  else if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
 
 /* Reading through a transport. A TLS read may have to write first
@@ -329,6 +308,9 @@ long rx_read(rx_conn *c, void *dst, size_t len) {
 static void retire(rx_conn *c, size_t n, int files_too) {
   if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
   c->out_bytes -= n;
+  c->sent_total += n;
+  if (c->sent_watch && c->sent_total >= c->sent_watch && c->proto && c->proto->on_sent)
+    c->proto->on_sent(c); /* only notes the fact: the queue is not touched */
   while (c->out_head && n) {
     rx_seg *t = c->out_head;
     size_t take = t->len < n ? (size_t)t->len : n;
@@ -626,7 +608,7 @@ void rx_cork(rx_conn *c) {
   c->flags |= RX_F_CORK;
   c->cork_next = rx.corked;
   rx.corked = c;
-  if (!in_loop && atomic_load(&rx.sleeping)) wake(); /* it flushes the corks */
+  if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake(); /* it flushes the corks */
 }
 
 static void uncork_all(void) {
@@ -642,42 +624,6 @@ static void uncork_all(void) {
     }
   }
 }
-
-/* --- lingering close --------------------------------------------------------
- * After an error answer the peer may still be sending. Closing a socket with
- * unread input makes the kernel send RST, which can destroy our answer before
- * the peer reads it; so we half-close and discard input for a short while. */
-
-static void linger_end(rx_conn *c) {
-  c->flags &= ~RX_F_LINGER;
-  rx.table[c->fd] = NULL;
-  rx.open--;
-  close(c->fd);
-  c->dead_next = rx.dead;
-  rx.dead = c;
-}
-
-static void linger_data(rx_conn *c) {
-  char sink[16384];
-  for (;;) {
-    ssize_t n = read(c->fd, sink, sizeof sink);
-    if (n > 0) {
-      /* out_bytes is idle while lingering: it counts what we discarded */
-      if ((c->out_bytes += (size_t)n) > LINGER_BYTES) break;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    break; /* the peer closed: our answer was read */
-  }
-  linger_end(c);
-}
-
-/* Time is up: a peer that neither reads nor closes gets no more. */
-static void linger_timeout(rx_conn *c) { linger_end(c); }
-
-static const rx_proto linger_proto = {.on_data = linger_data,
-                                      .on_timeout = linger_timeout};
 
 /* --- the loop -------------------------------------------------------------- */
 
@@ -732,95 +678,19 @@ static void bury(void) {
     while (list) {
       rx_conn *c = list;
       list = c->dead_next;
-      if (c->proto != &linger_proto) {
+      if (!rx_lingering(c)) {
         if (c->proto && c->proto->on_close) c->proto->on_close(c);
         c->proto = NULL;
         c->udata = NULL;
       }
       if (c->flags & RX_F_LINGER) {
-        c->proto = &linger_proto;
-        c->timeout_ms = LINGER_MS;
-        c->active_ms = rx.now;
-        c->out_bytes = 0;
-        linger_data(c); /* input may already be waiting: edge-triggered */
+        rx_linger_begin(c);
         continue;
       }
       unlist(c);
       free(c);
     }
   }
-}
-
-static int lingering(rx_conn *c) { return c->proto == &linger_proto; }
-
-static void shutdown_one(rx_conn *c) {
-  if (c->proto && c->proto->on_shutdown) c->proto->on_shutdown(c);
-  else if (c->flags & RX_F_LISTENER) rx_close_now(c);
-}
-
-static void begin_shutdown(void) {
-  rx.stopping = 1;
-  int drain = rx.drain_next && rx.drain_ms;
-  rx.drain_next = 0;
-  rx.deadline = rx.now + rx.grace_ms + (drain ? rx.drain_ms : 0);
-  rx.drain_total = rx.drain_done = rx.drain_cursor = 0;
-  /* listeners first: from here new connections are someone else's */
-  for (size_t fd = 0; fd < rx.top; fd++) {
-    rx_conn *c = rx.table[fd];
-    if (c && !(c->flags & RX_F_CLOSED) && (c->flags & RX_F_LISTENER)) shutdown_one(c);
-  }
-  /* HTTP connections hear it at once (an idle keep-alive one closes, a
-   * busy one after its answer: no request of a retiring worker waits out
-   * the drain); upgraded ones (WebSocket, SSE) are spread */
-  for (size_t fd = 0; fd < rx.top; fd++) {
-    rx_conn *c = rx.table[fd];
-    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || lingering(c)) continue;
-    if (drain && (c->flags & RX_F_UPGRADED)) rx.drain_total++;
-    else shutdown_one(c);
-  }
-  rx.drain_start = rx.now;
-}
-
-/* Each turn of a drained stop: on_shutdown for the share of the upgraded
- * connections (those open when the stop began, in fd order) the elapsed
- * time allows. One closed meanwhile is simply skipped (and the count
- * catches up at the end of the table). */
-static void drain_step(void) {
-  if (rx.drain_done >= rx.drain_total) return;
-  uint64_t elapsed = rx.now - rx.drain_start;
-  size_t due = elapsed >= rx.drain_ms ? rx.drain_total
-                                       : (size_t)((rx.drain_total * elapsed) / rx.drain_ms);
-  while (rx.drain_done < due && rx.drain_cursor < rx.top) {
-    rx_conn *c = rx.table[rx.drain_cursor++];
-    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || !(c->flags & RX_F_UPGRADED) ||
-        lingering(c))
-      continue;
-    rx.drain_done++;
-    shutdown_one(c);
-  }
-  if (rx.drain_cursor >= rx.top) rx.drain_done = rx.drain_total;
-}
-
-static void close_everything(void) {
-  for (size_t fd = 0; fd < rx.top; fd++) {
-    rx_conn *c = rx.table[fd];
-    if (!c) continue;
-    if (lingering(c)) linger_timeout(c);
-    else rx_close_now(c);
-  }
-}
-
-void rx_stop(void) {
-  atomic_store(&rx.stop_requested, 1);
-  wake();
-}
-
-void rx_wake(void) { wake(); }
-
-void rx_stop_drained(void) {
-  rx.drain_next = 1; /* read by begin_shutdown, after the store below */
-  atomic_store(&rx.stop_requested, 1);
-  wake();
 }
 
 /* Through a transport a write may wait for input and a read for output
@@ -860,8 +730,8 @@ static void turn(int max_wait) {
     }
     rx_conn *c = rx.table[fd];
     if (!c) continue;
-    if (lingering(c)) {
-      linger_data(c);
+    if (rx_lingering(c)) {
+      rx_linger_data(c);
       continue;
     }
     if (c->flags & RX_F_CLOSED) continue;
@@ -905,15 +775,15 @@ int rx_run(void) {
   rx.now = clock_ms();
   rx.next_sweep = rx.now + SWEEP_MS;
   for (;;) {
-    if (atomic_load(&rx.stop_requested) && !rx.stopping) begin_shutdown();
+    if (atomic_load(&rx.stop_requested) && !rx.stopping) rx_begin_shutdown();
     if (rx.stopping) {
-      drain_step();
+      rx_drain_step();
       size_t live = 0;
       for (size_t fd = 0; fd < rx.top; fd++)
         if (rx.table[fd]) live++;
       if (!live && !rx.dead) break;
       if (rx.now >= rx.deadline) {
-        close_everything();
+        rx_close_everything();
         bury();
         if (rx.turn_hook) rx.turn_hook();
         uncork_all();

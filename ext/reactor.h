@@ -34,6 +34,9 @@ typedef struct rx_proto {
   void (*on_close)(rx_conn *c);    /* last call: free the protocol's state */
   /* an outgoing connect (rx_connect) finished: err 0, or its errno */
   void (*on_connect)(rx_conn *c, int err);
+  /* c->sent_total reached c->sent_watch (a marker the protocol set in its
+   * output: everything queued before it has been written to the socket) */
+  void (*on_sent)(rx_conn *c);
 } rx_proto;
 
 /* A shared, immutable, reference-counted byte buffer: framed once, queued on
@@ -97,6 +100,11 @@ struct rx_conn {
   rx_seg *out_head, *out_tail;
   size_t out_bytes;        /* bytes queued, not yet written */
   uint32_t out_count;      /* writes queued: what `pending` reports */
+  uint64_t sent_total;     /* bytes ever written to the socket (or transport) */
+  uint64_t sent_watch;     /* call proto->on_sent once sent_total reaches
+                              this (0: no marker); the protocol sets it to
+                              sent_total + out_bytes to learn when what it
+                              has queued so far has left */
   uint32_t flags;
   uint32_t timeout_ms;     /* idle limit, 0 = none */
   uint64_t active_ms;      /* last read or write progress */
@@ -144,6 +152,12 @@ uint64_t rx_now_ms(void);    /* monotonic milliseconds, cached per turn */
 
 void rx_lock(void);
 void rx_unlock(void);
+/* For a thread other than the loop's, big lock held: release it, wait for
+ * rx_broadcast() or `ms`, take it again (a caller re-checks its condition:
+ * wake-ups are shared and may be spurious). Never on the loop thread. */
+void rx_wait_ms(uint32_t ms);
+/* Wake every rx_wait_ms() waiter (big lock held). */
+void rx_broadcast(void);
 
 /* Hooks the layers above install (one each). */
 void rx_set_turn_hook(void (*fn)(void)); /* end of every loop turn */

@@ -31,6 +31,7 @@ typedef struct dsp_event {
 } dsp_event;
 #define DSP_HTTP_REQUEST ...
 #define DSP_HTTP_DRAIN ...
+#define DSP_HTTP_SENT ...
 #define DSP_TASK ...
 #define DSP_OPEN ...
 #define DSP_MESSAGE ...
@@ -73,6 +74,7 @@ typedef struct http_settings {
     size_t ws_deflate_min;
     size_t ws_deflate_mem;
     int service;
+    int stream_body;
 } http_settings;
 typedef struct http_req {
     uint64_t conn;
@@ -85,6 +87,7 @@ typedef struct http_req {
     size_t body_len;
     int body_fd;
     uint64_t body_size;
+    int body_stream;
 } http_req;
 void http_req_free(http_req *r);
 const char *http_env_fixed(void);
@@ -97,6 +100,8 @@ int http_finish(uint64_t conn);
 int http_abort(uint64_t conn);
 int http_await_drain(uint64_t conn);
 long http_queued(uint64_t conn);
+int http_want_sent(uint64_t conn);
+long http_body_read(uint64_t conn, char *dst, size_t len);
 int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
 
 /* upgrade.h, websocket.h, sse.h */

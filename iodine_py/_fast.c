@@ -52,6 +52,10 @@
 #include "http.h"
 #include "pyfast.h"
 
+/* A request with a body for Python to read: collected (body_size) or
+ * arriving (body_stream, read through http_body_read). */
+#define HAS_BODY(r) ((r)->body_size || (r)->body_stream)
+
 static PyObject *bases;       /* tuple of dicts */
 static PyObject *empty_input; /* wsgi.input without a body */
 static PyObject *fixed_keys;  /* tuple of str */
@@ -143,7 +147,7 @@ static PyObject *build_env(const http_req *r) {
   PyObject *env = PyDict_Copy(PyTuple_GetItem(bases, r->tag));
   if (!env) return NULL;
   if (fill_env(env, r->env, r->env_len) ||
-      (!r->body_size && PyDict_SetItem(env, input_key, empty_input))) {
+      (!HAS_BODY(r) && PyDict_SetItem(env, input_key, empty_input))) {
     Py_DECREF(env);
     return NULL;
   }
@@ -157,8 +161,8 @@ static PyObject *request_tuple(dsp_event *ev, int left) {
   /* N: the tuple takes env's reference */
   PyObject *t = Py_BuildValue("(iKKiiNKi)", ev->kind, (unsigned long long)(uintptr_t)ev,
                               (unsigned long long)ev->conn, r->tag, r->upgrade, env,
-                              (unsigned long long)(r->body_size ? (uintptr_t)r : 0), left);
-  if (t && !r->body_size) {
+                              (unsigned long long)(HAS_BODY(r) ? (uintptr_t)r : 0), left);
+  if (t && !HAS_BODY(r)) {
     http_req_free(r);
     ev->ptr = NULL;
   }
@@ -448,7 +452,7 @@ static dsp_event *take(dsp_event *done, int mode) {
  * upgrade, and setup() said direct (no access log). */
 static int plain_request(const dsp_event *ev) {
   const http_req *r = ev->ptr;
-  return direct && ev->kind == DSP_HTTP_REQUEST && r && !r->body_size && !r->upgrade &&
+  return direct && ev->kind == DSP_HTTP_REQUEST && r && !HAS_BODY(r) && !r->upgrade &&
          apps && r->tag >= 0 && r->tag < PyTuple_Size(apps);
 }
 

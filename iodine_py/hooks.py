@@ -26,7 +26,7 @@ logged and the next hook runs.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 STATES = ("pre_start", "before_fork", "after_fork", "enter_child",
           "enter_master", "start_shutdown", "on_finish")
@@ -60,8 +60,27 @@ def fire(event: str) -> None:
             _log_exception(f"an on_state({event!r}) hook")
 
 
+# Per-request hooks (Iodine.on_request): start(environ) before the app,
+# finish(environ) once the response's last byte has left (or the connection
+# died). Set before the server starts; read by the runtime at serve().
+request_start: Optional[Callable[[Dict[str, Any]], object]] = None
+request_finish: Optional[Callable[[Dict[str, Any]], object]] = None
+
+
+def on_request(start: Optional[Callable[[Dict[str, Any]], object]] = None,
+               finish: Optional[Callable[[Dict[str, Any]], object]] = None) -> None:
+    """Set (or, with None, clear) the per-request pair."""
+    global request_start, request_finish
+    for fn in (start, finish):
+        if fn is not None and not callable(fn):
+            raise TypeError("on_request hooks must be callable or None")
+    request_start, request_finish = start, finish
+
+
 def clear() -> None:
     """Forget every hook (tests, and a second start in one process)."""
+    global request_start, request_finish
     with _lock:
         for fns in _hooks.values():
             fns.clear()
+        request_start = request_finish = None

@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Union
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Union
 
 from . import __version__
 from ._native import ffi, lib
@@ -41,6 +42,7 @@ BATCH = 64  # events per loop turn in inline mode, so I/O is never starved
 # Event kinds, read from the C headers by cffi (plain ints: compared per event).
 HTTP_REQUEST = lib.DSP_HTTP_REQUEST
 HTTP_DRAIN = lib.DSP_HTTP_DRAIN
+HTTP_SENT = lib.DSP_HTTP_SENT
 TASK = lib.DSP_TASK
 TASK_END = lib.DSP_TASK_END
 PUBSUB = lib.DSP_PUBSUB
@@ -148,6 +150,9 @@ class Runtime:
         self.listeners = listeners
         self.apps: List[Any] = []
         self.suspended: Dict[int, Response] = {}
+        # responses waiting for their last byte to leave (DSP_HTTP_SENT),
+        # oldest first, per connection
+        self.sent_wait: Dict[int, Deque[Response]] = {}
         self.clients: Dict[int, Client] = {}
         self.access_log = config.log and not config.quiet
         self.log: Optional[AccessLog] = None
@@ -160,6 +165,9 @@ class Runtime:
         multiprocess = config.workers > 1
         for lst in listeners:
             self.apps.append((_resolve(lst.app), base_environ(lst, multithread, multiprocess)))
+        # read after the apps are imported: their modules may set them
+        self.req_start = _hooks.request_start
+        self.req_finish = _hooks.request_finish
 
     def reload_apps(self) -> None:
         """SIGHUP/SIGUSR1 without workers: import the apps named by a target
@@ -189,8 +197,10 @@ class Runtime:
                     self._response_for_write, self.config.threads > 1,
                     tuple(app for app, _ in self.apps),
                     # C answers plain requests itself unless something must
-                    # see each one in Python (access log, recycling, root path)
-                    not (self.access_log or self.max_requests or self.root))
+                    # see each one in Python (access log, recycling, root
+                    # path, per-request hooks)
+                    not (self.access_log or self.max_requests or self.root or
+                         self.req_start or self.req_finish))
 
     # -- events ----------------------------------------------------------------
     def take(self, t: Any) -> None:
@@ -224,7 +234,7 @@ class Runtime:
                 env["wsgi.input"] = make_input(r)
             finally:
                 lib.http_req_free(r)
-        if upgrade or self.access_log:
+        if upgrade or self.access_log or self.req_start or self.req_finish:
             if upgrade:
                 env["rack.upgrade?"] = "websocket" if upgrade == lib.UP_WEBSOCKET else "sse"
             resp = Response(self, conn, env, upgrade)
@@ -270,6 +280,8 @@ class Runtime:
                 resp = self.suspended.pop(ev.conn, None)
                 if resp is not None:
                     resp.pump()
+            elif kind == HTTP_SENT:
+                self.on_sent(ev.conn, ev.arg)
             elif kind == TASK or kind == TASK_END:
                 _run_task(kind, ev.arg)
             elif kind == PUBSUB:
@@ -298,6 +310,21 @@ class Runtime:
         except BaseException:
             _log_exception("the server's event handler")
 
+    def wait_sent(self, resp: Response) -> None:
+        q = self.sent_wait.get(resp.conn)
+        if q is None:
+            q = self.sent_wait[resp.conn] = deque()
+        q.append(resp)
+
+    def on_sent(self, conn: int, n: int) -> None:
+        """n finished responses of conn have left whole (or died with it)."""
+        q = self.sent_wait.get(conn)
+        while q and n > 0:
+            n -= 1
+            q.popleft().closed()
+        if q is not None and not q:
+            del self.sent_wait[conn]
+
     def count_request(self) -> None:
         """--max-requests: this worker stops gracefully after its share."""
         self.requests += 1
@@ -316,7 +343,8 @@ class Runtime:
             env.update(zip(ENV_FIXED, parts))  # seven values, then pairs
             env.update(zip(parts, parts))
             # body_size is 0 exactly when there is no body (in memory or spilled)
-            env["wsgi.input"] = make_input(req) if req.body_size else EMPTY_INPUT
+            env["wsgi.input"] = (make_input(req) if req.body_size or req.body_stream
+                                 else EMPTY_INPUT)
             if self.root:
                 _root_path(env, self.root)
             conn = req.conn
@@ -615,6 +643,18 @@ class _Iodine:
         on_finish (order: see iodine_py/hooks.py and the README)."""
         return _hooks.on_state(event, fn)
 
+    @staticmethod
+    def on_request(start: Optional[Callable[[Dict[str, Any]], object]] = None,
+                   finish: Optional[Callable[[Dict[str, Any]], object]] = None) -> None:
+        """A per-request pair (a database connection's checkout/checkin,
+        say): start(environ) runs before the app, finish(environ) once the
+        response's last byte has been written to the socket, or the
+        connection died first (the moment the iterable's close() runs).
+        finish runs for every request whose start returned. Set before
+        start(); None clears. While set, every request is run from Python
+        (the C fast path steps aside)."""
+        _hooks.on_request(start, finish)
+
     # -- timers and tasks ------------------------------------------------------
     def run_every(self, ms: float, fn: Callable[[], Any], repetitions: int = 0) -> Timer:
         """Call fn every `ms` milliseconds, `repetitions` times (0: until
@@ -730,7 +770,7 @@ class _Iodine:
         runtime: Optional[Runtime] = None
         try:
             for tag, lst in enumerate(listeners):
-                self._bind(tag, lst)
+                self._bind(tag, lst, cfg.threads > 1)
             if not clustered:
                 runtime = Runtime(cfg, listeners)  # imports the app (a target) now
             elif cfg.preload:  # once, here: the workers share its memory
@@ -805,7 +845,7 @@ class _Iodine:
         return self.run_every(0, fn, repetitions=1)
 
     @staticmethod
-    def _bind(tag: int, lst: Listener) -> None:
+    def _bind(tag: int, lst: Listener, stream: bool) -> None:
         addr = lst.address.encode()
         settings = ffi.new("http_settings *", {
             "max_head": lst.max_head, "max_line": lst.max_header_line,
@@ -819,7 +859,10 @@ class _Iodine:
             "ws_deflate_min": lst.ws_deflate_min, "ws_deflate_mem": lst.ws_deflate_mem,
             "service": 1 if lst.service == "raw" else 0,
             "trust": _trust(lst.trust_proxy), "tls": _tls_ctx(lst),
-            "public_root": _public_root(lst.public)})
+            "public_root": _public_root(lst.public),
+            # bodies as they arrive when the app runs on its own threads
+            # (with -t 1 it runs on the loop, which must never wait for one)
+            "stream_body": int(stream)})
         if lst.fd is not None:
             rc = lib.srv_listen_fd(lst.fd, settings)
             if rc >= 0:

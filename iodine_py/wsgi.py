@@ -96,7 +96,32 @@ class FileWrapper:
         return fd, offset, max(0, st.st_size - offset)
 
 
+class _BodyStream(io.RawIOBase):
+    """A request body read as it arrives (-t > 1): http_body_read waits
+    (outside the GIL) for bytes the server has not received yet."""
+
+    def __init__(self, conn: int) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = len(b)
+        if not n:
+            return 0
+        r = int(lib.http_body_read(self._conn, ffi.from_buffer(b), n))
+        if r < 0:
+            raise OSError("the request body ended early (client gone, or a limit broken)")
+        return r
+
+
 def make_input(req: Any) -> Any:
+    if req.body_stream:
+        # read(n) waits for n bytes (or the end), read1(n) returns what has
+        # arrived; readline and iteration work as on a file
+        return io.BufferedReader(_BodyStream(req.conn), 65536)
     if req.body_fd >= 0:
         fd = req.body_fd
         req.body_fd = -1  # ours now: closed with the file object
@@ -183,7 +208,8 @@ class Response:
     """One request's response, from app call to the last byte."""
 
     __slots__ = ("conn", "env", "status", "headers", "sent", "it", "result",
-                 "runtime", "done", "started", "bytes_out", "upgrade")
+                 "runtime", "done", "started", "bytes_out", "upgrade", "armed", "hooked",
+                 "ended")
 
     def __init__(self, runtime: Any, conn: int, env: Dict[str, Any], upgrade: int = 0) -> None:
         self.runtime = runtime
@@ -198,6 +224,9 @@ class Response:
         self.done = False
         self.started = 0.0
         self.bytes_out = 0
+        self.armed = False   # closed() waits for DSP_HTTP_SENT
+        self.hooked = False  # the request hook's start ran: finish owed
+        self.ended = False   # finish() ran
 
     # -- the WSGI callables --------------------------------------------------
     def start_response(self, status: str, headers: List[Tuple[str, str]],
@@ -247,6 +276,8 @@ class Response:
         flat = "\0".join(map("\0".join, headers)).encode("latin-1")
         s = status.encode("latin-1")
         self.bytes_out += len(body)
+        if finish:
+            self._arm()
         r = lib.http_respond(self.conn, s, len(s), flat, len(flat), len(headers),
                              body, len(body), finish)
         if r == -2:
@@ -259,6 +290,10 @@ class Response:
 
     def run(self, app: WSGIApp) -> None:
         try:
+            start = self.runtime.req_start
+            if start is not None:
+                start(self.env)
+            self.hooked = True
             result = app(self.env, self.start_response)
         except BaseException:
             self.fail("the application")
@@ -343,6 +378,7 @@ class Response:
             if not self.sent:
                 self._head(b"", True)
             else:
+                self._arm()
                 lib.http_finish(conn)
             self.finish()
         except BaseException:
@@ -354,6 +390,7 @@ class Response:
         self._head(b"", False)
         self.bytes_out += length
         lib.http_sendfile(self.conn, os.dup(fd), offset, length)
+        self._arm()
         lib.http_finish(self.conn)
         self.finish()
 
@@ -363,20 +400,45 @@ class Response:
             self.status = "500 Internal Server Error"
             self.sent = True
             self.bytes_out = len(_ERROR_BODY)  # what the access log shows
+            self._arm()
             lib.http_respond(self.conn, _STATUS_500, len(_STATUS_500), _ERROR_HEADERS,
                              len(_ERROR_HEADERS), 1, _ERROR_BODY, len(_ERROR_BODY), 1)
             self.finish()
         else:
             self.finish(aborted=True)  # mid-body: dropping it is the only honest signal
 
-    def finish(self, aborted: bool = False) -> None:
-        """Always runs once: close() the iterable (PEP 3333), log the line."""
-        if self.done and self.result is None:
+    def _arm(self) -> None:
+        """Before the call that completes the response: when something must
+        run once its last byte has left (the iterable's close(), the finish
+        hook), ask the core for DSP_HTTP_SENT and wait for it (closed())."""
+        if self.armed:
             return
-        self.done = True
-        result, self.result, self.it = self.result, None, None
+        result = self.result
+        if self.runtime.req_finish is None and (
+                result is None or type(result) is list or getattr(result, "close", None) is None):
+            return
+        if lib.http_want_sent(self.conn) == 0:
+            self.armed = True
+            self.runtime.wait_sent(self)
+
+    def finish(self, aborted: bool = False) -> None:
+        """Always runs once: log the line, and close() the iterable (PEP
+        3333) now, or when the last byte has left (closed())."""
+        if self.ended:
+            return
+        self.ended = self.done = True
         if aborted:
-            lib.http_abort(self.conn)
+            lib.http_abort(self.conn)  # an armed wait ends with the connection
+        if self.runtime.access_log:
+            self.runtime.log_access(self)
+        if not self.armed:
+            self.closed()
+
+    def closed(self) -> None:
+        """The response has left whole, or its connection died: close() the
+        iterable, then the request's finish hook. Runs once."""
+        result, self.result, self.it = self.result, None, None
+        hooked, self.hooked = self.hooked, False
         # a list (the common body) has no close(): skip the failed lookup
         close = getattr(result, "close", None) if type(result) is not list else None
         if close is not None:
@@ -384,5 +446,9 @@ class Response:
                 close()
             except BaseException:
                 _log_exception("the iterable's close()")
-        if self.runtime.access_log:
-            self.runtime.log_access(self)
+        fin = self.runtime.req_finish
+        if hooked and fin is not None:
+            try:
+                fin(self.env)
+            except BaseException:
+                _log_exception("the on_request finish hook")
