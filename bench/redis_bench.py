@@ -50,7 +50,7 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None
             return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server on {port} did not come up")
+                raise SystemExit(f"server on {port} did not come up") from None
             time.sleep(0.05)
 
 

@@ -31,7 +31,7 @@ def _int(lo: int, what: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}")
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
         if value < lo:
             raise argparse.ArgumentTypeError(f"{what} must be at least {lo}, not {value}")
         return value
@@ -42,7 +42,7 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}")
+        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"seconds must be positive, not {text}")
     return value
@@ -58,7 +58,7 @@ def _nonneg(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}")
+        raise argparse.ArgumentTypeError(f"seconds must be a number, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"seconds must not be negative, not {text}")
     return value
@@ -70,7 +70,7 @@ def _count(what: str, lo: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}")
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
         if 0 <= value < lo:
             raise argparse.ArgumentTypeError(f"{what} must be at least {lo} (or -N: "
                                              f"CPU cores / N), not {value}")
@@ -82,7 +82,7 @@ def _mode(text: str) -> int:
     try:
         value = int(text, 8)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"mode must be octal like 660, not {text!r}")
+        raise argparse.ArgumentTypeError(f"mode must be octal like 660, not {text!r}") from None
     if not 0 <= value <= 0o777:
         raise argparse.ArgumentTypeError(f"mode must be 000..777, not {text}")
     return value

@@ -42,7 +42,7 @@ def is_asgi(app: Any) -> bool:
     Starlette, Quart...). iodine-py serves WSGI only."""
     if inspect.iscoroutinefunction(app):
         return True
-    call = getattr(type(app), "__call__", None) if not inspect.isfunction(app) else None
+    call = getattr(type(app), "__call__", None) if not inspect.isfunction(app) else None  # noqa: B004 (the method itself, to inspect)
     return call is not None and inspect.iscoroutinefunction(call)
 
 

@@ -17,7 +17,6 @@ import io
 import os
 import stat
 import sys
-import time
 import traceback
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 

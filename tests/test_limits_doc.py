@@ -146,7 +146,7 @@ def test_security_md_summary_matches_config():
             if line.startswith("|") and not re.match(r"^\|[-| ]+\|$", line)][1:]
     assert rows, "SECURITY.md's limits table is empty"
     by_flag = {s: a.dest for a in build_parser()._actions for s in a.option_strings}
-    for setting, field, flag, default in rows:
+    for _setting, field, flag, default in rows:
         field, flag = ticked(field)[0], ticked(flag)[0]
         assert field in LIMIT_ROWS, f"SECURITY.md: {field} is not in LIMITS.md"
         assert by_flag.get(flag) == field, f"SECURITY.md: {flag} does not set {field}"

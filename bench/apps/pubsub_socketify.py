@@ -9,7 +9,7 @@ Run: python bench/apps/pubsub_socketify.py PORT   (one process, one thread, 127.
 
 import sys
 
-from socketify import App, OpCode
+from socketify import App
 
 CHANNEL = "bench"
 # a subscriber's unsent backlog may grow this far before uWebSockets drops messages for it

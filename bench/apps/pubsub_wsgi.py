@@ -10,7 +10,6 @@
 Run: iodine bench/apps/pubsub_wsgi.py -p PORT -b 127.0.0.1 -t 1
 """
 
-from iodine_py import Iodine
 
 CHANNEL = "bench"
 

@@ -174,7 +174,7 @@ def main(argv):
     show("cases with an upstream note (policy; disagreements only)", rows["noted"], True)
     show("config-dependent / incomplete-body cases (not counted; all shown)", rows["skipped"], False)
     print("\n== http-garden probes (not judged)")
-    for v, case, o, so in rows["probe"]:
+    for v, case, o, _so in rows["probe"]:
         print(f"{v:<10} {case['id']:<28} got={' '.join(o):<22} | {case['detail'][:90]}")
 
     def tally(items):

@@ -114,7 +114,7 @@ def main() -> int:
             index = json.load(f)
     entries: dict[str, dict] = {}
     agent = "?"
-    for agent, cases in index.items():
+    for agent, cases in index.items():  # noqa: B007 (the last one is named below)
         for cid, entry in cases.items():
             path = os.path.join(args.outdir, entry["reportfile"])
             case = dict(entry)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import select
 import time
 
-import pytest
 
 from tests.hostile.common import MiB, RssWatch, close_all, raw_socket
 
@@ -34,7 +33,7 @@ class SlowSet:
         self.started = {}
         self.closed_at = {}
         self.answer = {}
-        for i, prefix in enumerate(prefixes):
+        for prefix in prefixes:
             s = raw_socket(srv, timeout=5)
             s.sendall(prefix)
             self.started[s] = time.monotonic()

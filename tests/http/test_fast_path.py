@@ -8,7 +8,6 @@ what Python answered for everything but the common case."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 

@@ -1,7 +1,6 @@
 """-v access log: Common Log Format plus the response time, written by a
 thread of its own, so a stderr nobody reads never stalls the server."""
 import re
-import socket
 import subprocess
 import time
 
@@ -16,7 +15,7 @@ def test_access_log_line_format(run_server):
     srv = run_server("basic", "-v")
     assert srv.get("/status/404").status == 404
     m = srv.wait_for_stderr(re.compile(r'"GET /status/404 '), timeout=5)
-    line = next(l for l in srv.stderr_lines if m.group(0) in l).strip()
+    line = next(s for s in srv.stderr_lines if m.group(0) in s).strip()
     assert LINE.match(line), line
 
 
@@ -24,7 +23,7 @@ def test_quiet_has_no_access_log_and_one_line_banner(run_server):
     srv = run_server("basic", "-v", "-q")
     assert srv.get("/status/404").status == 404
     srv.stop()
-    assert not any('"GET /status/404' in l for l in srv.stderr_lines), srv.stderr
+    assert not any('"GET /status/404' in s for s in srv.stderr_lines), srv.stderr
     assert srv.stderr_lines[0].startswith("Listening on http://"), srv.stderr
 
 

@@ -2,7 +2,6 @@
 is refused), running out of file descriptors (the server waits, does not
 crash), and the header-read timeout that ends slowloris connections."""
 import resource
-import socket
 import time
 
 from tests.rawhttp import Connection

@@ -8,7 +8,7 @@ import pytest
 
 from tests.apps import hello
 from tests.rawhttp import Connection
-from tests.server import PYTHON, base_env
+from tests.server import PYTHON
 
 
 def ipv6_loopback() -> bool:

@@ -16,7 +16,6 @@ import time
 import pytest
 
 from tests.production.test_deploy import APP, Load, write_app
-from tests.rawhttp import Connection
 from tests.server import iodine_argv
 
 

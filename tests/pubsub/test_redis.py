@@ -197,7 +197,7 @@ def test_patterns_mean_the_same_through_redis(redis_server, run_server):
     srv = run_server("ps_app", "-r", rs.url())
     clients = []
     try:
-        for k, (pattern, yes, no) in enumerate(PATTERN_CASES):
+        for k, (pattern, _yes, _no) in enumerate(PATTERN_CASES):
             c = PsClient(srv, f"p{k}")
             clients.append(c)
             c.sub(pattern, pattern=True)

@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 import websocket

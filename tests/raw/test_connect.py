@@ -12,7 +12,6 @@ callbacks log "raw NAME EVENT DETAIL" on stderr).
 """
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil

@@ -37,7 +37,7 @@ def test_echo_tcp_bytes_as_they_arrive(run_server):
 
 def test_echo_unix_socket(run_server, tmp_path):
     path = str(tmp_path / "raw.sock")
-    srv = run_server("raw_app", env={"RAW_UNIX": path})
+    run_server("raw_app", env={"RAW_UNIX": path})
     assert os.path.exists(path)
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)

@@ -266,7 +266,7 @@ def test_close_from_the_server_ends_the_stream(srv):
 def test_many_streams_at_once(srv):
     conns = []
     try:
-        for i in range(20):
+        for _ in range(20):
             c, resp = open_stream(srv, "/timer")
             assert resp.status == 200
             conns.append(c)

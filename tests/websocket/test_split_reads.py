@@ -36,7 +36,7 @@ def plan():
     """(frames, echoes): messages of each length form, each followed by a
     cut at offset k of the next frame's head, k cycling through all."""
     sizes = [0, 5, 125, 126, 1000, 0xFFFF, 0x10000, 70000]
-    frames, echoes = [], []
+    frames = []
     seed = 0
     for size in sizes:
         for cut in range(1, head_len(size)):
