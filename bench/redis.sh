@@ -26,7 +26,7 @@ if ! "$PEERS_VENV/bin/python" -c "import uvicorn, websockets, redis, uvloop, htt
 fi
 mkdir -p "$ROOT/build" "$HERE/results"
 if [[ ! -x $ROOT/build/ws_load || $HERE/ws_load.c -nt $ROOT/build/ws_load ]]; then
-  cc -O2 -std=c11 -Wall -Wextra -o "$ROOT/build/ws_load" "$HERE/ws_load.c" -lpthread
+  cc -O2 -std=c11 -Wall -Wextra -o "$ROOT/build/ws_load" "$HERE/ws_load.c" -lpthread -lz
 fi
 args=(--servers "${SERVERS:-iodine,peer}" --rates "${RATES:-10000 50000 100000 150000}"
       --peer-rates "${PEER_RATES:-2000 5000 10000}" --secs "${SECS:-5}"
