@@ -10,31 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "psid.h"
 #include "redis_eng.h"
 
 /* --- reading the stream ------------------------------------------------------ */
 
+/* A stream entry id is a message id (psid.h parses both). */
 static int parse_id(const resp_node *n, ps_id *id) {
   if (n->type != RESP_BULK || n->n < 0) return -1;
-  const char *s = n->str, *e = s + n->len;
-  uint64_t a = 0, b = 0;
-  int part = 0, digits = 0;
-  for (; s < e; s++) {
-    if (*s == '-' && part == 0 && digits) {
-      part = 1;
-      digits = 0;
-      continue;
-    }
-    unsigned d = (unsigned char)*s - '0';
-    if (d > 9 || digits == 19) return -1;
-    if (part) b = b * 10 + d;
-    else a = a * 10 + d;
-    digits++;
-  }
-  if (!part || !digits) return -1;
-  id->ms = a;
-  id->seq = b;
-  return 0;
+  return ps_id_parse(n->str, n->len, id);
 }
 
 /* Is (origin, seq) new? Remembers it. The table holds RD_ORIGINS

@@ -16,14 +16,12 @@ import time
 
 import pytest
 
+from tests.hostile.common import proc_status_kib
+
 
 
 def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status_kib(pid, "VmRSS")
 
 
 def _read_all(s: socket.socket, deadline: float = 30) -> bytes:

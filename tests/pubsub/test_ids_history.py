@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.hostile.common import proc_status_kib
 from tests.pubsub.pslib import (OP_BINARY, OP_TEXT, PsClient, SseClient, http_json, publish, q,
                                 stats)
 
@@ -184,11 +185,7 @@ def test_sse_last_event_id_resumes_same_server(srv):
 # -- history bounds -------------------------------------------------------------------------
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status_kib(pid, "VmRSS")
 
 
 def test_history_bounds_channels_and_bytes(run_server):

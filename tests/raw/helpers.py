@@ -7,6 +7,8 @@ import socket
 import time
 from typing import List
 
+from tests.hostile.common import proc_status_kib
+
 RAW_RE = re.compile(r"Listening on (?:tcp|tls)://127\.0\.0\.1:(\d+)")
 
 
@@ -23,11 +25,7 @@ def wait_line(srv, name: str, event: str, detail: str = ".*", timeout: float = 1
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status_kib(pid, "VmRSS")
 
 
 def recv_exactly(sock: socket.socket, n: int, timeout: float = 15.0) -> bytes:
