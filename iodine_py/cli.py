@@ -377,18 +377,6 @@ def static_only(environ: Any, start_response: Any) -> List[bytes]:
     return [b"Not Found\n"]
 
 
-def _redis_client_missing() -> Optional[str]:
-    """One line when -r cannot work because the Redis engine's import
-    fails for want of redis-py; None when it imports."""
-    from . import redis_engine
-
-    # the engine imports redis-py if it can and keeps None when it cannot
-    # (an engine that needs no client library has no such attribute)
-    if getattr(redis_engine, "redis", True) is None:
-        return '-r/--redis needs the Redis client: pip install "iodine-py[redis]"'
-    return None
-
-
 def _tls_available() -> bool:
     from ._native import lib
 
@@ -411,10 +399,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "pip install --force-reinstall --no-cache-dir iodine-py, or make install "
                          "in a checkout\n")
         return 2
-    if cfg.redis:
-        missing = _redis_client_missing()
-        if missing:
-            parser.error(missing)
     from .server import Iodine
 
     Iodine.config = cfg  # before any import: listen() calls made there see the flags
