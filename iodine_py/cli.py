@@ -15,9 +15,12 @@ import sys
 from typing import Any, Callable, List, NoReturn, Optional, Sequence
 
 from . import __version__
+from ._native import lib
+from .cluster import BootError
 from .config import KIB, MIB, Config, ConfigError, cpu_count, per_cores
 from .importer import ImportFromStringError, NoAppError, describe_error, load_app
 from .log import level_for_verbosity, logger
+from .server import Iodine
 
 
 class _Parser(argparse.ArgumentParser):
@@ -378,8 +381,6 @@ def static_only(environ: Any, start_response: Any) -> List[bytes]:
 
 
 def _tls_available() -> bool:
-    from ._native import lib
-
     return bool(lib.tls_available())
 
 
@@ -399,8 +400,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "pip install --force-reinstall --no-cache-dir iodine-py, or make install "
                          "in a checkout\n")
         return 2
-    from .server import Iodine
-
     Iodine.config = cfg  # before any import: listen() calls made there see the flags
     # The app: with workers (and no --preload) each worker imports it after
     # the fork (new code on every restart), and here we only pass the name
@@ -444,8 +443,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write(f"iodine: error: {exc.strerror or exc}\n")
         return 2
     except Exception as exc:
-        from .cluster import BootError
-
         if isinstance(exc, BootError):
             logger.error(f"{exc}: stopped (fix the error above and start again)")
             return 3

@@ -10,12 +10,11 @@ last.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Union
 
 from ._native import ffi, lib
-
-if TYPE_CHECKING:
-    from .pubsub import EngineArg, Resume
+from .log import log_exception
+from .pubsub import EngineArg, Resume, client_subscribe, client_unsubscribe, publish
 
 # The largest SSE retry= (ms): about 24.8 days, what a signed 32-bit
 # millisecond timer holds (browsers clamp to that or less).
@@ -58,9 +57,7 @@ def resolve_handler(handler: Any) -> Any:
 
 
 def log_callback_error(name: str) -> None:
-    from .wsgi import _log_exception
-
-    _log_exception(f"the callback {name}")
+    log_exception(f"the callback {name}")
 
 
 class Client:
@@ -212,7 +209,7 @@ class Client:
                   callback: Optional[Callable[..., Any]] = None,
                   pattern: bool = False, *, since: Optional[str] = None,
                   as_binary: Optional[bool] = None,
-                  with_id: bool = False) -> Union[bool, "Resume", None]:
+                  with_id: bool = False) -> Union[bool, Resume, None]:
         """Subscribe this connection. Without a callback each message goes
         straight to the peer from C (WebSocket: text for str, binary for
         bytes, or as `as_binary` says: True always binary, False text when
@@ -226,19 +223,13 @@ class Client:
         order, then the live ones, none twice. Returns a truthy
         ``Resume(replayed, complete)`` then, True otherwise; None when
         closed. Not for patterns (ValueError)."""
-        from .pubsub import client_subscribe
-
         return client_subscribe(self, channel, callback, pattern, since, as_binary, with_id)
 
     def unsubscribe(self, channel: Union[str, bytes], pattern: bool = False) -> bool:
-        from .pubsub import client_unsubscribe
-
         return client_unsubscribe(self, channel, pattern)
 
     def publish(self, channel: Union[str, bytes], message: Union[str, bytes],
-                engine: "EngineArg" = None) -> bool:
-        from .pubsub import publish
-
+                engine: EngineArg = None) -> bool:
         return publish(channel, message, engine)
 
     def __repr__(self) -> str:
@@ -246,7 +237,17 @@ class Client:
         return f"<iodine Client {self.protocol} #{self.conn:x} {state}>"
 
 
-def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> None:
+class ClientRuntime(Protocol):
+    """What dispatch needs of the runtime (server.Runtime is one): the open
+    clients by connection, and the news that one closed."""
+
+    @property
+    def clients(self) -> Dict[int, Client]: ...
+
+    def on_client_closed(self, client: Client) -> None: ...
+
+
+def dispatch(runtime: ClientRuntime, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> None:
     """Run one upgraded-connection event (the core orders them)."""
     client = runtime.clients.get(conn)
     if kind == MESSAGE:

@@ -46,9 +46,11 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from ._native import lib
+from .config import Config
+from .importer import describe_error
 from .log import logger
 
 # A worker that dies sooner than this after starting counts as crashing:
@@ -78,8 +80,19 @@ class BootError(RuntimeError):
     """No worker could import the application at start: the master gave up."""
 
 
+class WorkerRuntime(Protocol):
+    """What a worker does with the runtime it makes (server.Runtime is one)."""
+
+    max_requests: int  # its recycling point, set before serve()
+
+    @property
+    def recycled(self) -> bool: ...
+
+    def serve(self) -> None: ...
+
+
 class Master:
-    def __init__(self, config: Any, make_runtime: Callable[[], Any],
+    def __init__(self, config: Config, make_runtime: Callable[[], WorkerRuntime],
                  hooks: Callable[[str], None]) -> None:
         self.config = config
         self.workers = config.workers
@@ -147,8 +160,6 @@ class Master:
             try:
                 runtime = self.make_runtime()  # imports the app unless preloaded
             except Exception as exc:
-                from .importer import describe_error
-
                 logger.error(f"worker {slot} (pid {os.getpid()}) cannot load the "
                              f"application: {describe_error(exc)}")
                 code = BOOT_ERROR

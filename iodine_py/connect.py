@@ -28,11 +28,13 @@ import itertools
 import os
 import socket
 import threading
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Protocol, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from ._native import ffi, lib
-from .client import Client, log_callback_error, resolve_handler
+from .config import Listener
+from .client import CLOSE, Client, ClientRuntime, log_callback_error, resolve_handler
+from .client import dispatch as client_dispatch
 
 BIND, DATA = lib.DSP_RAW_BIND, lib.DSP_RAW_DATA
 RAW_CLOSE, FAILED = lib.DSP_RAW_CLOSE, lib.DSP_RAW_FAILED
@@ -169,7 +171,15 @@ def connect(url: str, handler: Any, *, timeout: float, idle: float, max_pending:
     threading.Thread(target=resolve, name="iodine-resolve", daemon=True).start()
 
 
-def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, arg: int) -> None:
+class RawRuntime(ClientRuntime, Protocol):
+    """What dispatch needs of the runtime (server.Runtime is one): a raw
+    service's factory is its listener's app, found by the listener's tag."""
+
+    @property
+    def listeners(self) -> Sequence[Listener]: ...
+
+
+def dispatch(runtime: RawRuntime, kind: int, conn: int, ptr: Any, arg: int) -> None:
     """Run one raw-connection event (the core orders a connection's events)."""
     if kind == DATA:
         msg = ffi.cast("raw_msg *", ptr)
@@ -213,8 +223,6 @@ def dispatch(runtime: Any, kind: int, conn: int, ptr: Any, arg: int) -> None:
         client = runtime.clients.get(conn)
         if client is not None:
             client.close_reason = reason
-        from .client import CLOSE, dispatch as client_dispatch
-
         client_dispatch(runtime, CLOSE, conn, ffi.NULL)
         return
     # FAILED: no socket ever existed; on_close alone

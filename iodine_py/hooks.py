@@ -28,6 +28,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
+from .log import log_exception
+
 STATES = ("pre_start", "before_fork", "after_fork", "enter_child",
           "enter_master", "start_shutdown", "on_finish")
 
@@ -55,9 +57,7 @@ def fire(event: str) -> None:
         try:
             fn()
         except Exception:
-            from .wsgi import _log_exception
-
-            _log_exception(f"an on_state({event!r}) hook")
+            log_exception(f"an on_state({event!r}) hook")
 
 
 # Per-request hooks (Iodine.on_request): start(environ) before the app,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Union
 
 logger = logging.getLogger("iodine")
@@ -55,3 +56,13 @@ def level_for_verbosity(v: int) -> int:
     table = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING,
              3: logging.INFO, 4: logging.DEBUG, 5: logging.DEBUG}
     return table[max(0, min(5, v))]
+
+
+def log_exception(where: str) -> None:
+    """The exception being handled, with its traceback, as one error
+    message: for code that must survive an application's failure (a
+    callback, a hook, an iterator's close()). Never raises."""
+    try:
+        logger.error(f"error in {where}:\n{traceback.format_exc().rstrip()}")
+    except Exception:
+        pass

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
+from typing import (Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol,
                     Set, Tuple, Union)
 
 from ._native import ffi, lib
 
 from .engines import (ClusterEngine, Engine, EngineArg, EngineLike, Message, ProcessEngine,
                       _name, format_id, parse_id, publish_local)
+from .log import log_exception
 from .redis_engine import RedisEngine
 
 __all__ = ["ClusterEngine", "Engine", "EngineArg", "EngineLike", "Message", "ProcessEngine",
@@ -149,9 +150,7 @@ def _tell(engine: EngineLike, what: str, channel: str, pattern: bool) -> None:
     try:
         getattr(engine, what)(channel, pattern)
     except Exception:
-        from .wsgi import _log_exception
-
-        _log_exception(f"the pub/sub engine's {what}()")
+        log_exception(f"the pub/sub engine's {what}()")
 
 
 # -- the application-facing calls --------------------------------------------
@@ -261,7 +260,16 @@ def forget_client(client: Any) -> None:
 
 # -- events from the core ------------------------------------------------------
 
-def on_message(runtime: Any, conn: int, ptr: Any, callback_id: int) -> None:
+class SubscriberRuntime(Protocol):
+    """What on_message needs of the runtime (server.Runtime is one): the
+    client a connection's callback gets (a client.Client, which imports this
+    module: here it is only what the callback is handed)."""
+
+    @property
+    def clients(self) -> Mapping[int, object]: ...
+
+
+def on_message(runtime: SubscriberRuntime, conn: int, ptr: Any, callback_id: int) -> None:
     m = ffi.cast("ps_msg *", ptr)
     try:
         channel = ffi.unpack(m.channel, m.channel_len).decode("utf-8", "surrogateescape")

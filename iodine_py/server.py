@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,15 +24,17 @@ from . import __version__
 from ._native import ffi, lib
 from .config import Config, ConfigError, Listener, cpu_count
 from . import client as _client
+from . import cluster as _cluster
 from . import connect as _connect
 from . import hooks as _hooks
 from . import pubsub as _pubsub
 from . import redis_engine as _redis
 from .accesslog import AccessLog, clf_to_json
 from .client import Client
-from .importer import ASGI_ERROR, is_asgi, load_app
-from .log import logger, set_level
-from .wsgi import (EMPTY_INPUT, Response, WSGIApp, _log_exception, base_environ, compact_environ,
+from .importer import ASGI_ERROR, describe_error, is_asgi, load_app
+from .log import log_exception, logger, set_level
+from .reloader import Reloader
+from .wsgi import (EMPTY_INPUT, Response, WSGIApp, base_environ, compact_environ,
                    make_input)
 
 # The environ keys whose values open every request's blob, in order (http.h).
@@ -86,7 +89,7 @@ def _run_task(kind: int, task: int) -> None:
         try:
             fn()
         except Exception:
-            _log_exception("a timer task")
+            log_exception("a timer task")
 
 _runtime: Optional["Runtime"] = None
 
@@ -143,7 +146,12 @@ EXIT_MARGIN = 0.5
 
 class Runtime:
     """One process's serving: the apps (imported here, after any fork,
-    unless they were given as objects), the event handlers, the watchdog."""
+    unless they were given as objects), the event handlers, the watchdog.
+
+    The modules it calls with itself say what they use of it, each with a
+    Protocol that mypy checks this class against (client.ClientRuntime,
+    connect.RawRuntime, pubsub.SubscriberRuntime, wsgi.ResponseRuntime,
+    cluster.WorkerRuntime): none of them imports this module."""
 
     def __init__(self, config: Config, listeners: List[Listener]) -> None:
         self.config = config
@@ -172,8 +180,6 @@ class Runtime:
     def reload_apps(self) -> None:
         """SIGHUP/SIGUSR1 without workers: import the apps named by a target
         again, in place; a failure keeps the running ones."""
-        from .importer import describe_error
-
         named = [(i, lst.target or lst.app) for i, lst in enumerate(self.listeners)
                  if isinstance(lst.target or lst.app, str)]
         if not named:
@@ -212,12 +218,12 @@ class Runtime:
             try:
                 self.on_env(t[2], t[3], t[4], t[5], t[6])
             except BaseException:
-                _log_exception("the server's event handler")
+                log_exception("the server's event handler")
         elif kind == FAST_RESUME:
             try:
                 self._resume(t)
             except BaseException:
-                _log_exception("the server's event handler")
+                log_exception("the server's event handler")
         elif kind != FAST_BUDGET:
             self.handle(ffi.cast(EV_T, t[1]))
 
@@ -308,7 +314,7 @@ class Runtime:
             else:
                 _client.dispatch(self, kind, ev.conn, ev.ptr, ev.arg)
         except BaseException:
-            _log_exception("the server's event handler")
+            log_exception("the server's event handler")
 
     def wait_sent(self, resp: Response) -> None:
         q = self.sent_wait.get(resp.conn)
@@ -433,9 +439,7 @@ class Runtime:
 
 
 def cluster_role() -> str:
-    from . import cluster
-
-    return cluster.role
+    return _cluster.role
 
 
 def _exit_now(why: str) -> None:
@@ -471,8 +475,6 @@ def _remove_pid_file() -> None:
 
 def _describe_fd(lst: Listener) -> None:
     """An inherited socket's address, for the banner."""
-    import socket
-
     assert lst.fd is not None
     with socket.socket(fileno=os.dup(lst.fd)) as sock:
         name = sock.getsockname()
@@ -797,12 +799,8 @@ class _Iodine:
         try:
             _hooks.fire("pre_start")
             if clustered:
-                from .cluster import Master
-
-                master = Master(cfg, lambda: Runtime(cfg, listeners), _hooks.fire)
+                master = _cluster.Master(cfg, lambda: Runtime(cfg, listeners), _hooks.fire)
                 if cfg.reload:
-                    from .reloader import Reloader
-
                     master.reloader = Reloader(listeners, cfg.reload_dirs).changed
                 master.run()
             else:

@@ -227,6 +227,7 @@ def upgrade(request: Any, handler: object, response: Any = None, *,
         body = _refusal_text(protocols)
     if response is None:
         if _is_django_request(request):
+            # optional dependency: only a Django request gets here, so Django is there
             from django.http import HttpResponse
 
             response = HttpResponse(status=code)

@@ -17,11 +17,10 @@ import io
 import os
 import stat
 import sys
-import traceback
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 from ._native import ffi, lib
-from .log import logger
+from .log import log_exception
 
 #: A WSGI application (PEP 3333): app(environ, start_response) -> body chunks.
 #: (wsgiref.types.WSGIApplication says the same, from Python 3.11 on.)
@@ -196,11 +195,29 @@ def compact_environ(env: Dict[str, Any]) -> None:
     env.update(items)
 
 
-def _log_exception(where: str) -> None:
-    try:
-        logger.error(f"error in {where}:\n{traceback.format_exc().rstrip()}")
-    except Exception:
-        pass
+RequestHook = Callable[[Dict[str, Any]], object]  # Iodine.on_request's start / finish
+
+
+class ResponseRuntime(Protocol):
+    """What a Response needs of the runtime (server.Runtime is one)."""
+
+    @property
+    def req_start(self) -> Optional[RequestHook]: ...
+
+    @property
+    def req_finish(self) -> Optional[RequestHook]: ...
+
+    @property
+    def access_log(self) -> bool: ...
+
+    @property
+    def suspended(self) -> Dict[int, Response]: ...  # waiting for a drain
+
+    def new_client(self, conn: int, env: Dict[str, Any], handler: Any, kind: int) -> None: ...
+
+    def wait_sent(self, resp: Response) -> None: ...
+
+    def log_access(self, resp: Response) -> None: ...
 
 
 class Response:
@@ -210,7 +227,8 @@ class Response:
                  "runtime", "done", "started", "bytes_out", "upgrade", "armed", "hooked",
                  "ended")
 
-    def __init__(self, runtime: Any, conn: int, env: Dict[str, Any], upgrade: int = 0) -> None:
+    def __init__(self, runtime: ResponseRuntime, conn: int, env: Dict[str, Any],
+                 upgrade: int = 0) -> None:
         self.runtime = runtime
         self.upgrade = upgrade
         self.conn = conn
@@ -394,7 +412,7 @@ class Response:
         self.finish()
 
     def fail(self, where: str) -> None:
-        _log_exception(where)
+        log_exception(where)
         if not self.sent:
             self.status = "500 Internal Server Error"
             self.sent = True
@@ -444,10 +462,10 @@ class Response:
             try:
                 close()
             except BaseException:
-                _log_exception("the iterable's close()")
+                log_exception("the iterable's close()")
         fin = self.runtime.req_finish
         if hooked and fin is not None:
             try:
                 fin(self.env)
             except BaseException:
-                _log_exception("the on_request finish hook")
+                log_exception("the on_request finish hook")
