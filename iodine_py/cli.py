@@ -2,11 +2,14 @@
 
 Flag names follow Ruby iodine's (``-p``, ``-t``, ``-w``, ``-maxbd``,
 ``-maxhd``, ``-k``...), each with a long form. Every error is one line on
-stderr and exit status 2; a bad flag never shows a traceback.
+stderr and exit status 2; a bad flag never shows a traceback. The defaults
+--help shows are read from Config, never written here
+(tests/test_cli_defaults.py).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -17,7 +20,9 @@ from typing import Any, Callable, List, NoReturn, Optional, Sequence
 from . import __version__
 from ._native import lib
 from .cluster import BootError
-from .config import KIB, MIB, Config, ConfigError, cpu_count, per_cores
+from .config import (ACCESS_LOG_FORMATS, DEFAULT_PORT, DEFAULT_THREADS, DEFAULT_WORKERS,
+                     DEFLATE_BITS_MAX, DEFLATE_BITS_MIN, KIB, LOG_LEVELS, MIB, Config,
+                     ConfigError, cpu_count, per_cores)
 from .importer import ImportFromStringError, NoAppError, describe_error, load_app
 from .log import level_for_verbosity, logger
 from .server import Iodine
@@ -98,8 +103,23 @@ def _port(text: str) -> int:
     return value
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _default(name: str, unit: int = 1) -> str:
+    """Config's default for a field as --help shows it, in the flag's unit
+    (KIB, MIB): the help never repeats a number Config holds."""
+    value = _FIELDS[name].default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float)):
+        scaled = value / unit
+        return str(int(scaled)) if scaled == int(scaled) else f"{scaled:g}"
+    return str(value)
+
+
 def build_parser() -> _Parser:
-    d = Config.__dataclass_fields__  # defaults, shown in --help
+    d = _default
     p = _Parser(
         prog="iodine",
         description="Serve a WSGI application with iodine-py's C core.",
@@ -112,18 +132,18 @@ def build_parser() -> _Parser:
     p.add_argument("app", nargs="?", metavar="APP", help="the WSGI application to serve")
     g = p.add_argument_group("listening")
     g.add_argument("-p", "-port", "--port", type=_port, default=None,
-                   help="TCP port (default: $PORT or 3000; 0 picks a free port)")
+                   help=f"TCP port (default: $PORT or {DEFAULT_PORT}; 0 picks a free port)")
     g.add_argument("-b", "-bind", "-address", "--bind", "--address", dest="address",
                    default=None,
                    help="address to bind; unix:/path, /path or ./path: a Unix socket "
-                        "(default: 0.0.0.0)")
+                        f"(default: {d('address')})")
     g.add_argument("--fd", dest="fds", type=_int(0, "fd"), action="append", default=None,
                    metavar="N",
                    help="serve on the listening socket inherited as descriptor N (repeatable; "
                         "systemd's $LISTEN_FDS is used when given) instead of binding")
     g.add_argument("--backlog", type=_int(0, "backlog"), default=None,
                    help="listen(2) queue of connections not yet accepted "
-                        "(default: 0, the kernel's SOMAXCONN)")
+                        f"(default: {d('backlog')}, the kernel's SOMAXCONN)")
     g.add_argument("--unix-mode", dest="unix_mode", type=_mode, default=None, metavar="MODE",
                    help="permissions of a Unix socket we bind, octal like 660 "
                         "(default: as the umask has it)")
@@ -145,10 +165,10 @@ def build_parser() -> _Parser:
     g = p.add_argument_group("concurrency")
     g.add_argument("-t", "-threads", "--threads", type=_count("threads", 1), default=None,
                    help="Python threads running the app; -N: CPU cores / N "
-                        "(default: $THREADS or 1, on the event loop)")
+                        f"(default: $THREADS or {DEFAULT_THREADS}, on the event loop)")
     g.add_argument("-w", "-workers", "--workers", type=_count("workers", 0), default=None,
                    help="worker processes; 0: one per CPU core; -N: cores / N "
-                        "(default: $WORKERS, $WEB_CONCURRENCY or 1)")
+                        f"(default: $WORKERS, $WEB_CONCURRENCY or {DEFAULT_WORKERS})")
     g.add_argument("--preload", "-warmup", dest="preload", action="store_true", default=None,
                    help="import the app once in the master before forking workers (shared "
                         "memory; a rolling restart then keeps the old code) instead of in "
@@ -159,67 +179,80 @@ def build_parser() -> _Parser:
                         "on a worker that stops, are refused: see README)")
     g = p.add_argument_group("limits")
     g.add_argument("-maxbd", "-max-body", "--max-body", dest="max_body", type=_int(1, "max body (MiB)"),
-                   default=None, help="largest request body, MiB (default: 50)")
+                   default=None, help=f"largest request body, MiB (default: {d('max_body', MIB)})")
     g.add_argument("-maxhd", "-max-header", "--max-head", dest="max_head", type=_int(1, "max head (KiB)"),
-                   default=None, help="largest request line + headers, KiB (default: 32)")
+                   default=None,
+                   help=f"largest request line + headers, KiB (default: {d('max_head', KIB)})")
     g.add_argument("--max-header-line", dest="max_header_line",
                    type=_int(1, "max header line (KiB)"), default=None,
-                   help="longest single header line, KiB (default: 8)")
+                   help=f"longest single header line, KiB (default: {d('max_header_line', KIB)})")
     g.add_argument("--max-headers", dest="max_headers", type=_int(1, "max headers"),
-                   default=None, help="most header fields in a request (default: 128)")
+                   default=None,
+                   help=f"most header fields in a request (default: {d('max_headers')})")
     g.add_argument("-k", "-keep-alive", "--keep-alive", dest="keepalive", type=_seconds, default=None,
-                   help="idle keep-alive timeout, seconds (default: 40)")
+                   help=f"idle keep-alive timeout, seconds (default: {d('keepalive')})")
     g.add_argument("--body-spill", dest="body_spill", type=_int(1, "body spill (KiB)"),
-                   default=None, help="bodies over this many KiB go to a temp file (default: 1024)")
+                   default=None,
+                   help="bodies over this many KiB go to a temp file "
+                        f"(default: {d('body_spill', KIB)})")
     g.add_argument("--header-timeout", dest="header_timeout", type=_seconds_or_off, default=None,
-                   help="a request head must arrive whole within this, seconds; 0: off (default: 10)")
+                   help="a request head must arrive whole within this, seconds; 0: off "
+                        f"(default: {d('header_timeout')})")
     g.add_argument("--min-body-rate", dest="min_body_rate", type=_int(0, "min body rate"),
                    default=None,
                    help="after --header-timeout, a request body must average this many bytes a "
-                        "second (408 under); 0: off (default: 240)")
+                        f"second (408 under); 0: off (default: {d('min_body_rate')})")
     g.add_argument("--max-connections", dest="max_connections", type=_int(0, "max connections"),
                    default=None,
                    help="connections open at once; at the cap new ones wait in the backlog "
-                        "(default 0: the open-file limit less an eighth)")
+                        f"(default {d('max_connections')}: the open-file limit less an eighth)")
     g = p.add_argument_group("WebSocket and SSE")
     g.add_argument("-maxms", "-max-msg", "--max-msg", dest="ws_max_msg", type=_int(1, "max message (KiB)"),
-                   default=None, help="largest incoming WebSocket message, KiB (default: 256)")
+                   default=None,
+                   help="largest incoming WebSocket message, KiB "
+                        f"(default: {d('ws_max_msg', KIB)})")
     g.add_argument("-ping", "--ping", dest="ping", type=_seconds, default=None,
-                   help="WebSocket ping / SSE keep-alive interval and silence limit, seconds (default: 40)")
+                   help="WebSocket ping / SSE keep-alive interval and silence limit, seconds "
+                        f"(default: {d('ping')})")
     g.add_argument("--max-pending", dest="max_pending", type=_int(1, "max pending (KiB)"),
                    default=None,
-                   help="output a WebSocket/SSE client may leave unread before it is cut off, KiB (default: 16384)")
+                   help="output a WebSocket/SSE client may leave unread before it is cut off, KiB "
+                        f"(default: {d('max_pending', KIB)})")
     g.add_argument("--ws-deflate", dest="ws_deflate", choices=("on", "off"), default=None,
-                   help="agree to permessage-deflate when a WebSocket client offers it (default: on)")
-    g.add_argument("--ws-deflate-bits", dest="ws_deflate_bits", type=_int(9, "deflate window bits"),
-                   default=None,
-                   help="compression window, 9..15: the server's, and the most a client may keep "
-                        "(default: 15)")
+                   help="agree to permessage-deflate when a WebSocket client offers it "
+                        f"(default: {d('ws_deflate')})")
+    g.add_argument("--ws-deflate-bits", dest="ws_deflate_bits",
+                   type=_int(DEFLATE_BITS_MIN, "deflate window bits"), default=None,
+                   help=f"compression window, {DEFLATE_BITS_MIN}..{DEFLATE_BITS_MAX}: the "
+                        "server's, and the most a client may keep "
+                        f"(default: {d('ws_deflate_bits')})")
     g.add_argument("--ws-deflate-min", dest="ws_deflate_min", type=_int(0, "deflate minimum"),
                    default=None,
-                   help="outgoing messages under this many bytes are sent uncompressed (default: 64)")
+                   help="outgoing messages under this many bytes are sent uncompressed "
+                        f"(default: {d('ws_deflate_min')})")
     g.add_argument("--ws-deflate-mem", dest="ws_deflate_mem", type=_int(0, "deflate memory (KiB)"),
                    default=None,
                    help="inflate state a connection may keep between messages, KiB (a client's "
                         "window plus 7 KiB); under it the client must reset its context every "
-                        "message (default: 0)")
+                        f"message (default: {d('ws_deflate_mem', KIB)})")
     g = p.add_argument_group("pub/sub")
     g.add_argument("-r", "-redis", "--redis", dest="redis", default=None, metavar="URL",
                    help="share pub/sub through Redis: redis://[user:password@]host:port/db "
                         "(default: $IODINE_REDIS_URL)")
     g.add_argument("-rp", "-redis-ping", "--redis-ping", dest="redis_ping", type=_seconds, default=None,
-                   help="seconds between PINGs that detect a dead Redis connection (default: 30)")
+                   help="seconds between PINGs that detect a dead Redis connection "
+                        f"(default: {d('redis_ping')})")
     g.add_argument("--history", dest="history", type=_int(0, "history"), default=None,
                    metavar="N",
                    help="keep the last N messages of each channel for subscribers that resume "
-                        "(SSE Last-Event-ID, since=); 0 is off (default: 0)")
+                        f"(SSE Last-Event-ID, since=); 0 is off (default: {d('history')})")
     g.add_argument("--history-channels", dest="history_channels",
                    type=_int(1, "history channels"), default=None, metavar="N",
                    help="channels with history at most; the least recently published "
-                        "goes first (default: 10000)")
+                        f"goes first (default: {d('history_channels')})")
     g.add_argument("--history-bytes", dest="history_bytes", type=_int(1, "history bytes (MiB)"),
                    default=None, metavar="MIB",
-                   help="memory for all history, MiB (default: 64)")
+                   help=f"memory for all history, MiB (default: {d('history_bytes', MIB)})")
     g = p.add_argument_group("behind a proxy")
     g.add_argument("--trust-proxy", "--forwarded-allow-ips", dest="trust_proxy", default=None,
                    metavar="ADDRS",
@@ -232,16 +265,18 @@ def build_parser() -> _Parser:
     g = p.add_argument_group("restarts and shutdown")
     g.add_argument("--grace", type=_nonneg, default=None,
                    help="seconds in-flight requests get to finish on shutdown; the process "
-                        "exits within this + 1 s whatever the app does (default: 10)")
+                        f"exits within this + 1 s whatever the app does (default: {d('grace')})")
     g.add_argument("--drain", type=_nonneg, default=None,
                    help="a worker retired by a rolling restart closes its WebSocket/SSE "
-                        "connections spread over this many seconds (default: 2)")
+                        f"connections spread over this many seconds (default: {d('drain')})")
     g.add_argument("--max-requests", dest="max_requests", type=_int(0, "max requests"),
                    default=None,
-                   help="a worker is replaced after this many requests; 0: never (default: 0)")
+                   help="a worker is replaced after this many requests; 0: never "
+                        f"(default: {d('max_requests')})")
     g.add_argument("--max-requests-jitter", dest="max_requests_jitter",
                    type=_int(0, "max requests jitter"), default=None,
-                   help="add a random 0..N to --max-requests per worker (default: 0)")
+                   help="add a random 0..N to --max-requests per worker "
+                        f"(default: {d('max_requests_jitter')})")
     g.add_argument("--reload", action="store_true", default=None,
                    help="development: restart when a .py file of the app's folder changes")
     g.add_argument("--reload-dir", dest="reload_dirs", action="append", default=None,
@@ -252,12 +287,12 @@ def build_parser() -> _Parser:
     g.add_argument("-v", "-log", "--verbose", "--access-log", dest="log", action="store_true",
                    help="access log to stderr")
     g.add_argument("--access-log-format", dest="access_log_format",
-                   choices=("common", "json"), default=None,
+                   choices=ACCESS_LOG_FORMATS, default=None,
                    help="common: Common Log Format plus the time taken; json: one JSON "
-                        "object a line (default: common)")
+                        f"object a line (default: {d('access_log_format')})")
     g.add_argument("--log-level", dest="log_level", type=str.lower,
-                   choices=("debug", "info", "warning", "error", "critical"), default=None,
-                   help="the server's own messages (default: info)")
+                   choices=LOG_LEVELS, default=None,
+                   help=f"the server's own messages (default: {d('log_level')})")
     g.add_argument("-V", "-verbosity", dest="verbosity", type=_int(0, "verbosity"),
                    default=None, metavar="N",
                    help="iodine's verbosity 0..5 (0: fatal only, 3: info, 5: debug); "
@@ -270,7 +305,6 @@ def build_parser() -> _Parser:
     g = p.add_argument_group("help")
     g.add_argument("-h", "--help", action="help", help="show this help and exit")
     g.add_argument("--version", action="version", version=f"iodine-py {__version__}")
-    del d
     return p
 
 

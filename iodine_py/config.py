@@ -18,6 +18,17 @@ MAX_WORKERS = lib.CL_MAX_WORKERS // 2
 MAX_HISTORY = 1_000_000  # messages kept per channel (each ring is allocated whole)
 KIB = 1024
 MIB = 1024 * 1024
+# Defaults that an environment variable may replace (Config's fields read
+# $PORT, $THREADS, $WORKERS / $WEB_CONCURRENCY): named, so that the command
+# line's help shows the same numbers (iodine_py/cli.py).
+DEFAULT_PORT = 3000
+DEFAULT_THREADS = 1
+DEFAULT_WORKERS = 1
+# The permessage-deflate windows zlib supports (2^bits bytes): ours, and the
+# most a client may keep (ext/pmd.h).
+DEFLATE_BITS_MIN, DEFLATE_BITS_MAX = 9, 15
+ACCESS_LOG_FORMATS = ("common", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class ConfigError(ValueError):
@@ -62,10 +73,10 @@ class Listener:
     ws_max_msg: int
     ping: float
     max_pending: int
-    ws_deflate: bool = True
-    ws_deflate_bits: int = 15
-    ws_deflate_min: int = 64
-    ws_deflate_mem: int = 0
+    ws_deflate: bool
+    ws_deflate_bits: int
+    ws_deflate_min: int
+    ws_deflate_mem: int
     bound_port: int = 0
     tls: bool = False               # TLS (https://, wss://) on this listener
     tls_cert: Optional[str] = None  # PEM certificate chain; None: self-signed
@@ -79,12 +90,12 @@ class Listener:
 @dataclass
 class Config:
     # where
-    port: int = field(default_factory=lambda: _env_int("PORT", 3000))
+    port: int = field(default_factory=lambda: _env_int("PORT", DEFAULT_PORT))
     address: str = "0.0.0.0"
     # concurrency
-    threads: int = field(default_factory=lambda: per_cores(_env_int("THREADS", 1)))
+    threads: int = field(default_factory=lambda: per_cores(_env_int("THREADS", DEFAULT_THREADS)))
     workers: int = field(default_factory=lambda: per_cores(
-        _env_int("WORKERS", 1, "WEB_CONCURRENCY")))
+        _env_int("WORKERS", DEFAULT_WORKERS, "WEB_CONCURRENCY")))
     # limits (bytes and seconds)
     max_body: int = 50 * MIB
     max_head: int = 32 * KIB
@@ -130,7 +141,7 @@ class Config:
     max_pending: int = 16 * MIB
     # WebSocket permessage-deflate (RFC 7692; SPEC-WebSocket.md 6)
     ws_deflate: bool = True       # agree to compression when a client offers it
-    ws_deflate_bits: int = 15     # LZ77 window, 9..15, ours and the most a client may keep
+    ws_deflate_bits: int = DEFLATE_BITS_MAX  # LZ77 window, ours and the most a client may keep
     ws_deflate_min: int = 64      # messages under this many bytes go uncompressed
     ws_deflate_mem: int = 0       # inflate state a connection may keep between messages
     # pub/sub
@@ -191,8 +202,9 @@ class Config:
                               f"channel's ring of {self.history} messages (8 bytes each)")
         if self.redis_ping <= 0:
             raise ConfigError(f"redis ping interval must be positive, not {self.redis_ping}")
-        if not 9 <= self.ws_deflate_bits <= 15:
-            raise ConfigError(f"ws_deflate_bits must be 9..15, not {self.ws_deflate_bits}")
+        if not DEFLATE_BITS_MIN <= self.ws_deflate_bits <= DEFLATE_BITS_MAX:
+            raise ConfigError(f"ws_deflate_bits must be {DEFLATE_BITS_MIN}..{DEFLATE_BITS_MAX}, "
+                              f"not {self.ws_deflate_bits}")
         if self.ws_deflate_min < 0 or self.ws_deflate_mem < 0:
             raise ConfigError("ws_deflate_min and ws_deflate_mem must not be negative")
         if self.grace < 0:
@@ -203,10 +215,10 @@ class Config:
             raise ConfigError("max_requests and max_requests_jitter must not be negative")
         if self.backlog < 0:
             raise ConfigError(f"backlog must not be negative, not {self.backlog}")
-        if self.access_log_format not in ("common", "json"):
+        if self.access_log_format not in ACCESS_LOG_FORMATS:
             raise ConfigError(f"access log format must be common or json, "
                               f"not {self.access_log_format!r}")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        if self.log_level.upper() not in {level.upper() for level in LOG_LEVELS}:
             raise ConfigError(f"log level must be debug, info, warning, error or critical, "
                               f"not {self.log_level!r}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):

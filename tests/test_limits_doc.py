@@ -4,7 +4,9 @@ Every field of iodine_py.config.Config is either a row of the
 "Configurable limits" table (with its real CLI flags and default) or named
 in the "Settings that are not limits" list; every name in LIMIT_NAMES (the
 per-listener settings) is one or the other too. A constant named in the
-"Built-in limits" table has the value the table gives.
+"Built-in limits" table has the value the table gives, and the bounds the
+text gives (MAX_HISTORY, the deflate window, the worker cap) are config.py's.
+The defaults `iodine --help` shows: tests/test_cli_defaults.py.
 """
 
 from __future__ import annotations
@@ -153,3 +155,17 @@ def test_security_md_summary_matches_config():
         real = getattr(config.Config(), field)
         assert quantity(default) == pytest.approx(float(real)), \
             f"SECURITY.md: {field} default {default!r}, Config says {real!r}"
+
+
+def test_bounds_of_settings_are_the_code_s():
+    """The bounds LIMITS.md gives in prose come from iodine_py/config.py too
+    (the defaults are checked above, the C constants below the table)."""
+    rows = {r[1]: " ".join(r) for r in table("Configurable limits")}
+    history = rows["`history`"]
+    assert f"At most {config.MAX_HISTORY:,}" in history and "`MAX_HISTORY`" in history, history
+    bits = rows["`ws_deflate_bits`"]
+    assert f"{config.DEFLATE_BITS_MIN}..{config.DEFLATE_BITS_MAX}." in bits, bits
+    relay = [" ".join(r) for r in table("Built-in limits") if "CL_MAX_WORKERS" in r[2]]
+    assert relay, "LIMITS.md has no row for CL_MAX_WORKERS"
+    assert f"half of it, {config.MAX_WORKERS};" in relay[0], relay[0]
+    assert f"over {config.MAX_WORKERS} fails" in relay[0], relay[0]
