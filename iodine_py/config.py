@@ -24,6 +24,9 @@ MIB = 1024 * 1024
 DEFAULT_PORT = 3000
 DEFAULT_THREADS = 1
 DEFAULT_WORKERS = 1
+# Seconds between the Redis engine's health-check PINGs: the default of
+# Config.redis_ping (-rp) and of Iodine.PubSub.Redis(ping=).
+DEFAULT_REDIS_PING = 30.0
 # The permessage-deflate windows zlib supports (2^bits bytes): ours, and the
 # most a client may keep (ext/pmd.h).
 DEFLATE_BITS_MIN, DEFLATE_BITS_MAX = 9, 15
@@ -147,7 +150,7 @@ class Config:
     # pub/sub
     redis: Optional[str] = field(  # redis://[user:password@]host:port/db
         default_factory=lambda: os.environ.get("IODINE_REDIS_URL") or None)
-    redis_ping: float = 30.0
+    redis_ping: float = DEFAULT_REDIS_PING
     # history for resuming subscribers (SSE Last-Event-ID, since=): the last
     # `history` messages of each channel (0: off), of at most
     # history_channels channels, in at most history_bytes

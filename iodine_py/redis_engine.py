@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import cluster as _cluster
 from ._native import ffi, lib
-from .config import ConfigError
+from .config import DEFAULT_REDIS_PING, ConfigError
 from .log import logger
 from .engines import Engine, Message
 
@@ -117,7 +117,7 @@ class RedisEngine(Engine):
     replaces the last). Every option is also a documented limit in
     LIMITS.md ("Redis engine")."""
 
-    def __init__(self, url: str = "redis://localhost:6379/0", ping: float = 30.0,
+    def __init__(self, url: str = "redis://localhost:6379/0", ping: float = DEFAULT_REDIS_PING,
                  queue_size: int = 10000, backoff_max: float = 5.0,
                  timeout: Optional[float] = None, queue_bytes: int = 64 << 20,
                  stream: str = "iodine:pubsub", stream_max: int = 100000,
