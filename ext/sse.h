@@ -5,7 +5,9 @@
  * line of input), keep-alive comments when idle, and the connection after
  * the 200 text/event-stream head. The stream is close-delimited: no
  * Content-Length, no chunking, so one formatted event is the same bytes on
- * every connection (pub/sub shares them).
+ * every connection (pub/sub shares them: through its up_ops, a published
+ * message becomes one event per publish, `id:` included, and a binary
+ * message that is not UTF-8 goes base64-encoded as the event "base64").
  *
  * Must never: let an id or event name carry a line break (that would let
  * data forge fields), or read anything meaningful from the peer (input is
@@ -42,8 +44,5 @@ int sse_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor);
  * when event/id are malformed. Any thread. */
 int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
               size_t elen, const char *id, size_t ilen, long retry);
-
-/* Queue a shared, already formatted event (pub/sub). Lock held. */
-int sse_write_formatted(rx_conn *c, struct rx_buf *event);
 
 #endif

@@ -62,6 +62,7 @@ typedef struct ws_conn {
 } ws_conn;
 
 static const rx_proto ws_proto;
+static const up_ops ws_ops;
 
 static size_t in_budget(const ws_conn *w) {
   uint64_t m = w->up.set->ws_max_msg;
@@ -145,7 +146,7 @@ int ws_write(uint64_t conn, const void *data, size_t len, int text) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->kind == UP_WEBSOCKET && !u->closing && !rx_closed(c) &&
+  if (u && u->ops == &ws_ops && !u->closing && !rx_closed(c) &&
       up_room(c, u, len + 10) == 0)
     r = send_data((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
   rx_unlock();
@@ -157,7 +158,7 @@ int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->kind == UP_WEBSOCKET && !rx_closed(c)) {
+  if (u && u->ops == &ws_ops && !rx_closed(c)) {
     ws_send_close(c, code, reason, rlen);
     r = 0;
   }
@@ -165,37 +166,72 @@ int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
   return r;
 }
 
-/* A slot whose message did not shrink: the plain frame serves that window. */
-static rx_buf plain_marker;
+/* --- pub/sub fan-out (up_ops) ------------------------------------------------ */
 
-rx_buf *ws_fanout_frame(rx_conn *c, rx_buf **slots, const char *msg, size_t len,
-                        int text) {
+/* Form variants in a delivery (pubsub.h's ps_form_slot): the plain frame
+ * of each type, and the compressed one per type and window size. */
+#define FORM_PLAIN(text) ((unsigned)(text))
+#define FORM_DEFLATE(text, bits) (2u + (unsigned)(text) * 8u + ((unsigned)(bits) - 8u) % 8u)
+
+static int delivery_utf8(ps_delivery *d) {
+  if (d->utf8 < 0) {
+    uint32_t st = 0;
+    d->utf8 = ws_utf8_feed(&st, (const uint8_t *)d->msg, d->len) == 0 && ws_utf8_complete(st);
+  }
+  return d->utf8;
+}
+
+static rx_buf *plain_form(ps_delivery *d, int text) {
+  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_PLAIN(text));
+  if (slot && !*slot) {
+    uint8_t hd[10];
+    size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->len);
+    rx_buf *b = rx_buf_new(NULL, hl + d->len);
+    if (b) {
+      memcpy(b->data, hd, hl);
+      memcpy(b->data + hl, d->msg, d->len);
+    }
+    *slot = b;
+  }
+  return slot ? *slot : NULL;
+}
+
+/* The frame this connection gets: with permessage-deflate agreed and a
+ * message of at least ws_deflate_min bytes, the one compressed for its
+ * window size (once per window per publish); a message that does not
+ * shrink (or a compressor out of memory) shares the plain frame in that
+ * window's slot, so it is not tried again for the next subscriber. */
+static rx_buf *ops_frame(rx_conn *c, ps_delivery *d, int as) {
   ws_conn *w = c->udata;
-  if (!w->pmd.on || len < w->up.set->ws_deflate_min) return NULL;
-  rx_buf **slot = &slots[(w->pmd.server_bits - 8) & 7];
-  if (!*slot) {
+  int text = as == PS_AS_BINARY ? 0 : as == PS_AS_TEXT ? delivery_utf8(d) : d->text;
+  if (!w->pmd.on || d->len < w->up.set->ws_deflate_min) return plain_form(d, text);
+  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_DEFLATE(text, w->pmd.server_bits));
+  if (slot && !*slot) {
     const uint8_t *f;
     size_t fl;
-    *slot = &plain_marker;
-    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, msg,
-                          len, &f, &fl) == 0) {
-      rx_buf *b = rx_buf_new(f, fl);
-      if (b) *slot = b;
-    }
+    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, d->msg,
+                          d->len, &f, &fl) == 0)
+      *slot = rx_buf_new(f, fl);
+    if (!*slot && (*slot = plain_form(d, text))) rx_buf_retain(*slot);
   }
-  return *slot == &plain_marker ? NULL : *slot;
+  return slot ? *slot : NULL;
 }
 
-void ws_fanout_release(rx_buf **slots) {
-  for (int i = 0; i < 8; i++)
-    if (slots[i] && slots[i] != &plain_marker) rx_buf_release(slots[i]);
-}
-
-int ws_write_framed(rx_conn *c, struct rx_buf *frame) {
+static int ops_write(rx_conn *c, rx_buf *frame, const ps_delivery *d) {
   ws_conn *w = c->udata;
+  (void)d;
   if (w->up.closing || rx_closed(c) || up_room(c, &w->up, frame->len)) return -1;
   return rx_write_buf(c, frame);
 }
+
+static void ops_close(rx_conn *c, unsigned code) { ws_send_close(c, code, NULL, 0); }
+
+static const up_ops ws_ops = {
+    .name = "websocket",
+    .frame = ops_frame,
+    .write = ops_write,
+    .close = ops_close,
+};
 
 /* --- input ----------------------------------------------------------------- */
 
@@ -426,7 +462,7 @@ void ws_msg_done(ws_msg *m) {
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(m->conn, &c);
-  if (u && u->kind == UP_WEBSOCKET) {
+  if (u && u->ops == &ws_ops) {
     ws_conn *w = (ws_conn *)u;
     w->inflight -= m->len + MSG_OVERHEAD;
     if (w->read_paused && w->inflight <= in_budget(w) / 2) {
@@ -504,6 +540,6 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
     if (pmd) w->pmd = *pmd;
   }
   /* silence is measured on input only: our pings must not count as life */
-  return up_adopt(c, w ? &w->up : NULL, UP_WEBSOCKET, s, actor, &ws_proto,
+  return up_adopt(c, w ? &w->up : NULL, &ws_ops, s, actor, &ws_proto,
                   RX_F_IDLE_READ);
 }

@@ -23,6 +23,11 @@
  * carries a ws_msg with the reason (text = 1) and the code in `arg`, and
  * the application's answer (ws_close) echoes both.
  *
+ * Pub/sub reaches a WebSocket through its up_ops (upgrade.h): a published
+ * message is framed once per frame type (PS_AS_*) and, with compression,
+ * once per window size, and the frame is shared by every subscriber that
+ * needs those bytes.
+ *
  * Must never: hand the application an incomplete or invalid message, or
  * call into Python (messages leave through dispatch). */
 #ifndef IODINE_WEBSOCKET_H
@@ -55,22 +60,6 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
  * binary. Returns 0, or -1 when closed/closing (or dropped for exceeding
  * the output cap). Any thread. */
 int ws_write(uint64_t conn, const void *data, size_t len, int text);
-
-/* Queue a shared, already framed message (pub/sub fan-out). Caller holds
- * the lock. */
-struct rx_buf;
-int ws_write_framed(rx_conn *c, struct rx_buf *frame);
-
-/* Pub/sub fan-out with compression: the compressed frame this connection
- * should get for a message, made on first need into slots[window bits -
- * 8] (8 slots, zeroed by the caller) so that every subscriber with the
- * same window shares one; NULL when it gets the plain frame (no
- * compression agreed, a message under ws_deflate_min, or one that does not
- * shrink: that slot is then left NULL and the plain frame is used for all
- * of its window). Lock held. ws_fanout_release drops the slots' refs. */
-struct rx_buf *ws_fanout_frame(rx_conn *c, struct rx_buf **slots,
-                               const char *msg, size_t len, int text);
-void ws_fanout_release(struct rx_buf **slots);
 
 /* Start the close handshake with `code` and a reason (UTF-8, at most 123
  * bytes; longer is cut) (lock held). code 0: a Close without a body. */
