@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "http_upgrade.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "upgrade.h"
@@ -217,3 +218,42 @@ int sse_take_over(rx_conn *c, const http_settings *set, dsp_actor *actor) {
   if (s) s->c = c;
   return up_adopt(c, s ? &s->up : NULL, &sse_ops, set, actor, &sse_proto, 0);
 }
+
+/* --- the HTTP upgrade (http_upgrade.h) --------------------------------------- */
+
+/* A GET that accepts text/event-stream may become an event stream. */
+static int up_check(const http1_request *q, const http1_framing *fr, const http_settings *s,
+                    http_upgrade_state *state, http_upgrade_answer *ans) {
+  (void)s;
+  (void)state;
+  (void)ans;
+  return fr->accept_event_stream && q->method_len == 3 && !memcmp(q->method, "GET", 3);
+}
+
+static long up_head(const http_upgrade_state *state, char *out) {
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+  (void)state;
+  _Static_assert(sizeof head <= HTTP_UPGRADE_HEAD_MAX, "the head fits");
+  memcpy(out, head, sizeof head - 1);
+  return (long)(sizeof head - 1);
+}
+
+/* Input after the request means nothing to an event stream. */
+static int up_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor, const char *left,
+                        size_t left_len, const http_upgrade_state *state) {
+  (void)left;
+  (void)left_len;
+  (void)state;
+  return sse_take_over(c, s, actor);
+}
+
+const http_upgrader sse_upgrader = {
+    .name = "sse",
+    .kind = UP_SSE,
+    .owned = NULL,
+    .check = up_check,
+    .app_headers = NULL,
+    .head = up_head,
+    .take_over = up_take_over,
+};

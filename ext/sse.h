@@ -1,7 +1,8 @@
 /* sse: an upgraded connection sending Server-Sent Events
  * (HTML Living Standard, "Server-sent events").
  *
- * Owns: formatting events (id, event, data split into one `data:` line per
+ * Owns: which requests may become an event stream and the head that
+ * starts one (sse_upgrader), formatting events (id, event, data split into one `data:` line per
  * line of input), keep-alive comments when idle, and the connection after
  * the 200 text/event-stream head. The stream is close-delimited: no
  * Content-Length, no chunking, so one formatted event is the same bytes on
@@ -39,6 +40,12 @@ typedef struct sse_fields {
 long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_fields *f);
 
 int sse_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor);
+
+/* The HTTP upgrade into an event stream (http_upgrade.h): a GET accepting
+ * text/event-stream, answered by the 200 text/event-stream head, then
+ * sse_take_over. server.c registers it. */
+struct http_upgrader;
+extern const struct http_upgrader sse_upgrader;
 
 /* Send one event. 0, -1 when closed (or dropped over the output cap), -2
  * when event/id are malformed. Any thread. */

@@ -26,10 +26,6 @@ struct rx_proto;
 struct rx_buf;
 struct ps_delivery; /* pubsub.h */
 
-/* What an HTTP request may upgrade to (http_req.upgrade, Python's
- * rack.upgrade?). Numbers Python sees by name. */
-enum { UP_NONE = 0, UP_WEBSOCKET = 1, UP_SSE = 2 };
-
 /* The operations of one upgraded protocol, called with the lock held on a
  * connection whose up_conn.ops is this table. */
 typedef struct up_ops {

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "ascii.h"
 #include "dispatch.h"
 #include "http.h"
+#include "http_upgrade.h"
 #include "pmd.h"
 #include "pubsub.h"
 #include "reactor.h"
@@ -543,3 +545,139 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
   return up_adopt(c, w ? &w->up : NULL, &ws_ops, s, actor, &ws_proto,
                   RX_F_IDLE_READ);
 }
+
+/* --- the HTTP handshake (http_upgrade.h) ----------------------------------- */
+
+/* What the check decides and the hand-off needs, kept in the HTTP
+ * connection's http_upgrade_state (copied in and out: it is bytes there). */
+typedef struct ws_hs {
+  char accept[29]; /* Sec-WebSocket-Accept */
+  pmd_params pmd;  /* permessage-deflate, as negotiated */
+} ws_hs;
+_Static_assert(sizeof(ws_hs) <= HTTP_UPGRADE_STATE_MAX, "ws_hs fits the upgrade state");
+
+/* The client's permessage-deflate offers (Sec-WebSocket-Extensions, any
+ * number of fields) against the listener's settings (pmd.h). */
+static void negotiate_pmd(ws_hs *hs, const http1_request *q, const http_settings *s) {
+  const char *vals[8];
+  size_t lens[8], n = 0;
+  memset(&hs->pmd, 0, sizeof hs->pmd);
+  for (size_t i = 0; i < q->num_headers; i++)
+    if (http1_name_is(&q->headers[i], "sec-websocket-extensions", 24)) {
+      if (n == 8) return; /* more offers than anyone sends: decline all */
+      vals[n] = q->headers[i].value;
+      lens[n++] = q->headers[i].value_len;
+    }
+  pmd_config cfg = {s->ws_deflate, s->ws_deflate_bits, s->ws_deflate_mem};
+  if (n) pmd_negotiate(vals, lens, n, &cfg, &hs->pmd);
+}
+
+/* A WebSocket handshake is checked before the application sees it (RFC
+ * 6455 4.2.1): a missing or wrong version gets 426 naming the one we speak
+ * (4.4), a repeated one (11.3.5: it must appear once) and anything else
+ * malformed 400. */
+static int hs_check(const http1_request *q, const http1_framing *fr, const http_settings *s,
+                    http_upgrade_state *state, http_upgrade_answer *ans) {
+  if (!fr->upgrade_websocket) return 0;
+  int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
+  size_t versions = 0;
+  for (size_t i = 0; i < q->num_headers; i++)
+    versions += http1_name_is(&q->headers[i], "sec-websocket-version", 21);
+  const http1_header *v = http_upgrade_header(q, "sec-websocket-version", 21);
+  const http1_header *k = http_upgrade_header(q, "sec-websocket-key", 17);
+  ws_hs hs;
+  if (!get || q->version_minor != 1 || !fr->has_host || versions > 1) {
+    *ans = (http_upgrade_answer){400, "", 0};
+    return -1;
+  }
+  if (!v || v->value_len != 2 || memcmp(v->value, "13", 2)) {
+    *ans = (http_upgrade_answer){426, "Sec-WebSocket-Version: 13\r\n", 1};
+    return -1;
+  }
+  if (!k || ws_accept_key(k->value, k->value_len, hs.accept)) {
+    *ans = (http_upgrade_answer){400, "", 0};
+    return -1;
+  }
+  negotiate_pmd(&hs, q, s);
+  memcpy(state->bytes, &hs, sizeof hs);
+  return 1;
+}
+
+/* The server owns Sec-WebSocket-Extensions (only it knows what the
+ * connection will speak): an application's own may only name
+ * permessage-deflate, and only when it was agreed; its parameters are
+ * replaced by the agreed ones (the header is in `owned`, so the
+ * application's copy is dropped). Returns 0, or -1 when it names anything
+ * else. */
+static int hs_app_headers(const http_upgrade_state *state, const char *hd, size_t hlen,
+                          size_t count) {
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  const char *p = hd, *end = hd + hlen;
+  for (size_t k = 0; k < count && p < end; k++) {
+    size_t nl = strnlen(p, (size_t)(end - p));
+    const char *val = p + nl + 1;
+    if (val > end) break;
+    size_t vl = strnlen(val, (size_t)(end - val));
+    if (nl == 24 && ascii_same_ci(p, "sec-websocket-extensions", 24)) {
+      /* every comma-separated extension must be permessage-deflate */
+      size_t i = 0;
+      while (i < vl) {
+        while (i < vl && (val[i] == ' ' || val[i] == '\t' || val[i] == ',')) i++;
+        if (i == vl) break;
+        size_t st = i;
+        while (i < vl && val[i] != ';' && val[i] != ',' && val[i] != ' ' && val[i] != '\t') i++;
+        if (!hs.pmd.on || i - st != 18 || !ascii_same_ci(val + st, "permessage-deflate", 18))
+          return -1;
+        while (i < vl && val[i] != ',') i++; /* its parameters: ours win */
+      }
+    }
+    p = val + vl + 1;
+  }
+  return 0;
+}
+
+/* The 101 and the headers that make it a WebSocket handshake. */
+static long hs_head(const http_upgrade_state *state, char *out) {
+  static const char line[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+  static const char ext[] = "Sec-WebSocket-Extensions: ";
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  size_t n = 0;
+  memcpy(out + n, line, sizeof line - 1);
+  n += sizeof line - 1;
+  memcpy(out + n, hs.accept, 28);
+  n += 28;
+  memcpy(out + n, "\r\n", 2);
+  n += 2;
+  if (hs.pmd.on) {
+    _Static_assert(sizeof line + 28 + sizeof ext + PMD_RESPONSE_MAX + 4 <= HTTP_UPGRADE_HEAD_MAX,
+                   "the 101 fits");
+    memcpy(out + n, ext, sizeof ext - 1);
+    n += sizeof ext - 1;
+    n += pmd_response(&hs.pmd, out + n);
+    memcpy(out + n, "\r\n", 2);
+    n += 2;
+  }
+  return (long)n;
+}
+
+static int hs_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor, const char *left,
+                        size_t left_len, const http_upgrade_state *state) {
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  return ws_take_over(c, s, actor, left, left_len, &hs.pmd);
+}
+
+static const char *const hs_owned[] = {"sec-websocket-extensions", NULL};
+
+const http_upgrader ws_upgrader = {
+    .name = "websocket",
+    .kind = UP_WEBSOCKET,
+    .owned = hs_owned,
+    .check = hs_check,
+    .app_headers = hs_app_headers,
+    .head = hs_head,
+    .take_over = hs_take_over,
+};

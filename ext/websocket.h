@@ -1,6 +1,8 @@
 /* websocket: an upgraded connection speaking RFC 6455.
  *
- * Owns: reading frames (through ws_frame) into whole messages, with
+ * Owns: the opening handshake's server side (checked before the
+ * application sees the request, see ws_upgrader), reading frames (through
+ * ws_frame) into whole messages, with
  * fragmentation, interleaved control frames, UTF-8 checks on text, the
  * message size limit, ping/pong, the close handshake, idle pings; writing
  * messages; input backpressure (reading stops while too many received bytes
@@ -48,6 +50,12 @@ typedef struct ws_msg {
   int text;
   char data[];
 } ws_msg;
+
+/* The HTTP upgrade into a WebSocket (http_upgrade.h): the handshake checks
+ * (RFC 6455 4.2.1), Sec-WebSocket-Accept, permessage-deflate negotiation
+ * (pmd.h), the 101, and ws_take_over. server.c registers it. */
+struct http_upgrader;
+extern const struct http_upgrader ws_upgrader;
 
 /* Take over an HTTP connection after the 101 went out. `left` holds bytes
  * the peer already sent past the handshake. The actor reference passes to
