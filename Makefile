@@ -103,7 +103,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 FUZZ_SRC_http1 := ext/http1_parser.c
 FUZZ_SRC_ws_frame := ext/ws_frame.c
 FUZZ_SRC_glob := ext/glob.c
-FUZZ_SRC_sse := ext/sse.c
+FUZZ_SRC_sse := ext/sse.c ext/ws_frame.c ext/psid.c
 FUZZ_SRC_static := ext/static.c ext/http_facts.c ext/http1_parser.c
 FUZZ_SRC_resp := ext/resp.c
 FUZZ_SRC_psid := ext/psid.c
