@@ -297,10 +297,8 @@ static void delivery_done(delivery *d) {
   ps_msg_release(d->pm);
 }
 
-rx_buf **ps_form_slot(ps_delivery *d, const void *owner, unsigned variant) {
-  for (unsigned i = 0; i < d->nforms; i++)
-    if (d->forms[i].owner == owner && d->forms[i].variant == variant)
-      return &d->forms[i].buf;
+/* A new slot (ps_form_slot found none for this key). */
+rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant) {
   if (d->nforms == PS_FORMS_MAX) return NULL;
   ps_form *f = &d->forms[d->nforms++];
   *f = (ps_form){owner, variant, NULL};

@@ -95,8 +95,15 @@ typedef struct ps_delivery {
 
 /* The form slot for (owner, variant): *slot is NULL until the first
  * subscriber's protocol fills it. Returns NULL when all PS_FORMS_MAX slots
- * are taken (that subscriber is then not reached). Lock held. */
-struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner, unsigned variant);
+ * are taken (that subscriber is then not reached). Lock held. Inline: it
+ * runs once per recipient, and the slot is nearly always the first. */
+struct rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant);
+static inline struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner,
+                                           unsigned variant) {
+  for (unsigned i = 0; i < d->nforms; i++)
+    if (d->forms[i].owner == owner && d->forms[i].variant == variant) return &d->forms[i].buf;
+  return ps_form_add(d, owner, variant);
+}
 
 /* Subscribe connection `conn` (0: the application itself, which then needs
  * a callback) to a channel or pattern. `callback` is an id the

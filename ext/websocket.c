@@ -183,19 +183,24 @@ static int delivery_utf8(ps_delivery *d) {
   return d->utf8;
 }
 
-static rx_buf *plain_form(ps_delivery *d, int text) {
-  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_PLAIN(text));
-  if (slot && !*slot) {
-    uint8_t hd[10];
-    size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->len);
-    rx_buf *b = rx_buf_new(NULL, hl + d->len);
-    if (b) {
-      memcpy(b->data, hd, hl);
-      memcpy(b->data + hl, d->msg, d->len);
-    }
-    *slot = b;
+/* The plain frame, made by the first subscriber that needs it. */
+static rx_buf *make_plain(const ps_delivery *d, int text) {
+  uint8_t hd[10];
+  size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->len);
+  rx_buf *b = rx_buf_new(NULL, hl + d->len);
+  if (b) {
+    memcpy(b->data, hd, hl);
+    memcpy(b->data + hl, d->msg, d->len);
   }
-  return slot ? *slot : NULL;
+  return b;
+}
+
+/* The per-recipient path: a lookup, then the shared frame. */
+static inline rx_buf *plain_form(ps_delivery *d, int text) {
+  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_PLAIN(text));
+  if (!slot) return NULL;
+  if (!*slot) *slot = make_plain(d, text);
+  return *slot;
 }
 
 /* The frame this connection gets: with permessage-deflate agreed and a

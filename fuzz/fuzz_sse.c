@@ -386,8 +386,8 @@ rx_buf *rx_buf_new(const void *data, size_t len) {
   unreachable("rx_buf_new");
   return NULL;
 }
-rx_buf **ps_form_slot(ps_delivery *d, const void *owner, unsigned variant) {
+rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant) {
   (void)d, (void)owner, (void)variant;
-  unreachable("ps_form_slot");
+  unreachable("ps_form_add");
   return NULL;
 }
