@@ -396,7 +396,15 @@ static void on_data(rx_conn *c) {
   w->rlen = have;
   for (;;) {
     process(w);
-    if (rx_closed(c)) return; /* the connection is gone, with its state */
+    if (rx_closed(c)) {
+      /* Gone, or closing once our output has left (a Close behind a
+       * backlog): input is over either way. `shared` must not stay in
+       * rbuf: a closing connection still hears on_data, whose first step
+       * frees rbuf. */
+      w->rbuf = NULL;
+      w->rpos = w->rlen = 0;
+      return;
+    }
     if (w->close_sent || w->failing) { /* input is over: drop the rest */
       w->rpos = w->rlen;
       break;
