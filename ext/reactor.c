@@ -171,7 +171,20 @@ rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_prot
   return c;
 }
 
-size_t rx_open_count(void) { return rx.open; }
+size_t rx_open_count(void) { return rx.open - rx.plumbing; }
+
+void rx_mark_plumbing(rx_conn *c) {
+  if (c->flags & RX_F_PLUMBING) return;
+  c->flags |= RX_F_PLUMBING;
+  rx.plumbing++;
+}
+
+void rx_int_forget(rx_conn *c) {
+  rx.table[c->fd] = NULL;
+  rx.open--;
+  if (c->flags & RX_F_PLUMBING) rx.plumbing--;
+  close(c->fd); /* also removes it from the epoll set */
+}
 
 rx_conn *rx_find(uint64_t id) {
   uint32_t fd = (uint32_t)id;
@@ -233,9 +246,7 @@ static void doom(rx_conn *c, int linger) {
     c->flags |= RX_F_LINGER;
     shutdown(c->fd, SHUT_WR);
   } else {
-    rx.table[c->fd] = NULL;
-    rx.open--;
-    close(c->fd); /* also removes it from the epoll set */
+    rx_int_forget(c);
     c->flags &= ~RX_F_LINGER;
   }
   c->dead_next = rx.dead;
@@ -778,10 +789,16 @@ int rx_run(void) {
     if (atomic_load(&rx.stop_requested) && !rx.stopping) rx_begin_shutdown();
     if (rx.stopping) {
       rx_drain_step();
-      size_t live = 0;
+      size_t live = 0; /* plumbing is not waited for: it closes last */
       for (size_t fd = 0; fd < rx.top; fd++)
-        if (rx.table[fd]) live++;
-      if (!live && !rx.dead) break;
+        if (rx.table[fd] && !(rx.table[fd]->flags & RX_F_PLUMBING)) live++;
+      if (!live && !rx.dead) {
+        if (rx.plumbing) {
+          rx_close_everything();
+          bury();
+        }
+        break;
+      }
       if (rx.now >= rx.deadline) {
         rx_close_everything();
         bury();
@@ -832,7 +849,7 @@ int rx_after_fork(void) {
     close(c->fd);
     /* c and its protocol state are the parent's copies: left as they are */
   }
-  rx.open = 0;
+  rx.open = rx.plumbing = 0;
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;

@@ -33,7 +33,8 @@ typedef struct up_conn {
 
 /* Finish a take-over (lock held): `u` (the first member of the new
  * protocol's state) gets its kind, settings and the connection's actor; the
- * connection gets `proto`, the upgraded flag plus `flags`, the ping
+ * connection gets `proto`, the upgraded mark (rx_mark_upgraded), with
+ * `flags` RX_F_IDLE_READ an idle clock only input resets, the ping
  * interval as its idle limit; DSP_OPEN is posted; reading resumes (HTTP may
  * have paused it with bytes waiting, and edge-triggered epoll will not say
  * so again). With u == NULL (out of memory) the connection is closed and

@@ -100,7 +100,7 @@ void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
   send_frame(w, WS_OP_CLOSE, p, code ? 2 + rlen : 0);
   /* Half-close and discard the peer's reply: it owes us a Close frame,
    * which we do not need, and unread input would turn our FIN into RST. */
-  c->flags |= RX_F_LINGER;
+  rx_linger(c);
   rx_close(c);
 }
 
