@@ -27,7 +27,10 @@ typedef struct up_conn {
   dsp_actor *actor;         /* the connection's ordering actor */
   const http_settings *set;
   unsigned want_drained : 1;/* the handler has on_drained */
-  unsigned closing : 1;     /* close asked for or under way */
+  unsigned closing : 1;     /* nothing more is written: set only by the
+                               protocol's own close (websocket.c: ws_to;
+                               raw.c: its Close frame; SSE: never, a closed
+                               socket says it) */
   struct ps_sub *subs;      /* pub/sub subscriptions (pubsub.c owns them) */
 } up_conn;
 
