@@ -98,15 +98,16 @@ typedef struct rx_transport {
 
 /* A connection. Protocols read fd, id, udata, peer, the output counters
  * and the idle limit, and set timeout_ms, sent_watch and tr_state (the
- * comments say when); flags, the queue (out_head, out_tail) and the list
- * links (resume_next, dead_next, cork_next) are the reactor's alone. */
+ * comments say when); flags are the reactor's alone (read and set through
+ * the calls below), and so are the output queue and the list links, which
+ * live past this struct where only the reactor's files see them
+ * (reactor_int.h: rx_node). */
 struct rx_conn {
   int fd;
   uint32_t gen;
   uint64_t id;
   const rx_proto *proto;
   void *udata;             /* the protocol's state */
-  rx_seg *out_head, *out_tail; /* private: the output queue */
   size_t out_bytes;        /* bytes queued, not yet written */
   uint32_t out_count;      /* writes queued: what `pending` reports */
   uint64_t sent_total;     /* bytes ever written to the socket (or transport) */
@@ -117,9 +118,6 @@ struct rx_conn {
   uint32_t flags;          /* private: RX_F_*, through the calls below */
   uint32_t timeout_ms;     /* idle limit, 0 = none */
   uint64_t active_ms;      /* last read or write progress */
-  rx_conn *resume_next;    /* private: resume list link */
-  rx_conn *dead_next;      /* private: end-of-turn free list link */
-  rx_conn *cork_next;      /* private: corked list link */
   char peer[48];           /* peer address, text */
   uint16_t peer_port;
   const rx_transport *tr;  /* NULL: plain socket I/O */

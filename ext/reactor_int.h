@@ -28,6 +28,19 @@ struct rx_seg {
   char data[];     /* SEG_MEM */
 };
 
+/* A connection as the reactor allocates it: the public rx_conn first (the
+ * pointer everyone holds), then what only the reactor's files may touch:
+ * the output queue and the list links. */
+typedef struct rx_node {
+  rx_conn c; /* first: an rx_conn * is an rx_node * */
+  rx_seg *out_head, *out_tail;
+  rx_conn *resume_next; /* resume list link */
+  rx_conn *dead_next;   /* end-of-turn free list link */
+  rx_conn *cork_next;   /* corked list link */
+} rx_node;
+
+static inline rx_node *priv(rx_conn *c) { return (rx_node *)c; }
+
 #define LINGER_MS 2000
 #define LINGER_BYTES (256 * 1024)
 #define SWEEP_MS 250

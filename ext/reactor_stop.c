@@ -23,7 +23,7 @@
 static void linger_end(rx_conn *c) {
   c->flags &= ~RX_F_LINGER;
   rx_int_forget(c);
-  c->dead_next = rx.dead;
+  priv(c)->dead_next = rx.dead;
   rx.dead = c;
 }
 

@@ -281,8 +281,8 @@ static void open_state(void) {
     pull(p.client);
   }
   size_t n = frames(f, 4);
-  CHECK(n == 2 && f[0].op == 0xA && f[0].len == 2 && !memcmp(f[0].p, "p1", 2) &&
-            f[1].op == 0x1 && f[1].len == 2 && !memcmp(f[1].p, "yo", 2),
+  CHECK(n == 2 && f[0].op == 0xA && f[0].len == 2 && !memcmp(f[0].p, "p1", 2) && f[1].op == 0x1 &&
+            f[1].len == 2 && !memcmp(f[1].p, "yo", 2),
         "the ping's pong, then the message (%zu frames)", n);
   CHECK(dsp_next(0) == NULL && state(p.id) == WS_OPEN, "the pong made no event: still OPEN");
   /* the peer vanishes without a Close: OPEN -> CLOSED */
@@ -317,8 +317,11 @@ static void we_close_first(void) {
   CHECK(read_to_eof(p.client), "half-closed after the Close");
   sframe f[8];
   size_t n = frames(f, 8);
-  CHECK(n == 2 && f[0].op == 0x2 && f[0].len == sizeof big && f[1].op == 0x8 &&
-            f[1].len == 5 && !memcmp(f[1].p, "\x03\xe8" "bye", 5),
+  CHECK(n == 2 && f[0].op == 0x2 && f[0].len == sizeof big && f[1].op == 0x8 && f[1].len == 5 &&
+            !memcmp(f[1].p,
+                    "\x03\xe8"
+                    "bye",
+                    5),
         "the message, then one Close 1000 \"bye\", no pong (%zu frames)", n);
   event e = next_event();
   CHECK(e.kind == DSP_CLOSE, "on_close, with no message before it (%d)", e.kind);
@@ -354,7 +357,10 @@ static void peer_closes_first(void) {
   sframe f[8];
   size_t k = frames(f, 8);
   CHECK(k == 2 && f[0].op == 0x1 && f[0].len == 5 && f[1].op == 0x8 && f[1].len == 6 &&
-            !memcmp(f[1].p, "\x03\xe9" "away", 6),
+            !memcmp(f[1].p,
+                    "\x03\xe9"
+                    "away",
+                    6),
         "the reply, then the echoed Close, no pong (%zu frames)", k);
   e = next_event();
   CHECK(e.kind == DSP_CLOSE && state(p.id) == -1, "FAILING -> CLOSE_SENT -> CLOSED");
