@@ -156,11 +156,10 @@ static void on_close(rx_conn *c) {
   free(r);
 }
 
-/* Relay links stay open through shutdown: the process ends them. */
-static void on_shutdown(rx_conn *c) { rx_close(c); }
-
-static const rx_proto relay_proto = {.on_data = on_data, .on_close = on_close,
-                                     .on_shutdown = on_shutdown};
+/* No on_shutdown: a relay is plumbing (rx_mark_plumbing), so a stop leaves
+ * it open while the worker's clients finish (a draining WebSocket still
+ * publishes and receives through it) and closes it last. */
+static const rx_proto relay_proto = {.on_data = on_data, .on_close = on_close};
 
 static rx_conn *adopt(int fd, int slot) {
   relay *r = calloc(1, sizeof *r);
@@ -172,7 +171,7 @@ static rx_conn *adopt(int fd, int slot) {
     return NULL;
   }
   r->c = c;
-  c->flags |= RX_F_LISTENER; /* plumbing, not a client: not counted */
+  rx_mark_plumbing(c); /* not a client: not counted, not waited for */
   rx_resume(c);
   return c;
 }

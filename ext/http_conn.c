@@ -123,7 +123,7 @@ void http_conn_refuse(http_conn *h, int code, const char *extra, const http1_req
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                    code, why, (int)dl, date, extra, strlen(why) + 1, why);
   http_conn_to(h, H_DONE);
-  h->c->flags |= RX_F_LINGER;
+  rx_linger(h->c);
   rx_write(h->c, buf, (size_t)n);
   rx_close(h->c);
   if (al_on())
@@ -319,7 +319,7 @@ static int serve_static(http_conn *h, const http1_request *q, size_t consumed) {
   }
   if (!keep) {
     http_conn_to(h, H_DONE);
-    c->flags |= RX_F_LINGER;
+    rx_linger(c);
     rx_close(c);
     return 1;
   }

@@ -386,12 +386,12 @@ static int complete(http_conn *h) {
     rx_broadcast(); /* a reader on another thread: the body is over */
   }
   int keep = h->req.keep_alive && !rs->close_after && !h->peer_gone && !rx_stopping() &&
-             !(c->flags & RX_F_HUP);
+             !rx_peer_gone(c);
   http_resp_to(h, RESP_DONE);
   rs->drain_armed = false;
   if (!keep) {
     http_conn_to(h, H_DONE);
-    if (h->rpos < h->rlen || !h->peer_gone) c->flags |= RX_F_LINGER;
+    if (h->rpos < h->rlen || !h->peer_gone) rx_linger(c);
     rx_close(c);
     return 0;
   }

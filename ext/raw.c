@@ -297,7 +297,7 @@ static void on_timeout(rx_conn *c) {
   } else if (r->state == RAW_CONNECTING) {
     why(r, "connect timeout%s", NULL);
     rx_close_now(c);
-  } else if (c->flags & RX_F_CLOSING) {
+  } else if (rx_closing(c)) {
     rx_close_now(c); /* a whole period without flushing: not coming back */
   } else {
     why(r, "idle timeout%s", NULL);
@@ -326,7 +326,7 @@ static void on_close(rx_conn *c) {
   raw_conn *r = c->udata;
   ps_drop_conn(&r->up); /* subscriptions end with the connection */
   why(r, r->state == RAW_CONNECTING ? "closed before connecting%s"
-         : (c->flags & RX_F_HUP)    ? "peer closed%s" /* a reset while we wrote */
+         : rx_peer_gone(c)          ? "peer closed%s" /* a reset while we wrote */
                                     : "closed%s",
       NULL);
   if (r->ws) {
@@ -484,7 +484,7 @@ uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx
     return 0;
   }
   r->c = c;
-  c->flags |= RX_F_UPGRADED; /* the upgraded-connection calls apply */
+  rx_mark_upgraded(c); /* the upgraded-connection calls apply */
   c->timeout_ms = timeout_ms;
   rx_touch(c);
   uint64_t id = c->id;

@@ -127,8 +127,9 @@ int rx_init(void) {
 
 rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
   if (fd < 0 || (size_t)fd >= rx.cap || rx.table[fd]) return NULL;
-  rx_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+  rx_node *n = calloc(1, sizeof *n);
+  if (!n) return NULL;
+  rx_conn *c = &n->c;
   c->fd = fd;
   c->gen = ++rx.gens[fd];
   c->id = ((uint64_t)c->gen << 32) | (uint32_t)fd;
@@ -171,7 +172,20 @@ rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_prot
   return c;
 }
 
-size_t rx_open_count(void) { return rx.open; }
+size_t rx_open_count(void) { return rx.open - rx.plumbing; }
+
+void rx_mark_plumbing(rx_conn *c) {
+  if (c->flags & RX_F_PLUMBING) return;
+  c->flags |= RX_F_PLUMBING;
+  rx.plumbing++;
+}
+
+void rx_int_forget(rx_conn *c) {
+  rx.table[c->fd] = NULL;
+  rx.open--;
+  if (c->flags & RX_F_PLUMBING) rx.plumbing--;
+  close(c->fd); /* also removes it from the epoll set */
+}
 
 rx_conn *rx_find(uint64_t id) {
   uint32_t fd = (uint32_t)id;
@@ -197,15 +211,15 @@ void rx_touch(rx_conn *c) { c->active_ms = rx_now_ms(); }
 void rx_resume(rx_conn *c) {
   if (c->flags & (RX_F_RESUME | RX_F_CLOSED)) return;
   c->flags |= RX_F_RESUME;
-  c->resume_next = NULL;
-  if (rx.resume_tail) rx.resume_tail->resume_next = c;
+  priv(c)->resume_next = NULL;
+  if (rx.resume_tail) priv(rx.resume_tail)->resume_next = c;
   else rx.resume_head = c;
   rx.resume_tail = c;
   if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
 
 static void drop_queue(rx_conn *c) {
-  rx_seg *s = c->out_head;
+  rx_seg *s = priv(c)->out_head;
   while (s) {
     rx_seg *next = s->next;
     if (s->kind == SEG_BUF) rx_buf_release(s->buf);
@@ -213,7 +227,7 @@ static void drop_queue(rx_conn *c) {
     free(s);
     s = next;
   }
-  c->out_head = c->out_tail = NULL;
+  priv(c)->out_head = priv(c)->out_tail = NULL;
   c->out_bytes = 0;
   c->out_count = 0;
 }
@@ -233,12 +247,10 @@ static void doom(rx_conn *c, int linger) {
     c->flags |= RX_F_LINGER;
     shutdown(c->fd, SHUT_WR);
   } else {
-    rx.table[c->fd] = NULL;
-    rx.open--;
-    close(c->fd); /* also removes it from the epoll set */
+    rx_int_forget(c);
     c->flags &= ~RX_F_LINGER;
   }
-  c->dead_next = rx.dead;
+  priv(c)->dead_next = rx.dead;
   rx.dead = c;
 }
 
@@ -250,7 +262,7 @@ void rx_close_now(rx_conn *c) {
 void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
   c->flags |= RX_F_CLOSING;
-  if (!c->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
+  if (!priv(c)->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
 
@@ -311,15 +323,15 @@ static void retire(rx_conn *c, size_t n, int files_too) {
   c->sent_total += n;
   if (c->sent_watch && c->sent_total >= c->sent_watch && c->proto && c->proto->on_sent)
     c->proto->on_sent(c); /* only notes the fact: the queue is not touched */
-  while (c->out_head && n) {
-    rx_seg *t = c->out_head;
+  while (priv(c)->out_head && n) {
+    rx_seg *t = priv(c)->out_head;
     size_t take = t->len < n ? (size_t)t->len : n;
     if (t->kind != SEG_FILE || files_too) t->off += take;
     t->len -= take;
     n -= take;
     if (t->len) break;
-    c->out_head = t->next;
-    if (!c->out_head) c->out_tail = NULL;
+    priv(c)->out_head = t->next;
+    if (!priv(c)->out_head) priv(c)->out_tail = NULL;
     c->out_count -= t->writes;
     if (t->kind == SEG_BUF) rx_buf_release(t->buf);
     else if (t->kind == SEG_FILE) close(t->fd);
@@ -345,7 +357,7 @@ static char stage[STAGE_SIZE]; /* shared: every writer holds the big lock */
 /* The next chunk to offer, at *out. 0 when the file at the head of the
  * queue has no more bytes than it had: it shrank, the response is broken. */
 static size_t tr_chunk(rx_conn *c, const char **out) {
-  rx_seg *s = c->out_head;
+  rx_seg *s = priv(c)->out_head;
   if (s->kind != SEG_FILE && s->len >= STAGE_SIZE) {
     const char *base = s->kind == SEG_MEM ? s->data : s->buf->data;
     *out = base + s->off;
@@ -375,7 +387,7 @@ static size_t tr_chunk(rx_conn *c, const char **out) {
 static int flush_tr(rx_conn *c) {
   int waited_in = (c->flags & RX_F_TR_WANT_IN) != 0;
   c->flags &= ~RX_F_TR_WANT_IN;
-  while (c->out_head) {
+  while (priv(c)->out_head) {
     const char *p;
     size_t len = tr_chunk(c, &p);
     if (!len) {
@@ -408,8 +420,8 @@ static int flush_tr(rx_conn *c) {
  * socket failed (the connection is then killed). */
 static int flush(rx_conn *c) {
   if (c->tr) return flush_tr(c);
-  while (c->out_head) {
-    rx_seg *s = c->out_head;
+  while (priv(c)->out_head) {
+    rx_seg *s = priv(c)->out_head;
     ssize_t n;
     if (s->kind == SEG_FILE) {
       off_t off = (off_t)s->off;
@@ -447,7 +459,7 @@ static int flush(rx_conn *c) {
 /* After progress: a drained queue either completes a close or tells the
  * protocol it may write more. */
 static void after_flush(rx_conn *c) {
-  if (c->out_head || (c->flags & RX_F_CLOSED)) return;
+  if (priv(c)->out_head || (c->flags & RX_F_CLOSED)) return;
   if (c->flags & RX_F_CLOSING)
     doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (c->proto && c->proto->on_drained)
@@ -456,9 +468,9 @@ static void after_flush(rx_conn *c) {
 
 static void enqueue(rx_conn *c, rx_seg *s) {
   s->next = NULL;
-  if (c->out_tail) c->out_tail->next = s;
-  else c->out_head = s;
-  c->out_tail = s;
+  if (priv(c)->out_tail) priv(c)->out_tail->next = s;
+  else priv(c)->out_head = s;
+  priv(c)->out_tail = s;
   c->out_bytes += (size_t)s->len;
   c->out_count++;
   s->writes = 1;
@@ -474,7 +486,7 @@ static void enqueue(rx_conn *c, rx_seg *s) {
 #define SMALL_SEG 1024
 
 static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t total) {
-  rx_seg *t = c->out_tail;
+  rx_seg *t = priv(c)->out_tail;
   if (total > SMALL_WRITE || c->tr || !t || t->kind != SEG_MEM ||
       t->off + t->len + total > t->cap)
     return 0;
@@ -504,7 +516,7 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
   if (append_small(c, iov, cnt, total)) return 0;
-  if (!c->out_head && !(c->flags & RX_F_CORK) && !c->tr) {
+  if (!priv(c)->out_head && !(c->flags & RX_F_CORK) && !c->tr) {
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
     ssize_t n;
     do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -545,7 +557,7 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
     dst += l - done;
     done = 0;
   }
-  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
   if (c->tr && was_empty) { /* a transport writes from the queue (flush_tr) */
     flush(c);
@@ -561,7 +573,7 @@ int rx_write(rx_conn *c, const void *data, size_t len) {
 
 int rx_write_buf(rx_conn *c, rx_buf *b) {
   if (!can_write(c)) return -1;
-  if (b->len <= SMALL_WRITE && (c->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
+  if (b->len <= SMALL_WRITE && (priv(c)->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
     /* small and waiting anyway: a copy is cheaper than a shared reference */
     struct iovec iov = {b->data, b->len};
     return rx_writev(c, &iov, 1);
@@ -575,7 +587,7 @@ int rx_write_buf(rx_conn *c, rx_buf *b) {
   s->off = 0;
   s->len = b->len;
   s->fd = -1;
-  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
   if (was_empty) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
@@ -597,7 +609,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
   s->off = offset;
   s->len = len;
   s->buf = NULL;
-  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
   if (was_empty) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
@@ -606,7 +618,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
 void rx_cork(rx_conn *c) {
   if (c->flags & (RX_F_CORK | RX_F_CLOSED)) return;
   c->flags |= RX_F_CORK;
-  c->cork_next = rx.corked;
+  priv(c)->cork_next = rx.corked;
   rx.corked = c;
   if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake(); /* it flushes the corks */
 }
@@ -614,10 +626,10 @@ void rx_cork(rx_conn *c) {
 static void uncork_all(void) {
   while (rx.corked) {
     rx_conn *c = rx.corked;
-    rx.corked = c->cork_next;
+    rx.corked = priv(c)->cork_next;
     c->flags &= ~RX_F_CORK;
     if (c->flags & RX_F_CLOSED) continue;
-    if (c->out_head) {
+    if (priv(c)->out_head) {
       if (flush(c) == 0) after_flush(c);
     } else if (c->flags & RX_F_CLOSING) {
       after_flush(c);
@@ -633,7 +645,7 @@ static void run_resumes(void) {
   rx_conn *c = rx.resume_head;
   rx.resume_head = rx.resume_tail = NULL;
   while (c) {
-    rx_conn *next = c->resume_next;
+    rx_conn *next = priv(c)->resume_next;
     c->flags &= ~RX_F_RESUME;
     if (!(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
       c->proto->on_data(c);
@@ -661,10 +673,10 @@ static void unlist(rx_conn *c) {
   rx_conn **pp = &rx.resume_head, *prev = NULL;
   while (*pp && *pp != c) {
     prev = *pp;
-    pp = &(*pp)->resume_next;
+    pp = &priv(*pp)->resume_next;
   }
   if (*pp) {
-    *pp = c->resume_next;
+    *pp = priv(c)->resume_next;
     if (rx.resume_tail == c) rx.resume_tail = prev;
   }
   c->flags &= ~RX_F_RESUME;
@@ -677,7 +689,7 @@ static void bury(void) {
     rx.dead = NULL;
     while (list) {
       rx_conn *c = list;
-      list = c->dead_next;
+      list = priv(c)->dead_next;
       if (!rx_lingering(c)) {
         if (c->proto && c->proto->on_close) c->proto->on_close(c);
         c->proto = NULL;
@@ -750,7 +762,7 @@ static void turn(int max_wait) {
       if (c->flags & RX_F_CLOSED) continue;
     }
     if (c->tr) e = tr_events(c, e);
-    if ((e & EPOLLOUT) && c->out_head) {
+    if ((e & EPOLLOUT) && priv(c)->out_head) {
       if (flush(c) == 0) after_flush(c);
     }
     if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
@@ -778,10 +790,16 @@ int rx_run(void) {
     if (atomic_load(&rx.stop_requested) && !rx.stopping) rx_begin_shutdown();
     if (rx.stopping) {
       rx_drain_step();
-      size_t live = 0;
+      size_t live = 0; /* plumbing is not waited for: it closes last */
       for (size_t fd = 0; fd < rx.top; fd++)
-        if (rx.table[fd]) live++;
-      if (!live && !rx.dead) break;
+        if (rx.table[fd] && !(rx.table[fd]->flags & RX_F_PLUMBING)) live++;
+      if (!live && !rx.dead) {
+        if (rx.plumbing) {
+          rx_close_everything();
+          bury();
+        }
+        break;
+      }
       if (rx.now >= rx.deadline) {
         rx_close_everything();
         bury();
@@ -832,7 +850,7 @@ int rx_after_fork(void) {
     close(c->fd);
     /* c and its protocol state are the parent's copies: left as they are */
   }
-  rx.open = 0;
+  rx.open = rx.plumbing = 0;
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;

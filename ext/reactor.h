@@ -53,6 +53,10 @@ void rx_buf_release(rx_buf *b);
 
 typedef struct rx_seg rx_seg; /* one queued write (private) */
 
+/* The connection's flags: the reactor's own. Other modules set and read
+ * them only through the small functions under "connection facts" below
+ * (tests/test_code_shape.py checks that no ext/ file but reactor*.c
+ * touches c->flags or the queue and list links). */
 enum {
   RX_F_CLOSING = 1u << 0, /* close once the output queue is flushed */
   RX_F_CLOSED = 1u << 1,  /* gone: waiting for the end of the turn */
@@ -70,6 +74,7 @@ enum {
   RX_F_RDHUP = 1u << 12,    /* epoll saw the peer's FIN or an error: read
                                on until read() says so itself */
   RX_F_CONNECTING = 1u << 13, /* rx_connect: on_connect not called yet */
+  RX_F_PLUMBING = 1u << 14, /* the server's own link, not a client */
 };
 
 /* A transport between a connection and its socket: TLS (tls.h). Without
@@ -91,13 +96,18 @@ typedef struct rx_transport {
   void (*close)(rx_conn *c);
 } rx_transport;
 
+/* A connection. Protocols read fd, id, udata, peer, the output counters
+ * and the idle limit, and set timeout_ms, sent_watch and tr_state (the
+ * comments say when); flags are the reactor's alone (read and set through
+ * the calls below), and so are the output queue and the list links, which
+ * live past this struct where only the reactor's files see them
+ * (reactor_int.h: rx_node). */
 struct rx_conn {
   int fd;
   uint32_t gen;
   uint64_t id;
   const rx_proto *proto;
   void *udata;             /* the protocol's state */
-  rx_seg *out_head, *out_tail;
   size_t out_bytes;        /* bytes queued, not yet written */
   uint32_t out_count;      /* writes queued: what `pending` reports */
   uint64_t sent_total;     /* bytes ever written to the socket (or transport) */
@@ -105,12 +115,9 @@ struct rx_conn {
                               this (0: no marker); the protocol sets it to
                               sent_total + out_bytes to learn when what it
                               has queued so far has left */
-  uint32_t flags;
+  uint32_t flags;          /* private: RX_F_*, through the calls below */
   uint32_t timeout_ms;     /* idle limit, 0 = none */
   uint64_t active_ms;      /* last read or write progress */
-  rx_conn *resume_next;    /* resume list link */
-  rx_conn *dead_next;      /* end-of-turn free list link */
-  rx_conn *cork_next;      /* corked list link */
   char peer[48];           /* peer address, text */
   uint16_t peer_port;
   const rx_transport *tr;  /* NULL: plain socket I/O */
@@ -123,7 +130,9 @@ int rx_init(void);           /* 0 or -errno; call once before anything */
  * (or the grace period has passed). Returns 0. */
 int rx_run(void);
 /* Ask the loop to stop (any thread, async-signal-safe). Connections get
- * on_shutdown, then have `grace_ms` to finish before they are closed. */
+ * on_shutdown, then have `grace_ms` to finish before they are closed;
+ * plumbing (rx_mark_plumbing) hears nothing and is closed once nothing
+ * else is left. */
 void rx_stop(void);
 /* The same, but the on_shutdown calls of upgraded connections
  * (RX_F_UPGRADED) are spread evenly over the drain period (rx_set_drain_ms;
@@ -180,7 +189,8 @@ struct sockaddr;
 rx_conn *rx_connect(const struct sockaddr *addr, unsigned addrlen, const rx_proto *proto,
                     void *udata);
 rx_conn *rx_find(uint64_t id); /* caller holds the lock; NULL when stale */
-/* Sockets attached now (listeners included; lingering ones until they end). */
+/* Sockets attached now, plumbing (rx_mark_plumbing) excepted: clients,
+ * outgoing connections, listeners, and lingering ones until they end. */
 size_t rx_open_count(void);
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata);
 /* Route c's I/O through a transport, before c has read or written. */
@@ -189,9 +199,36 @@ void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state);
 void rx_close(rx_conn *c);
 /* Close at once, dropping queued output. */
 void rx_close_now(rx_conn *c);
+
+/* --- connection facts: the only ways to the flags from outside ---------- */
+/* Closed, or closing once its output is flushed: nothing more is written. */
 static inline int rx_closed(const rx_conn *c) {
   return (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) != 0;
 }
+/* Closing once its output is flushed (rx_close), not closed yet. */
+static inline int rx_closing(const rx_conn *c) {
+  return (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) == RX_F_CLOSING;
+}
+/* The peer hung up or the socket failed (rx_read returned -1, or epoll
+ * said so). */
+static inline int rx_peer_gone(const rx_conn *c) { return (c->flags & RX_F_HUP) != 0; }
+/* On close: half-close and discard the peer's input for a while (LINGER_MS,
+ * LINGER_BYTES) instead of closing at once, so input still arriving does
+ * not turn our last bytes into a reset. Not after the peer hung up. */
+static inline void rx_linger(rx_conn *c) { c->flags |= RX_F_LINGER; }
+/* udata begins with an up_conn (upgrade.h): the upgraded-connection calls
+ * apply, and a drained stop spreads its on_shutdown (rx_stop_drained). */
+static inline void rx_mark_upgraded(rx_conn *c) { c->flags |= RX_F_UPGRADED; }
+static inline int rx_upgraded(const rx_conn *c) { return (c->flags & RX_F_UPGRADED) != 0; }
+/* Only input resets the idle clock (our own pings are no sign of life). */
+static inline void rx_idle_on_read(rx_conn *c) { c->flags |= RX_F_IDLE_READ; }
+/* A listening socket: a stop shuts it first (on_shutdown, or a close). */
+static inline void rx_mark_listener(rx_conn *c) { c->flags |= RX_F_LISTENER; }
+/* The server's own link (a cluster relay), not a client: rx_open_count
+ * leaves it out, and a stop neither shuts nor waits for it: it stays open
+ * while clients finish (they may still publish through it) and is closed
+ * last, when no client is left. Right after rx_attach. */
+void rx_mark_plumbing(rx_conn *c);
 /* Run c->proto->on_data again soon, without waiting for epoll (data may be
  * waiting in a buffer the protocol paused on). */
 void rx_resume(rx_conn *c);

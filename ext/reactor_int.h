@@ -28,6 +28,19 @@ struct rx_seg {
   char data[];     /* SEG_MEM */
 };
 
+/* A connection as the reactor allocates it: the public rx_conn first (the
+ * pointer everyone holds), then what only the reactor's files may touch:
+ * the output queue and the list links. */
+typedef struct rx_node {
+  rx_conn c; /* first: an rx_conn * is an rx_node * */
+  rx_seg *out_head, *out_tail;
+  rx_conn *resume_next; /* resume list link */
+  rx_conn *dead_next;   /* end-of-turn free list link */
+  rx_conn *cork_next;   /* corked list link */
+} rx_node;
+
+static inline rx_node *priv(rx_conn *c) { return (rx_node *)c; }
+
 #define LINGER_MS 2000
 #define LINGER_BYTES (256 * 1024)
 #define SWEEP_MS 250
@@ -58,10 +71,14 @@ struct rx_state {
   int ready;
   int timers_on; /* off in a cluster's master: timers belong to workers */
   size_t open;   /* sockets attached and not yet closed (listeners too) */
+  size_t plumbing; /* of those, marked RX_F_PLUMBING (not counted) */
 };
 extern struct rx_state rx;
 
 void rx_int_wake(void);              /* reactor.c: wake the loop */
+/* reactor.c: out of the table and the counts, fd closed (the end of a
+ * socket, lingering or not) */
+void rx_int_forget(rx_conn *c);
 /* reactor_stop.c */
 int rx_lingering(const rx_conn *c);
 void rx_linger_begin(rx_conn *c);

@@ -22,10 +22,8 @@
 
 static void linger_end(rx_conn *c) {
   c->flags &= ~RX_F_LINGER;
-  rx.table[c->fd] = NULL;
-  rx.open--;
-  close(c->fd);
-  c->dead_next = rx.dead;
+  rx_int_forget(c);
+  priv(c)->dead_next = rx.dead;
   rx.dead = c;
 }
 
@@ -83,7 +81,8 @@ void rx_begin_shutdown(void) {
    * the drain); upgraded ones (WebSocket, SSE) are spread */
   for (size_t fd = 0; fd < rx.top; fd++) {
     rx_conn *c = rx.table[fd];
-    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || rx_lingering(c)) continue;
+    if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER | RX_F_PLUMBING)) || rx_lingering(c))
+      continue; /* plumbing stays open for the clients (closed last, rx_run) */
     if (drain && (c->flags & RX_F_UPGRADED)) rx.drain_total++;
     else shutdown_one(c);
   }

@@ -272,7 +272,7 @@ static int attach_listeners(void) {
     }
     rx_conn *c = rx_attach(l->fd, &listener_proto, l);
     if (!c) continue;
-    c->flags |= RX_F_LISTENER;
+    rx_mark_listener(c);
     l->conn = c->id;
     l->pid = getpid();
     rx_resume(c); /* connections may be waiting already (edge-triggered) */

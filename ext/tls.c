@@ -279,7 +279,7 @@ static void tls_close(rx_conn *c) {
    * connection past its handshake and still alive gets one (a socket that
    * hung up or errored would only answer EPIPE); we send it once and do
    * not wait for the peer's, since the socket closes next. */
-  int alive = !(c->flags & RX_F_HUP) || t->peer_closed;
+  int alive = !rx_peer_gone(c) || t->peer_closed;
   if (!t->failed && alive && SSL_is_init_finished(t->ssl)) {
     ERR_clear_error();
     SSL_shutdown(t->ssl);

@@ -17,7 +17,8 @@ int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set
   u->actor = actor;
   u->set = set;
   rx_set_proto(c, proto, u);
-  c->flags |= RX_F_UPGRADED | flags;
+  rx_mark_upgraded(c);
+  if (flags & RX_F_IDLE_READ) rx_idle_on_read(c);
   c->timeout_ms = set->ping_ms;
   rx_touch(c);
   dsp_post(actor, DSP_OPEN, c->id, NULL, 0);
@@ -27,7 +28,7 @@ int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set
 
 up_conn *up_find(uint64_t conn, rx_conn **out) {
   rx_conn *c = rx_find(conn);
-  if (!c || !(c->flags & RX_F_UPGRADED)) return NULL;
+  if (!c || !rx_upgraded(c)) return NULL;
   if (out) *out = c;
   return c->udata;
 }

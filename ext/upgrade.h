@@ -51,13 +51,17 @@ typedef struct up_conn {
   dsp_actor *actor;         /* the connection's ordering actor */
   const http_settings *set;
   unsigned want_drained : 1;/* the handler has on_drained */
-  unsigned closing : 1;     /* close asked for or under way */
+  unsigned closing : 1;     /* nothing more is written: set only by the
+                               protocol's own close (websocket.c: ws_to;
+                               raw.c: its Close frame; SSE: never, a closed
+                               socket says it) */
   struct ps_sub *subs;      /* pub/sub subscriptions (pubsub.c owns them) */
 } up_conn;
 
 /* Finish a take-over (lock held): `u` (the first member of the new
- * protocol's state) gets its operations, settings and the connection's actor; the
- * connection gets `proto`, the upgraded flag plus `flags`, the ping
+ * protocol's state) gets its operations, settings and the connection's actor;
+ * the connection gets `proto`, the upgraded mark (rx_mark_upgraded), with
+ * `flags` RX_F_IDLE_READ an idle clock only input resets, the ping
  * interval as its idle limit; DSP_OPEN is posted; reading resumes (HTTP may
  * have paused it with bytes waiting, and edge-triggered epoll will not say
  * so again). With u == NULL (out of memory) the connection is closed and

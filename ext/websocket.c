@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "websocket.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -58,13 +59,38 @@ typedef struct ws_conn {
   pmd_inflater *inf_keep; /* the connection's own (context takeover) */
   /* flow */
   size_t inflight; /* bytes posted to the application, not yet done */
-  unsigned read_paused : 1, close_sent : 1, ping_out : 1;
-  unsigned failing : 1; /* a protocol error waits for earlier messages */
-  unsigned msg_z : 1;   /* the message in progress is compressed */
+  ws_state state;  /* websocket.h's diagram; written by ws_to alone */
+  unsigned read_paused : 1, ping_out : 1;
+  unsigned msg_z : 1; /* the message in progress is compressed */
 } ws_conn;
 
 static const rx_proto ws_proto;
 static const up_ops ws_ops;
+
+/* --- the state machine ------------------------------------------------------ */
+
+/* Legal moves, one bit per target state: a move with no entry is a bug. */
+#define B(s) (1u << (s))
+static const unsigned ws_moves[WS_NSTATES] = {
+    [WS_OPEN] = B(WS_FAILING) | B(WS_CLOSE_SENT) | B(WS_CLOSED),
+    [WS_FAILING] = B(WS_CLOSE_SENT) | B(WS_CLOSED),
+    [WS_CLOSE_SENT] = B(WS_CLOSED),
+    [WS_CLOSED] = 0,
+};
+#undef B
+
+bool ws_may(ws_state from, ws_state to) {
+  return from < WS_NSTATES && to < WS_NSTATES && (ws_moves[from] >> to & 1u);
+}
+
+/* The only writer of w->state, and so of w->up.closing (which the shared
+ * calls in upgrade.c and pubsub.c read): nothing is written from
+ * CLOSE_SENT on. */
+static void ws_to(ws_conn *w, ws_state to) {
+  assert(ws_may(w->state, to));
+  w->state = to;
+  w->up.closing = to >= WS_CLOSE_SENT;
+}
 
 static size_t in_budget(const ws_conn *w) {
   uint64_t m = w->up.set->ws_max_msg;
@@ -93,9 +119,8 @@ static int send_data(ws_conn *w, int op, const void *data, size_t len) {
 
 void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
   ws_conn *w = c->udata;
-  if (w->close_sent || rx_closed(c)) return;
-  w->close_sent = 1;
-  w->up.closing = 1;
+  if (w->state == WS_CLOSE_SENT || rx_closed(c)) return;
+  ws_to(w, WS_CLOSE_SENT);
   uint8_t p[125] = {(uint8_t)(code >> 8), (uint8_t)code};
   if (!code) rlen = 0;
   if (rlen > 123) rlen = 123; /* a control payload is at most 125 bytes */
@@ -103,7 +128,7 @@ void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
   send_frame(w, WS_OP_CLOSE, p, code ? 2 + rlen : 0);
   /* Half-close and discard the peer's reply: it owes us a Close frame,
    * which we do not need, and unread input would turn our FIN into RST. */
-  c->flags |= RX_F_LINGER;
+  rx_linger(c);
   rx_close(c);
 }
 
@@ -115,8 +140,8 @@ void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
  * 0 sends a Close without a code (the echo of one that had none). */
 static void fail(ws_conn *w, unsigned code) {
   w->rpos = w->rlen = 0;
-  if (w->failing || w->close_sent) return;
-  w->failing = 1;
+  if (w->state != WS_OPEN) return;
+  ws_to(w, WS_FAILING);
   if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code))
     ws_send_close(w->c, code, NULL, 0);
 }
@@ -126,8 +151,8 @@ static void fail(ws_conn *w, unsigned code) {
  * The reason travels as a ws_msg, counted as input like a message. */
 static void peer_closed(ws_conn *w, unsigned code, const uint8_t *reason, size_t n) {
   w->rpos = w->rlen = 0;
-  if (w->failing || w->close_sent) return;
-  w->failing = 1;
+  if (w->state != WS_OPEN) return;
+  ws_to(w, WS_FAILING);
   ws_msg *m = malloc(sizeof *m + n + 1);
   if (m) {
     m->conn = w->c->id;
@@ -227,7 +252,7 @@ static rx_buf *ops_frame(rx_conn *c, ps_delivery *d, int as) {
 static int ops_write(rx_conn *c, rx_buf *frame, const ps_delivery *d) {
   ws_conn *w = c->udata;
   (void)d;
-  if (w->up.closing || rx_closed(c) || up_room(c, &w->up, frame->len)) return -1;
+  if (w->state >= WS_CLOSE_SENT || rx_closed(c) || up_room(c, &w->up, frame->len)) return -1;
   return rx_write_buf(c, frame);
 }
 
@@ -279,16 +304,11 @@ static void on_control(ws_conn *w) {
   case WS_OP_PING:
     /* A pong is output like any other: a peer that pings without reading
      * is dropped at the pending-output cap (up_room), not buffered for. */
-    if (!w->close_sent && up_room(w->c, &w->up, n + 2) == 0)
-      send_frame(w, WS_OP_PONG, w->ctl, n);
+    if (up_room(w->c, &w->up, n + 2) == 0) send_frame(w, WS_OP_PONG, w->ctl, n);
     break;
   case WS_OP_PONG:
     break; /* its arrival already counted as activity */
-  case WS_OP_CLOSE: {
-    if (w->close_sent) { /* the reply to ours: done */
-      rx_close(w->c);
-      return;
-    }
+  case WS_OP_CLOSE: { /* the peer's, first (the reply to ours is never read) */
     unsigned code = 0;
     if (n == 1) {
       fail(w, 1002);
@@ -337,10 +357,11 @@ static void msg_inflate_done(ws_conn *w, int abandoned) {
   } while (0)
 
 /* Consume buffered bytes. Returns when more input is needed, or the
- * connection is closing. */
+ * connection left OPEN (input is read in OPEN only: that is why a control
+ * frame here never meets a Close of ours). */
 static void process(ws_conn *w) {
   const http_settings *s = w->up.set;
-  while (!w->close_sent && !w->failing && !rx_closed(w->c)) {
+  while (w->state == WS_OPEN && !rx_closed(w->c)) {
     if (!w->in_frame) {
       int r = ws_parse_head(w->rbuf + w->rpos, w->rlen - w->rpos, 1, &w->head);
       if (r == 0) return;
@@ -439,8 +460,16 @@ static void on_data(rx_conn *c) {
   w->rlen = have;
   for (;;) {
     process(w);
-    if (rx_closed(c)) return; /* the connection is gone, with its state */
-    if (w->close_sent || w->failing) { /* input is over: drop the rest */
+    if (rx_closed(c)) {
+      /* Gone, or closing once our output has left (a Close behind a
+       * backlog): input is over either way. `shared` must not stay in
+       * rbuf: a closing connection still hears on_data, whose first step
+       * frees rbuf. */
+      w->rbuf = NULL;
+      w->rpos = w->rlen = 0;
+      return;
+    }
+    if (w->state != WS_OPEN) { /* input is over: drop the rest */
       w->rpos = w->rlen;
       break;
     }
@@ -464,6 +493,22 @@ static void on_data(rx_conn *c) {
   if (keep_rest(w)) rx_close_now(c);
 }
 
+int ws_state_of(uint64_t conn, ws_state *st) {
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  if (!u || u->kind != UP_WEBSOCKET) return -1;
+  *st = ((ws_conn *)u)->state;
+  return 0;
+}
+
+int ws_test_move(uint64_t conn, ws_state to) {
+  rx_conn *c;
+  up_conn *u = up_find(conn, &c);
+  if (!u || u->kind != UP_WEBSOCKET) return -1;
+  ws_to((ws_conn *)u, to);
+  return 0;
+}
+
 void ws_msg_done(ws_msg *m) {
   if (!m) return;
   rx_lock();
@@ -483,7 +528,7 @@ void ws_msg_done(ws_msg *m) {
 
 static void on_timeout(rx_conn *c) {
   ws_conn *w = c->udata;
-  if (w->close_sent) {
+  if (w->state == WS_CLOSE_SENT) {
     rx_close_now(c);
   } else if (w->ping_out) {
     ws_send_close(c, 1001, NULL, 0); /* silent through a whole ping interval */
@@ -495,7 +540,7 @@ static void on_timeout(rx_conn *c) {
 
 static void on_shutdown(rx_conn *c) {
   ws_conn *w = c->udata;
-  if (w->close_sent) return;
+  if (w->state == WS_CLOSE_SENT) return;
   /* The application's on_shutdown runs first (it may still write); its
    * handler then closes with 1001. */
   dsp_post(w->up.actor, DSP_SHUTDOWN, c->id, NULL, 0);
@@ -503,12 +548,13 @@ static void on_shutdown(rx_conn *c) {
 
 static void on_drained(rx_conn *c) {
   ws_conn *w = c->udata;
-  if (w->up.want_drained && !w->close_sent)
+  if (w->up.want_drained && w->state != WS_CLOSE_SENT)
     dsp_post(w->up.actor, DSP_DRAINED, c->id, NULL, 0);
 }
 
 static void on_close(rx_conn *c) {
   ws_conn *w = c->udata;
+  ws_to(w, WS_CLOSED);
   ps_drop_conn(&w->up); /* subscriptions end with the connection */
   dsp_post(w->up.actor, DSP_CLOSE, c->id, NULL, 0);
   dsp_actor_release(w->up.actor);

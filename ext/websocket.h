@@ -15,11 +15,29 @@
  * a data message of a connection that negotiated compression; control
  * frames are never compressed.
  *
- * State: OPEN until a Close frame is sent or received, then CLOSING (input
- * is discarded, the socket lingers briefly), then closed. Every protocol
- * error answers with its close code: 1002 framing (RSV bits not agreed
- * included), 1007 bad UTF-8 or bad deflate data, 1009 too big (after
- * inflating too).
+ * States (ws_state below), each move made by websocket.c's ws_to alone,
+ * which checks it against the table ws_may reads (an assert: debug builds
+ * abort on an illegal move):
+ *
+ *   OPEN --a protocol error, or the peer's Close--> FAILING
+ *   OPEN --our Close (the application's, an idle peer's 1001)--> CLOSE_SENT
+ *   FAILING --our Close, once earlier messages were handled--> CLOSE_SENT
+ *   OPEN, FAILING, CLOSE_SENT --the socket is gone (on_close)--> CLOSED
+ *
+ * OPEN reads and delivers messages, answers pings. FAILING has stopped
+ * reading (the rest of the input is dropped) but still writes: DSP_FAIL
+ * waits in the connection's actor behind every earlier message, and the
+ * application's answer to it (ws_close, up_close) sends the Close. In
+ * CLOSE_SENT nothing more is written (up_conn.closing, derived from the
+ * state, says so to the shared calls), the socket half-closes once the
+ * Close has left and lingers briefly discarding input (the peer's Close
+ * included: we do not need it). CLOSED is final: on_close posts DSP_CLOSE
+ * and frees the state. A socket the reactor closes under us (the peer
+ * vanished, an output cap, an idle limit) goes to CLOSED from any state.
+ *
+ * Every protocol error answers with its close code: 1002 framing (RSV bits
+ * not agreed included), 1007 bad UTF-8 or bad deflate data, 1009 too big
+ * (after inflating too).
  *
  * A peer's Close frame reaches the application before on_close: DSP_FAIL
  * carries a ws_msg with the reason (text = 1) and the code in `arg`, and
@@ -35,6 +53,7 @@
 #ifndef IODINE_WEBSOCKET_H
 #define IODINE_WEBSOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,5 +97,19 @@ void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen);
 int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen);
 
 void ws_msg_done(ws_msg *m); /* any thread */
+
+/* --- the state machine (see the top of this file) ------------------------ */
+
+typedef enum { WS_OPEN, WS_FAILING, WS_CLOSE_SENT, WS_CLOSED, WS_NSTATES } ws_state;
+
+/* Whether a move is legal (the table ws_to checks). */
+bool ws_may(ws_state from, ws_state to);
+/* For tests (lock held): the state of WebSocket connection `conn` (0), or
+ * -1 when it is no (longer a) WebSocket. */
+int ws_state_of(uint64_t conn, ws_state *st);
+/* For tests only (lock held): make a move through ws_to, legal or not, so
+ * a test can prove the check is armed (an illegal move aborts a build
+ * without NDEBUG). Returns -1 when conn is no WebSocket. */
+int ws_test_move(uint64_t conn, ws_state to);
 
 #endif

@@ -5,7 +5,10 @@ enough to read, functions small enough to follow.
   - no function over 8 parameters (a long list is a struct waiting to be
     named: build_head's eleven became head_args);
   - no function over cyclomatic complexity 50 (the parsers included: the
-    chunked decoder and the framing decision are table-driven).
+    chunked decoder and the framing decision are table-driven);
+  - rx_conn's internals are the reactor's: no ext/ file but reactor*.[ch]
+    touches c->flags (reactor.h's small inline calls set and read it) or
+    the output queue and list links.
 
 Complexity and parameters are measured by lizard (a test extra), the same
 tool as `lizard -C 50 -a 8 ext/`.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from typing import Dict
 
 import pytest
@@ -49,3 +53,26 @@ def test_no_function_over_the_limits() -> None:
                 problems.append(f"{where}: {fn.parameter_count} parameters > 8")
     assert seen > 300, f"lizard saw only {seen} functions: is it reading the files?"
     assert not problems, "\n".join(problems)
+
+
+#: rx_conn members only the reactor may touch (reactor.h says so).
+REACTOR_PRIVATE = ("flags", "out_head", "out_tail", "resume_next", "dead_next", "cork_next")
+
+
+def test_rx_conn_internals_are_the_reactors() -> None:
+    member = re.compile(r"(?:->|\.)\s*(%s)\b" % "|".join(REACTOR_PRIVATE))
+    problems = []
+    checked = 0
+    for path in SOURCES:
+        name = os.path.basename(path)
+        if name.startswith("reactor"):
+            continue
+        checked += 1
+        src = open(path, encoding="utf-8").read()
+        src = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), src, flags=re.S)
+        for no, line in enumerate(src.splitlines(), 1):
+            for m in member.finditer(line):
+                problems.append(f"{name}:{no}: .{m.group(1)} ({line.strip()})")
+    assert checked > 20, f"only {checked} files checked"
+    assert not problems, ("rx_conn's flags, queue and links are the reactor's: use the "
+                          "calls in reactor.h\n" + "\n".join(problems))

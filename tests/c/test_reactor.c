@@ -13,6 +13,9 @@
  *   - end of input sets RX_F_HUP; close hands the transport its fd once;
  *   - a drained stop (rx_stop_drained) spreads on_shutdown over the drain
  *     period; a plain stop calls them all at once;
+ *   - plumbing (rx_mark_plumbing, a cluster relay) is not counted by
+ *     rx_open_count, and a stop neither shuts it nor waits for it: it stays
+ *     open while a client finishes and is closed after it;
  *   - an outgoing connect (rx_connect) calls on_connect once, with 0 when
  *     a listener took it and with ECONNREFUSED when nobody listens, before
  *     any on_data; writes made before the connect completes leave once it
@@ -318,7 +321,7 @@ static int nshut;
 static uint64_t plain_at, stop_at;
 
 static void drain_shutdown(rx_conn *c) {
-  if (!(c->flags & RX_F_UPGRADED)) plain_at = rx_now_ms();
+  if (!rx_upgraded(c)) plain_at = rx_now_ms();
   if (nshut < NDRAIN) shut_at[nshut++] = rx_now_ms();
   rx_close_now(c);
 }
@@ -336,7 +339,7 @@ static uint64_t stop_and_measure(int drained, int *worst) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return 0;
     peers[i] = sv[1];
     rx_conn *c = rx_attach(sv[0], &drain_proto, NULL);
-    if (i) c->flags |= RX_F_UPGRADED; /* the first stays plain HTTP: at once */
+    if (i) rx_mark_upgraded(c); /* the first stays plain HTTP: at once */
   }
   rx_unlock();
   rx_set_drain_ms(400);
@@ -364,6 +367,68 @@ static void drained_stop_spreads_shutdowns(void) {
   CHECK(plain_at - stop_at < 100); /* a plain HTTP connection: not spread */
   span = stop_and_measure(0, &worst);
   CHECK(span < 100 && worst == NDRAIN); /* a plain stop: all at once */
+}
+
+/* --- plumbing ------------------------------------------------------------------ */
+
+static struct {
+  int pipe_shut, client_closed, pipe_closed, pipe_closed_after_client;
+  uint64_t client;
+} pl;
+
+static void pl_pipe_shutdown(rx_conn *c) {
+  (void)c;
+  pl.pipe_shut++;
+}
+static void pl_pipe_close(rx_conn *c) {
+  (void)c;
+  pl.pipe_closed++;
+  pl.pipe_closed_after_client = pl.client_closed;
+}
+static void pl_client_close(rx_conn *c) {
+  (void)c;
+  pl.client_closed++;
+}
+static void pl_client_done(void *arg) { /* a client finishing its work */
+  (void)arg;
+  rx_conn *c = rx_find(pl.client);
+  if (c) rx_close(c);
+}
+static void pl_client_shutdown(rx_conn *c) {
+  (void)c;
+  rx_timer(150, 0, 1, pl_client_done, NULL, NULL);
+}
+static const rx_proto pl_pipe = {.on_shutdown = pl_pipe_shutdown, .on_close = pl_pipe_close};
+static const rx_proto pl_client = {.on_shutdown = pl_client_shutdown,
+                                   .on_close = pl_client_close};
+
+static void plumbing_is_not_counted_and_closes_last(void) {
+  int a[2], b[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a) ||
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b))
+    return;
+  rx_lock();
+  size_t before = rx_open_count();
+  rx_conn *pipe = rx_attach(a[0], &pl_pipe, NULL);
+  rx_mark_plumbing(pipe);
+  rx_mark_plumbing(pipe); /* twice is once */
+  CHECK(rx_open_count() == before);
+  rx_conn *client = rx_attach(b[0], &pl_client, NULL);
+  pl.client = client->id;
+  CHECK(rx_open_count() == before + 1); /* the client only */
+  rx_unlock();
+  rx_set_drain_ms(0);
+  rx_set_grace_ms(3000);
+  uint64_t t0 = rx_now_ms();
+  rx_stop();
+  rx_run();
+  CHECK(pl.pipe_shut == 0);                            /* not shut like a client */
+  CHECK(pl.client_closed == 1 && pl.pipe_closed == 1); /* both ended */
+  CHECK(pl.pipe_closed_after_client == 1);             /* open while the client worked */
+  CHECK(rx_now_ms() - t0 < 2000);                      /* not waited for: no grace spent */
+  CHECK(rx_open_count() == before);
+  close(a[1]);
+  close(b[1]);
 }
 
 /* --- rx_connect -------------------------------------------------------------- */
@@ -496,6 +561,7 @@ int main(void) {
   retries_offer_the_same_bytes();
   eof_and_close();
   drained_stop_spreads_shutdowns();
+  plumbing_is_not_counted_and_closes_last();
   connect_writes_early_and_sees_refusal();
   connect_reports_once();
   printf("%d passed, %d failed\n", ok, fails);
