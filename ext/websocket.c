@@ -496,7 +496,7 @@ static void on_data(rx_conn *c) {
 int ws_state_of(uint64_t conn, ws_state *st) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
-  if (!u || u->kind != UP_WEBSOCKET) return -1;
+  if (!u || u->ops != &ws_ops) return -1;
   *st = ((ws_conn *)u)->state;
   return 0;
 }
@@ -504,7 +504,7 @@ int ws_state_of(uint64_t conn, ws_state *st) {
 int ws_test_move(uint64_t conn, ws_state to) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
-  if (!u || u->kind != UP_WEBSOCKET) return -1;
+  if (!u || u->ops != &ws_ops) return -1;
   ws_to((ws_conn *)u, to);
   return 0;
 }

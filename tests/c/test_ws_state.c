@@ -37,6 +37,7 @@
 #include "http.h"
 #include "reactor.h"
 #include "upgrade.h"
+#include "http_upgrade.h"
 #include "websocket.h"
 
 #define MAX_MSG 4096
@@ -457,6 +458,8 @@ static void illegal_move(void) {
 }
 
 int main(void) {
+  /* what srv_init does in the extension: the upgrades HTTP may hand over */
+  http_upgrade_register(&ws_upgrader);
   if (rx_init()) {
     printf("rx_init failed\n");
     return 1;
