@@ -2,7 +2,8 @@
 sequencer, so every worker sees every message once, in one order, with one
 id; an SSE client resumes with Last-Event-ID on whichever worker it lands.
 
-Real server (tests/apps/ps_app.py), real sockets; which worker holds a
+A retiring worker keeps its relay through its drain. Real server
+(tests/apps/ps_app.py), real sockets; which worker holds a
 connection is asked of the connection itself (its pid)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -204,3 +206,40 @@ def test_a_restarted_worker_reports_the_gap_it_cannot_fill(run_server):
     finally:
         old.close()
         pub.close()
+
+
+def test_a_retiring_worker_keeps_cluster_pubsub_through_its_drain(run_server):
+    """A worker retiring with a drain (SIGTTOU here, a rolling restart
+    alike) keeps its relay to the master until its last client has gone
+    (the relay is plumbing, ext/reactor.h): its WebSocket clients, told to
+    leave only at the end of the drain, still publish to and hear from the
+    other workers meanwhile."""
+    drain = 4.0
+    srv = start(run_server, "--drain", str(drain), "--grace", "5")
+    clients = ws_on_every_worker(srv)
+    slot1 = int(srv.wait_for_stderr(re.compile(r"worker 1 started \(pid (\d+)\)")).group(1))
+    leaving = clients[slot1]
+    staying = next(c for pid, c in clients.items() if pid != slot1)
+    try:
+        for c in clients.values():
+            c.sub("drain", cb=True)
+        srv.send_signal(signal.SIGTTOU)  # the highest slot retires, drained
+        srv.wait_for_stderr("workers: 2 -> 1", timeout=5)
+        t0 = time.monotonic()
+        n = 0
+        # publish both ways through most of the drain (the retiring
+        # worker's stop begins at once; its client hears 1001 at the end)
+        while time.monotonic() - t0 < drain * 0.6:
+            for src, dst in ((leaving, staying), (staying, leaving)):
+                msg = f"{n}"
+                assert src.pub("drain", msg) is True, f"publish {n} refused mid-drain"
+                for c in (src, dst):
+                    got = c.recv_cb(5)["cb"]
+                    assert got == ["drain", msg], f"{got} instead of message {n}"
+                n += 1
+            time.sleep(0.2)  # pacing the load over the drain, not a synchronisation
+        assert n >= 10
+        srv.wait_for_stderr(re.compile(r"worker 1 \(pid %d\) retired" % slot1), timeout=15)
+    finally:
+        for c in clients.values():
+            c.close()
