@@ -21,7 +21,7 @@
 #   PIPELINE_DEPTH [16] requests per write in the pipelined run
 #   SERVERS ["iodine uvicorn granian gunicorn bjoern nginx"]  which servers, in order
 #   (bjoern: C WSGI server, from PyPI, needs libev-dev from apt; nginx: from apt, `return 200`)
-#   IODINE [/work/main/.venv/bin/iodine]  our server's CLI
+#   IODINE [/work/main/.venv/bin/iodine]  our server's CLI    IODINE_ARGS ["-t 1"]  its threads/workers
 #   PEERS_VENV [bench/.venv-peers]        venv holding the peers (created if missing)
 #   GUNICORN_WORKER [gthread]  GUNICORN_THREADS [4]   (fastest of sync, gthread x1/2/4/8/16 here)
 #   SERVER_CPU [1]  WRK_CPU [0]  READY_TIMEOUT [30]
@@ -43,6 +43,7 @@ LOAD=${LOAD:-c}
 [[ $LOAD == c || $LOAD == wrk ]] || { echo "http.sh: LOAD must be c or wrk" >&2; exit 2; }
 SERVERS=${SERVERS:-"iodine uvicorn granian gunicorn bjoern nginx"}
 IODINE=${IODINE:-$ROOT/.venv/bin/iodine}
+IODINE_ARGS=${IODINE_ARGS:-"-t 1"}   # e.g. "-t 4" (app on a pool) or "-t 1 -w 2" (all on SERVER_CPU)
 PEERS_VENV=${PEERS_VENV:-$HERE/.venv-peers}
 GUNICORN_WORKER=${GUNICORN_WORKER:-gthread}
 GUNICORN_THREADS=${GUNICORN_THREADS:-4}
@@ -271,7 +272,9 @@ server_cmd() {     # server_cmd NAME PORT -> fills array SCMD; returns 1 if unav
                 SKIPPED+=("iodine: $IODINE does not exist yet (set IODINE=/path/to/iodine)")
                 return 1
             fi
-            SCMD=("$IODINE" "$HERE/apps/hello_wsgi.py" -p "$port" -b 127.0.0.1 -t 1) ;;
+            local extra
+            read -r -a extra <<<"$IODINE_ARGS"
+            SCMD=("$IODINE" "$HERE/apps/hello_wsgi.py" -p "$port" -b 127.0.0.1 "${extra[@]}") ;;
         uvicorn)
             SCMD=("$PEERS_VENV/bin/uvicorn" hello_asgi:app --app-dir "$HERE/apps"
                   --host 127.0.0.1 --port "$port" --workers 1
@@ -397,7 +400,7 @@ fi
 
 label() {
     case $1 in
-        iodine) echo "iodine (ours)" ;;
+        iodine) echo "iodine (ours, $IODINE_ARGS)" ;;
         uvicorn) echo "uvicorn (httptools+uvloop, ASGI)" ;;
         granian) echo "granian (WSGI)" ;;
         gunicorn) echo "gunicorn ($GUNICORN_WORKER, threads=$GUNICORN_THREADS)" ;;
@@ -487,7 +490,7 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo
     echo '```sh'
     echo "# this report"
-    echo "LOAD=$LOAD NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
+    echo "IODINE_ARGS=\"$IODINE_ARGS\" LOAD=$LOAD NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
     if ((NICE != 0)); then
         echo "# every server and wrk below is started in a session of its own with autogroup nice $NICE, i.e. prefixed by:"
         echo "#   setsid sh -c 'echo \"\$0\" >/proc/self/autogroup; exec \"\$@\"' $NICE"
