@@ -29,16 +29,7 @@ static struct {
   dsp_actor *run_head, *run_tail;
   int stopped;
   void (*runner)(void);
-  /* Pool mode: the loop thread's posts do not wake an application thread
-   * at once; they count here and dsp_wake_owed, called right before the
-   * loop sleeps, wakes them all. A thread woken mid-turn found the big lock
-   * held (the loop holds it all turn) and went back to sleep on it: two
-   * context switches per request on a busy core. The same threads wake for
-   * the same events, one turn later at most. */
-  int defer;           /* pool mode, between dsp_set_inline and dsp_stop */
-  pthread_t loop;      /* the thread that called dsp_set_inline */
-  int owed;            /* wake-ups not given yet */
-} q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, NULL};
 
 static void actor_unref(dsp_actor *a) {
   if (--a->refs == 0) free(a);
@@ -89,16 +80,8 @@ int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg) {
   a->tail = ev;
   if (!a->scheduled && !a->running) {
     run_push(a);
-    if (q.defer && pthread_equal(pthread_self(), q.loop)) q.owed++;
-    else pthread_cond_signal(&q.cv);
+    pthread_cond_signal(&q.cv);
   }
-  pthread_mutex_unlock(&q.mu);
-  return 0;
-}
-
-int dsp_wake_owed(void) {
-  pthread_mutex_lock(&q.mu);
-  for (; q.owed > 0; q.owed--) pthread_cond_signal(&q.cv);
   pthread_mutex_unlock(&q.mu);
   return 0;
 }
@@ -122,14 +105,6 @@ dsp_event *dsp_next(int block) {
   if (!a->head) a->tail = NULL;
   pthread_mutex_unlock(&q.mu);
   return ev;
-}
-
-int dsp_wait(void) {
-  pthread_mutex_lock(&q.mu);
-  while (!q.run_head && !q.stopped) pthread_cond_wait(&q.cv, &q.mu);
-  int any = q.run_head != NULL;
-  pthread_mutex_unlock(&q.mu);
-  return any;
 }
 
 void dsp_done(dsp_event *ev) {
@@ -193,8 +168,6 @@ int dsp_pending(void) {
 void dsp_stop(void) {
   pthread_mutex_lock(&q.mu);
   q.stopped = 1;
-  q.defer = 0;
-  q.owed = 0; /* the broadcast wakes every consumer */
   pthread_cond_broadcast(&q.cv);
   pthread_mutex_unlock(&q.mu);
 }
@@ -205,13 +178,7 @@ void dsp_restart(void) {
   pthread_mutex_unlock(&q.mu);
 }
 
-void dsp_set_inline(void (*runner)(void)) {
-  pthread_mutex_lock(&q.mu);
-  q.runner = runner;
-  q.loop = pthread_self();
-  q.defer = runner == NULL;
-  pthread_mutex_unlock(&q.mu);
-}
+void dsp_set_inline(void (*runner)(void)) { q.runner = runner; }
 
 void dsp_after_fork(void) {
   /* Only the forking thread exists in the child; the locks may have been
@@ -221,16 +188,10 @@ void dsp_after_fork(void) {
   pthread_mutex_init(&q.mu, NULL);
   pthread_cond_init(&q.cv, NULL);
   q.stopped = 0;
-  q.defer = 0; /* until this process's loop calls dsp_set_inline */
-  q.owed = 0;
 }
 
 void dsp_turn(void) {
-  if (!q.runner) { /* pool mode: the turn's events go to the threads now */
-    dsp_wake_owed();
-    return;
-  }
-  if (!dsp_pending()) return;
+  if (!q.runner || !dsp_pending()) return;
   /* Application code may block or call back into the core from any
    * thread: it must never run holding the big lock. */
   rx_unlock();

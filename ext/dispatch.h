@@ -44,11 +44,6 @@ int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg);
  * been called and nothing is left. Every event returned must be passed to
  * dsp_done() when handled (that is what lets its actor run again). */
 dsp_event *dsp_next(int block);
-/* Block until an event is runnable (1) or dsp_stop() has been called and
- * none is (0); takes nothing. For a consumer that must hold something else
- * (the GIL) before it takes an event, so that no event waits inside a
- * consumer that waits for that something. */
-int dsp_wait(void);
 void dsp_done(dsp_event *ev);
 /* dsp_done(done) (NULL: nothing) then dsp_next(block): one call per event
  * for the Python consumers instead of two. When done's actor has another
@@ -70,16 +65,8 @@ void dsp_restart(void);
 /* Inline mode: `runner` is called on the loop thread, with the big lock
  * released, whenever events are waiting at the end of a loop turn; it is
  * expected to call dsp_next(0) until NULL or its own budget. NULL selects
- * pool mode (application threads call dsp_next(1)). Called by the loop
- * thread before it runs: in pool mode, that thread's posts wake the
- * application threads only when it calls dsp_wake_owed. */
+ * pool mode (application threads call dsp_next(1)). */
 void dsp_set_inline(void (*runner)(void));
-/* Pool mode: wake the application threads for the events the loop thread
- * posted since its last call (one wake-up per actor made runnable, as an
- * immediate post gives). Called at the end of every loop turn (dsp_turn)
- * and before the loop sleeps (the reactor's busy probe: it returns 0,
- * never busy), for what the turn's output and frees posted after that. */
-int dsp_wake_owed(void);
 /* In a child right after fork(). */
 void dsp_after_fork(void);
 /* The reactor's end-of-turn hook. */

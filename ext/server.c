@@ -591,9 +591,7 @@ int srv_run(void (*runner)(void), uint32_t grace_ms) {
   dsp_restart();
   dsp_set_inline(runner);
   rx_set_turn_hook(server_turn);
-  /* inline: never sleep with events waiting; pool: hand the turn's
-   * events to the application threads before sleeping (dispatch.h) */
-  rx_set_busy_probe(runner ? dsp_pending : dsp_wake_owed);
+  rx_set_busy_probe(runner ? dsp_pending : NULL);
   rx_set_grace_ms(grace_ms);
   rd_start(); /* the Redis engine, if one is configured, connects now */
   rx_run();

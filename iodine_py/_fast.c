@@ -38,7 +38,7 @@
  * cannot deadlock: nobody waits for the GIL while holding the queue lock).
  *
  * Threads: the GIL is held on entry (C-API functions); it is released only
- * around a blocking wait (mode 1, while nothing is runnable) and, with an application pool, around
+ * around a blocking wait (mode 1) and, with an application pool, around
  * http_respond (which takes the big lock: a thread waiting for it must not
  * hold up the other app threads). Holding the GIL while taking the big
  * lock cannot deadlock: no thread waits for the GIL holding that lock. */
@@ -437,23 +437,9 @@ static PyObject *fast_call(PyObject *self, PyObject *args) {
 static dsp_event *take(dsp_event *done, int mode) {
   dsp_event *ev;
   if (mode == 1) {
-    /* An application thread takes events only while it holds the GIL, and
-     * lets go of the GIL only to sleep until one is runnable. It used to
-     * release the GIL per event and take the next one in a blocking
-     * dsp_next: every request became a GIL hand-off between the pool's
-     * threads (futex calls and context switches), and an event taken by a
-     * thread then waiting for the GIL sat there while the GIL's holder
-     * found the queue empty. Same events, same order: dsp_done_next(done,
-     * 0) is take-same-or-done, then dsp_next(0). */
-    ev = dsp_done_next(done, 0);
-    while (!ev) {
-      int any;
-      Py_BEGIN_ALLOW_THREADS
-      any = dsp_wait();
-      Py_END_ALLOW_THREADS
-      if (!any) return NULL; /* stopped, nothing left */
-      ev = dsp_next(0);      /* NULL: another thread took it first */
-    }
+    Py_BEGIN_ALLOW_THREADS
+    ev = dsp_done_next(done, 1);
+    Py_END_ALLOW_THREADS
   } else if (mode == 2) {
     ev = dsp_done_same(done);
   } else {

@@ -3,14 +3,8 @@
  *  - dsp_done_next keeps to the same actor while it has events (a
  *    connection's pipelined requests run together), up to a streak cap,
  *    after which the actor goes behind the others;
- *  - dsp_done_same never hands out another actor's event;
- *  - pool mode: the loop thread's posts wake the application threads when
- *    it says so (dsp_wake_owed), one thread per actor made runnable. */
+ *  - dsp_done_same never hands out another actor's event. */
 #include "check.h"
-
-#include <pthread.h>
-#include <time.h>
-
 #include "dispatch.h"
 
 /* dispatch.c releases the reactor's lock around the inline runner; no
@@ -104,73 +98,11 @@ static void test_an_actor_never_runs_twice_at_once(void) {
   dsp_actor_release(a);
 }
 
-/* Pool mode: consumers block in dsp_wait (as iodine_py/_fast.c's do); the
- * loop thread (here: main) posts one event on each of POOL actors, then
- * hands out the owed wake-ups. Each consumer holds its event until all
- * POOL hold one (bounded wait): one wake-up for the whole batch would
- * leave the other events queued while their threads sleep. */
-enum { POOL = 3 };
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
-static int pool_ready, pool_holding, pool_all;
-
-static void *pool_consumer(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&pool_mu);
-  pool_ready++;
-  pthread_cond_broadcast(&pool_cv);
-  pthread_mutex_unlock(&pool_mu);
-  dsp_event *ev = NULL;
-  while (!ev && dsp_wait()) ev = dsp_next(0);
-  if (!ev) return NULL;
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&pool_mu);
-  if (++pool_holding == POOL) pool_all = 1;
-  pthread_cond_broadcast(&pool_cv);
-  while (!pool_all && pthread_cond_timedwait(&pool_cv, &pool_mu, &until) == 0) {
-  }
-  pthread_mutex_unlock(&pool_mu);
-  dsp_done(ev);
-  return NULL;
-}
-
-static void test_pool_wakes_a_thread_per_runnable_actor(void) {
-  dsp_set_inline(NULL); /* pool mode; this thread is the loop */
-  pthread_t th[POOL];
-  for (int i = 0; i < POOL; i++) pthread_create(&th[i], NULL, pool_consumer, NULL);
-  pthread_mutex_lock(&pool_mu);
-  while (pool_ready < POOL) pthread_cond_wait(&pool_cv, &pool_mu);
-  pthread_mutex_unlock(&pool_mu);
-  dsp_actor *a[POOL];
-  for (int i = 0; i < POOL; i++) {
-    a[i] = dsp_actor_new();
-    dsp_post(a[i], 1, (uint64_t)i, NULL, 0);
-  }
-  dsp_wake_owed();
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&pool_mu);
-  while (!pool_all && pthread_cond_timedwait(&pool_cv, &pool_mu, &until) == 0) {
-  }
-  int all = pool_all, holding = pool_holding;
-  pthread_mutex_unlock(&pool_mu);
-  CHECK(all, "only %d of %d threads got an event at once", holding, POOL);
-  dsp_stop(); /* releases a consumer nobody woke, so the joins end */
-  for (int i = 0; i < POOL; i++) pthread_join(th[i], NULL);
-  CHECK(dsp_next(0) == NULL, "an event was left in the queue");
-  for (int i = 0; i < POOL; i++) dsp_actor_release(a[i]);
-  dsp_restart();
-}
-
 int main(void) {
   test_same_actor_runs_back_to_back();
   test_streak_is_capped();
   test_done_same_keeps_to_one_actor();
   test_an_actor_never_runs_twice_at_once();
-  test_pool_wakes_a_thread_per_runnable_actor();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
