@@ -5,22 +5,29 @@
 #         DURATION=3 RUNS=1 bench/http.sh      (quick iteration)
 #
 # Every server runs ONE worker process, pinned to CPU $SERVER_CPU (default 1);
-# wrk runs with ONE thread pinned to CPU $WRK_CPU (default 0). See bench/README.md.
+# the load generator runs with ONE thread pinned to CPU $WRK_CPU (default 0). See bench/README.md.
+#
+# LOAD picks the load generator: `c` (default) is bench/http_load.c, an epoll keep-alive client
+# that costs less per request than wrk, so on two cores the server is what runs out of CPU (wrk
+# at 90-100% of its core made req/s a measure of wrk); `wrk` is wrk -t1 with bench/report.lua
+# and bench/pipeline.lua. Both print the same BENCH line; the report names the one used, and
+# its CPU % column says whether the client was the bottleneck.
 #
 # Environment overrides (defaults in brackets):
-#   DURATION [10]  seconds per wrk run        CONNS [50]  wrk connections
+#   LOAD [c]       c (bench/http_load.c) | wrk
+#   DURATION [10]  seconds per run            CONNS [50]  connections
 #   RUNS [3]       plain runs per server      THREADS [1] wrk threads
 #   WARMUP [2]     warm-up seconds (not recorded)
 #   PIPELINE_DEPTH [16] requests per write in the pipelined run
 #   SERVERS ["iodine uvicorn granian gunicorn bjoern nginx"]  which servers, in order
 #   (bjoern: C WSGI server, from PyPI, needs libev-dev from apt; nginx: from apt, `return 200`)
-#   IODINE [/work/main/.venv/bin/iodine]  our server's CLI
+#   IODINE [/work/main/.venv/bin/iodine]  our server's CLI    IODINE_ARGS ["-t 1"]  its threads/workers
 #   PEERS_VENV [bench/.venv-peers]        venv holding the peers (created if missing)
 #   GUNICORN_WORKER [gthread]  GUNICORN_THREADS [4]   (fastest of sync, gthread x1/2/4/8/16 here)
 #   SERVER_CPU [1]  WRK_CPU [0]  READY_TIMEOUT [30]
 #   NICE [-20 as root, else 0]  nice level of server and wrk (shields them from other work)
 #   FOREIGN_WARN [10]  flag a run when other processes took >= this % of the server's or wrk's core
-#   OUT [bench/results/http-latest.md]
+#   OUT [bench/results/http-latest.md; with LOAD=wrk: http-wrk-latest.md]
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,8 +39,11 @@ RUNS=${RUNS:-3}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
+LOAD=${LOAD:-c}
+[[ $LOAD == c || $LOAD == wrk ]] || { echo "http.sh: LOAD must be c or wrk" >&2; exit 2; }
 SERVERS=${SERVERS:-"iodine uvicorn granian gunicorn bjoern nginx"}
 IODINE=${IODINE:-$ROOT/.venv/bin/iodine}
+IODINE_ARGS=${IODINE_ARGS:-"-t 1"}   # e.g. "-t 4" (app on a pool) or "-t 1 -w 2" (all on SERVER_CPU)
 PEERS_VENV=${PEERS_VENV:-$HERE/.venv-peers}
 GUNICORN_WORKER=${GUNICORN_WORKER:-gthread}
 GUNICORN_THREADS=${GUNICORN_THREADS:-4}
@@ -54,7 +64,7 @@ if ((NICE != 0)); then
     PRIO_CMD=(setsid sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null; exec "$@"' "$NICE" nice -n "$NICE")
     NICE_CMD=(nice -n "$NICE")
 fi
-OUT=${OUT:-$HERE/results/http-latest.md}
+if [[ $LOAD == c ]]; then OUT=${OUT:-$HERE/results/http-latest.md}; else OUT=${OUT:-$HERE/results/http-wrk-latest.md}; fi
 PEER_PKGS=(uvicorn httptools uvloop granian gunicorn bjoern)
 
 for v in DURATION CONNS RUNS THREADS WARMUP PIPELINE_DEPTH SERVER_CPU WRK_CPU READY_TIMEOUT GUNICORN_THREADS FOREIGN_WARN; do
@@ -195,8 +205,15 @@ run_wrk() {
     b0=$(core_busy_ticks "$SERVER_CPU"); w0=$(core_busy_ticks "$WRK_CPU")
     t0=$(cpu_ticks "$sid")
     times >"$TIMES_FILE"; c0=$(children_cpu_ms)
-    PIPELINE_DEPTH=$PIPELINE_DEPTH timeout -k 5 $((secs + 60)) \
-        "${PRIO_CMD[@]}" taskset -c "$WRK_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$script" "$URL" >"$raw" 2>&1 &
+    if [[ $LOAD == c ]]; then   # the pipelined script's depth, or one request in flight
+        local depth=1
+        [[ $script == *pipeline.lua ]] && depth=$PIPELINE_DEPTH
+        timeout -k 5 $((secs + 60)) "${PRIO_CMD[@]}" taskset -c "$WRK_CPU" \
+            "$HTTP_LOAD" -p "$CUR_PORT" -c "$CONNS" -P "$depth" -d "$secs" -w 0 >"$raw" 2>&1 &
+    else
+        PIPELINE_DEPTH=$PIPELINE_DEPTH timeout -k 5 $((secs + 60)) \
+            "${PRIO_CMD[@]}" taskset -c "$WRK_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$script" "$URL" >"$raw" 2>&1 &
+    fi
     WRK_PID=$!
     wait "$WRK_PID" || { local rc=$?; WRK_PID=""; log "wrk failed (rc=$rc):"; cat "$raw" >&2; return 1; }
     WRK_PID=""
@@ -255,7 +272,9 @@ server_cmd() {     # server_cmd NAME PORT -> fills array SCMD; returns 1 if unav
                 SKIPPED+=("iodine: $IODINE does not exist yet (set IODINE=/path/to/iodine)")
                 return 1
             fi
-            SCMD=("$IODINE" "$HERE/apps/hello_wsgi.py" -p "$port" -b 127.0.0.1 -t 1) ;;
+            local extra
+            read -r -a extra <<<"$IODINE_ARGS"
+            SCMD=("$IODINE" "$HERE/apps/hello_wsgi.py" -p "$port" -b 127.0.0.1 "${extra[@]}") ;;
         uvicorn)
             SCMD=("$PEERS_VENV/bin/uvicorn" hello_asgi:app --app-dir "$HERE/apps"
                   --host 127.0.0.1 --port "$port" --workers 1
@@ -293,6 +312,7 @@ bench_server() {
     SCMD=()
     server_cmd "$name" "$port" || { log "SKIP $name: ${SKIPPED[-1]#*: }"; return 0; }
     URL="http://127.0.0.1:$port/"
+    CUR_PORT=$port
     logf=$LOGDIR/$name.server.log
     CMD_DESC[$name]="${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $SERVER_CPU ${SCMD[*]}"
     log "starting $name on port $port: ${CMD_DESC[$name]}"
@@ -322,7 +342,7 @@ bench_server() {
         wrkpct+=("$W_WRK_PCT")
         ((W_ERR + W_NON2XX > 0)) && notes+="run$i: ${W_ERR} socket errors, ${W_NON2XX} non-2xx; "
         ((W_FOREIGN_PCT >= FOREIGN_WARN)) && notes+="run$i DISTURBED: other processes used ${W_FOREIGN_PCT}% of a benchmark core; "
-        log "$name run $i/$RUNS: ${W_RPS} req/s, p99 ${p99[-1]} ms, ${cpu[-1]} us/req CPU, wrk at ${W_WRK_PCT}% of its core, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
+        log "$name run $i/$RUNS: ${W_RPS} req/s, p99 ${p99[-1]} ms, ${cpu[-1]} us/req CPU, $LOAD at ${W_WRK_PCT}% of its core, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
     done
     R_RPS[$name]=$(median "${rps[@]}")
     R_P99[$name]=$(median "${p99[@]}")
@@ -335,7 +355,7 @@ bench_server() {
     R_PWRK[$name]=$W_WRK_PCT
     ((W_ERR + W_NON2XX > 0)) && notes+="pipelined: ${W_ERR} socket errors, ${W_NON2XX} non-2xx; "
     ((W_FOREIGN_PCT >= FOREIGN_WARN)) && notes+="pipelined DISTURBED: other processes used ${W_FOREIGN_PCT}% of a benchmark core; "
-    log "$name pipelined x$PIPELINE_DEPTH: ${W_RPS} req/s, ${R_PCPU[$name]} us/req CPU, wrk at ${W_WRK_PCT}%, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
+    log "$name pipelined x$PIPELINE_DEPTH: ${W_RPS} req/s, ${R_PCPU[$name]} us/req CPU, $LOAD at ${W_WRK_PCT}%, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
 
     R_RSS[$name]=$(awk -v k="$(peak_rss_kib "$pid")" 'BEGIN{printf "%.1f", k/1024}')
     R_NOTE[$name]=${notes%; }
@@ -345,8 +365,13 @@ bench_server() {
 
 # ---------------------------------------------------------------- main
 need taskset; need curl; need pgrep; need python3; need timeout
-ensure_wrk
+if [[ $LOAD == wrk ]]; then ensure_wrk; fi
 ensure_peers
+HTTP_LOAD=$LOGDIR/http_load
+if [[ $LOAD == c ]]; then
+    need cc
+    cc -O2 -std=c11 -Wall -Wextra -o "$HTTP_LOAD" "$HERE/http_load.c" || { echo "http.sh: building bench/http_load.c failed" >&2; exit 1; }
+fi
 NCPU=$(nproc)
 ((SERVER_CPU < NCPU && WRK_CPU < NCPU)) || { echo "http.sh: SERVER_CPU/WRK_CPU must be < $NCPU" >&2; exit 2; }
 
@@ -355,7 +380,7 @@ busy_now=$(ps -eo pcpu=,pid=,comm= --sort=-pcpu | awk '$1 >= 20' | head -n 5)
 $busy_now"
 START_TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "NICE=$NICE DURATION=${DURATION}s CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=${WARMUP}s PIPELINE_DEPTH=$PIPELINE_DEPTH servers: $SERVERS"
+log "LOAD=$LOAD NICE=$NICE DURATION=${DURATION}s CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=${WARMUP}s PIPELINE_DEPTH=$PIPELINE_DEPTH servers: $SERVERS"
 
 for s in $SERVERS; do bench_server "$s"; done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -375,7 +400,7 @@ fi
 
 label() {
     case $1 in
-        iodine) echo "iodine (ours)" ;;
+        iodine) echo "iodine (ours, $IODINE_ARGS)" ;;
         uvicorn) echo "uvicorn (httptools+uvloop, ASGI)" ;;
         granian) echo "granian (WSGI)" ;;
         gunicorn) echo "gunicorn ($GUNICORN_WORKER, threads=$GUNICORN_THREADS)" ;;
@@ -388,7 +413,7 @@ ratio_hdr="ratio to ours"
 [[ $REF == iodine ]] || ratio_hdr="ratio to best peer ($REF; ours not measured)"
 
 TABLE=$(
-    echo "| server | req/s (median) | $ratio_hdr | p99 ms (median) | CPU us/req | pipelined req/s (x$PIPELINE_DEPTH) | pipelined CPU us/req | peak RSS MiB | wrk CPU % (plain / pipelined) |"
+    echo "| server | req/s (median) | $ratio_hdr | p99 ms (median) | CPU us/req | pipelined req/s (x$PIPELINE_DEPTH) | pipelined CPU us/req | peak RSS MiB | $LOAD CPU % (plain / pipelined) |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for s in $SERVERS; do
         if [[ -n ${R_DONE[$s]:-} ]]; then
@@ -440,9 +465,9 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     [[ -z $notes_out ]] || printf '%s\n\n' "$notes_out"
     echo "Settings: DURATION=${DURATION}s, CONNS=$CONNS, RUNS=$RUNS (median of runs for req/s, p99 and CPU us/req;"
     echo "the pipelined column is one run), THREADS=$THREADS, WARMUP=${WARMUP}s, PIPELINE_DEPTH=$PIPELINE_DEPTH,"
-    echo "server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU, both at nice $NICE. CPU us/req = server process tree (utime+stime from"
-    echo "/proc/PID/stat, CLK_TCK=$CLK_TCK) during the wrk run / requests completed. Peak RSS = VmHWM summed over"
-    echo "the server's processes. wrk CPU % = wrk's user+sys time / run length (100 = its one core is saturated,"
+    echo "server on CPU $SERVER_CPU, the load generator ($LOAD) on CPU $WRK_CPU, both at nice $NICE. CPU us/req = server process tree (utime+stime from"
+    echo "/proc/PID/stat, CLK_TCK=$CLK_TCK) during the run / requests completed. Peak RSS = VmHWM summed over"
+    echo "the server's processes. $LOAD CPU % = the load generator's user+sys time / run length (100 = its one core is saturated,"
     echo "so req/s is then a client limit, not a server limit). Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
     echo
     echo "## Machine"
@@ -452,7 +477,8 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo "- OS: $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- Python (peers venv): $("$PEERS_VENV/bin/python" -VV | tr '\n' ' ')"
     [[ ! -x $(dirname "$IODINE")/python ]] || echo "- Python (iodine venv): $("$(dirname "$IODINE")/python" -VV | tr '\n' ' ')"
-    echo "- wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2, $3}')"
+    if [[ $LOAD == wrk ]]; then echo "- wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2, $3}')"
+    else echo "- load generator: bench/http_load.c ($(cc --version | head -n1), -O2)"; fi
     echo
     echo "## Versions"
     echo
@@ -464,7 +490,7 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo
     echo '```sh'
     echo "# this report"
-    echo "NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
+    echo "IODINE_ARGS=\"$IODINE_ARGS\" LOAD=$LOAD NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
     if ((NICE != 0)); then
         echo "# every server and wrk below is started in a session of its own with autogroup nice $NICE, i.e. prefixed by:"
         echo "#   setsid sh -c 'echo \"\$0\" >/proc/self/autogroup; exec \"\$@\"' $NICE"
@@ -472,8 +498,14 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo "# servers (PORT = a free loopback port picked per run)"
     for s in $SERVERS; do [[ -z ${CMD_DESC[$s]:-} ]] || echo "${CMD_DESC[$s]}" | sed "s#$ROOT/##g; s#127.0.0.1:[0-9]*#127.0.0.1:PORT#; s#--port [0-9]*#--port PORT#; s#-p [0-9]* #-p PORT #"; done
     echo "# load (plain runs, then the pipelined run)"
-    echo "${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/report.lua http://127.0.0.1:PORT/"
-    echo "PIPELINE_DEPTH=$PIPELINE_DEPTH ${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/pipeline.lua http://127.0.0.1:PORT/"
+    if [[ $LOAD == wrk ]]; then
+        echo "${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/report.lua http://127.0.0.1:PORT/"
+        echo "PIPELINE_DEPTH=$PIPELINE_DEPTH ${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/pipeline.lua http://127.0.0.1:PORT/"
+    else
+        echo "cc -O2 -std=c11 -o http_load bench/http_load.c"
+        echo "${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU http_load -p PORT -c $CONNS -P 1 -d $DURATION -w 0"
+        echo "${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $WRK_CPU http_load -p PORT -c $CONNS -P $PIPELINE_DEPTH -d $DURATION -w 0"
+    fi
     echo '```'
     echo
     echo "## Responses as sent (curl -i)"
