@@ -249,6 +249,7 @@ void rx_close_now(rx_conn *c) {
 
 void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
+  if (rx.held) rx_release(c); /* what was held back goes before the close */
   c->flags |= RX_F_CLOSING;
   if (!c->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
@@ -500,6 +501,7 @@ static int can_write(rx_conn *c) {
  * the queue: it must be able to offer the same bytes again on a retry. */
 int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   if (!can_write(c)) return -1;
+  if (rx.held) rx_release(c);
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
@@ -561,6 +563,7 @@ int rx_write(rx_conn *c, const void *data, size_t len) {
 
 int rx_write_buf(rx_conn *c, rx_buf *b) {
   if (!can_write(c)) return -1;
+  if (rx.held) rx_release(c);
   if (b->len <= SMALL_WRITE && (c->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
     /* small and waiting anyway: a copy is cheaper than a shared reference */
     struct iovec iov = {b->data, b->len};
@@ -586,6 +589,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
     close(fd);
     return can_write(c) ? 0 : -1;
   }
+  if (rx.held) rx_release(c);
   rx_seg *s = malloc(sizeof *s);
   if (!s) {
     close(fd);
@@ -603,6 +607,23 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
 }
 
+void rx_hold(void (*fn)(rx_conn *c)) {
+  rx.held = fn;
+  if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake(); /* the turn's end releases it */
+}
+
+void rx_release(rx_conn *c) {
+  void (*fn)(rx_conn *) = rx.held;
+  rx.held = NULL; /* first: its own writes must not call it again */
+  if (fn) fn(c);
+}
+
+void rx_count_writes(rx_conn *c, uint32_t more) {
+  if (!c->out_tail) return; /* all written already: nothing counts as pending */
+  c->out_tail->writes += more;
+  c->out_count += more;
+}
+
 void rx_cork(rx_conn *c) {
   if (c->flags & (RX_F_CORK | RX_F_CLOSED)) return;
   c->flags |= RX_F_CORK;
@@ -612,6 +633,7 @@ void rx_cork(rx_conn *c) {
 }
 
 static void uncork_all(void) {
+  if (rx.held) rx_release(NULL);
   while (rx.corked) {
     rx_conn *c = rx.corked;
     rx.corked = c->cork_next;
@@ -718,6 +740,8 @@ static void turn(int max_wait) {
   int n = epoll_wait(rx.epfd, evs, 256, timeout);
   rx_lock();
   atomic_store(&rx.sleeping, 0);
+  /* held back by a thread while we slept: out before this turn's events */
+  if (rx.held) rx_release(NULL);
   rx.now = clock_ms();
   for (int i = 0; i < n; i++) {
     int fd = evs[i].data.fd;
