@@ -569,18 +569,37 @@ int rx_write_buf(rx_conn *c, rx_buf *b) {
     struct iovec iov = {b->data, b->len};
     return rx_writev(c, &iov, 1);
   }
+  size_t done = 0;
+  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
+  if (was_empty && !c->tr) {
+    /* nothing ahead of it: straight to the socket, as rx_writev does (a
+     * fan-out with one message in flight then costs each recipient one
+     * send, no segment and no reference) */
+    ssize_t n;
+    do n = send(c->fd, b->data, b->len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      c->flags |= RX_F_HUP;
+      doom(c, 0);
+      return -1;
+    }
+    if (n > 0) {
+      done = (size_t)n;
+      if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
+    }
+    if (done == b->len) return 0;
+  }
   rx_seg *s = malloc(sizeof *s);
   if (!s) return -1;
   rx_buf_retain(b);
   s->kind = SEG_BUF;
   s->cap = 0;
   s->buf = b;
-  s->off = 0;
-  s->len = b->len;
+  s->off = done;
+  s->len = b->len - done;
   s->fd = -1;
-  int was_empty = c->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
-  if (was_empty) flush(c); /* on_drained is for queues that had to wait */
+  if (was_empty && c->tr) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
 }
 
