@@ -49,6 +49,15 @@ build/test_http_state: tests/c/test_http_state.c $(HTTP_STATE_SRC) $(wildcard ex
 	@mkdir -p build
 	$(CC) $(CFLAGS_TEST) -DIODINE_TLS=1 $(HTTP_STATE_SRC) $< -o $@ -lssl -lcrypto -lpthread -lz
 
+# pubsub.c against a fake protocol (its own up_ops) on the real reactor and
+# dispatch queue: no protocol module is linked, which is the check that
+# pubsub.c needs none.
+PUBSUB_SRC := ext/pubsub.c ext/upgrade.c ext/reactor.c ext/reactor_timer.c \
+  ext/reactor_stop.c ext/dispatch.c ext/glob.c ext/history.c ext/psid.c
+build/test_pubsub: tests/c/test_pubsub.c $(PUBSUB_SRC) $(wildcard ext/*.h) tests/c/check.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) $(PUBSUB_SRC) $< -o $@ -lpthread
+
 # pmd.c frames with ws_frame.c and inflates with the system zlib.
 build/test_pmd: tests/c/test_pmd.c ext/pmd.c ext/pmd.h ext/ws_frame.c tests/c/check.h
 	@mkdir -p build
@@ -94,7 +103,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 FUZZ_SRC_http1 := ext/http1_parser.c
 FUZZ_SRC_ws_frame := ext/ws_frame.c
 FUZZ_SRC_glob := ext/glob.c
-FUZZ_SRC_sse := ext/sse.c
+FUZZ_SRC_sse := ext/sse.c ext/ws_frame.c ext/psid.c
 FUZZ_SRC_static := ext/static.c ext/http_facts.c ext/http1_parser.c
 FUZZ_SRC_resp := ext/resp.c
 FUZZ_SRC_psid := ext/psid.c

@@ -2,12 +2,14 @@
  * application code through dispatch (dsp_post) and Python reads as
  * dsp_event.kind (through api.h).
  *
- * Owns: the numbers. A new kind is one line here, with its payload; the
+ * Owns: the numbers: event kinds, and the upgrade kinds a request may
+ * ask for (http_req.upgrade, an http_upgrader's kind). A new kind is one
+ * line here, with its payload; the
  * numbers are never reused or renumbered (a kind removed leaves a hole),
  * and Python sees them by name only (the cdef's `#define DSP_X ...`), so
  * they are never written anywhere else.
  *
- * Must never: hold anything but the enum (every module that posts events
+ * Must never: hold anything but the enums (every module that posts events
  * includes it; it includes nothing). */
 #ifndef IODINE_EVENTS_H
 #define IODINE_EVENTS_H
@@ -51,6 +53,15 @@ enum {
   DSP_HTTP_SENT = 27,   /* arg: how many finished responses of this
                            connection have left whole (or died with it) */
   DSP_NEXT_FREE = 28    /* the next number to give a new kind */
+};
+
+/* What an HTTP request may upgrade to (http_req.upgrade; Python's
+ * rack.upgrade?): the kind of the registered upgrader (http_upgrade.h)
+ * that recognised it. */
+enum {
+  UP_NONE = 0,
+  UP_WEBSOCKET = 1, /* websocket.c's upgrader */
+  UP_SSE = 2        /* sse.c's upgrader */
 };
 
 #endif

@@ -20,8 +20,9 @@
  * This header is the public face of four files, one concern each (their
  * shared private header, with the connection and response state machines,
  * is http_conn.h): http_conn.c (connection input, dispatch), http_env.c
- * (the environ), http_resp.c (responses), http_upgrade.c (the WebSocket
- * handshake and the switch to another protocol). Protocol facts they share
+ * (the environ), http_resp.c (responses), http_upgrade.c (the switch to
+ * another protocol, through the upgraders that protocols register:
+ * http_upgrade.h). Protocol facts they share
  * with static.c and accesslog.c live in http_facts.h. */
 #ifndef IODINE_HTTP_H
 #define IODINE_HTTP_H
@@ -77,7 +78,7 @@ typedef struct http_req {
   uint64_t conn;
   int tag;
   int is_head;
-  int upgrade;      /* UP_NONE, UP_WEBSOCKET or UP_SSE (rack.upgrade?) */
+  int upgrade;      /* UP_* (events.h): rack.upgrade? */
   char *env;        /* the environ blob: see http_env_fixed() */
   size_t env_len;
   char *body;       /* in-memory body, or NULL */
@@ -139,7 +140,8 @@ int http_abort(uint64_t conn);
  * will follow (also if the connection dies); -1: gone. */
 int http_await_drain(uint64_t conn);
 
-/* Answer an upgradeable request by switching protocols: a 101 with
+/* Answer an upgradeable request by switching protocols (http_upgrade.c,
+ * through the request's upgrader: http_upgrade.h): a 101 with
  * Sec-WebSocket-Accept (and Sec-WebSocket-Extensions when compression was
  * agreed: the server owns that header; an application's own is accepted
  * only when it names exactly what was agreed, else -2), or a 200 text/event-stream head, carrying the

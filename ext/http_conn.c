@@ -30,7 +30,6 @@
 #include "http_conn.h"
 #include "http_facts.h"
 #include "static.h"
-#include "upgrade.h"
 
 #define RBUF_START 4096
 /* Static answers queue files, not bytes: past this much queued output (or
@@ -274,7 +273,7 @@ static void value_of(const http1_request *q, const char *name, size_t len,
 static int serve_static(http_conn *h, const http1_request *q, size_t consumed) {
   int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
   int head = q->method_len == 4 && !memcmp(q->method, "HEAD", 4);
-  if ((!get && !head) || h->upgrade != UP_NONE || h->fr.body == HTTP1_BODY_CHUNKED ||
+  if ((!get && !head) || h->upgrader || h->fr.body == HTTP1_BODY_CHUNKED ||
       (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length))
     return 0;
   st_request rq = {.target = q->target, .target_len = q->target_len, .is_head = head};
@@ -391,7 +390,7 @@ static int parse_head(http_conn *h) {
   memset(&h->ck, 0, sizeof h->ck);
   h->body_since = rx_now_ms();
   h->body_got = 0;
-  if (s->stream_body && h->upgrade == UP_NONE) {
+  if (s->stream_body && !h->upgrader) {
     /* The application is called now and reads the body as it arrives;
      * `100 Continue` waits for its first read (an app that answers without
      * reading never asked for the body). */

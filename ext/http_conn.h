@@ -6,8 +6,9 @@
  *                  the two state machines' transition functions;
  *   http_env.c     the WSGI environ blob of a parsed request;
  *   http_resp.c    responses out: heads, framing, streaming, X-Sendfile;
- *   http_upgrade.c the WebSocket handshake checks and the upgrade hand-off
- *                  (the 101 / event-stream head).
+ *   http_upgrade.c the upgrade hand-off: offering a request to the
+ *                  registered upgraders (http_upgrade.h), the switching
+ *                  head, the socket passed on. No protocol is named here.
  *
  * Two explicit state machines, each written only through its transition
  * function (which asserts the move is legal in debug builds):
@@ -53,7 +54,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "http1_parser.h"
-#include "pmd.h"
+#include "http_upgrade.h"
 #include "reactor.h"
 
 #define HTTP_SERVER_LINE "Server: iodine-py\r\n"
@@ -103,8 +104,8 @@ typedef struct http_conn {
   uint64_t body_size;
   sbuf env;
   int upgrade;        /* what the request may upgrade to (UP_*) */
-  char ws_accept[29]; /* Sec-WebSocket-Accept, computed at parse time */
-  pmd_params pmd;     /* permessage-deflate, as negotiated at parse time */
+  const http_upgrader *upgrader; /* the one that recognised it, or NULL */
+  http_upgrade_state up_state;   /* what it decided at parse time */
   uint64_t head_since; /* when the head now arriving began (0: none) */
   uint64_t body_since; /* when the body now arriving began */
   uint64_t body_got;   /* body bytes taken off the wire since then */
@@ -211,7 +212,7 @@ typedef struct {
   size_t xsend_len;
 } http_app_meta;
 int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
-                          http_app_meta *m, int upgrade);
+                          http_app_meta *m, const http_upgrader *up);
 /* The one buffer heads are built in (big lock held), and its release
  * when a huge head left it large. */
 sbuf *http_resp_scratch(void);
@@ -227,8 +228,9 @@ void http_resp_sent_all(http_conn *h);
 
 /* --- upgrades (http_upgrade.c) ------------------------------------------------------ */
 
-/* Decide what request q may upgrade to (h->upgrade), answering a broken
- * WebSocket handshake itself. Returns nonzero when it answered. */
+/* Decide what request q may upgrade to (h->upgrade, h->upgrader), the
+ * registered upgraders answering a broken handshake. Returns nonzero when
+ * the request was answered. */
 int http_upgrade_check(http_conn *h, const http1_request *q);
 
 #endif

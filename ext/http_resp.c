@@ -23,7 +23,6 @@
 #include "http_conn.h"
 #include "http_facts.h"
 #include "static.h"
-#include "upgrade.h"
 
 /* One buffer for every head (responses and upgrades), reused: every
  * caller holds the big lock. */
@@ -75,11 +74,19 @@ static int names_xsendfile(const char *hd, size_t hlen, size_t count) {
 /* What one application header means to us. */
 enum { AH_COPY, AH_DROP, AH_LENGTH, AH_XSEND, AH_CONNECTION, AH_DATE, AH_SERVER };
 
-static int classify(const char *name, size_t nl, int upgrade) {
+/* Whether `up` (an upgrade, or NULL) owns this header name. */
+static int owned_by(const http_upgrader *up, const char *name, size_t nl) {
+  if (!up || !up->owned) return 0;
+  for (const char *const *o = up->owned; *o; o++)
+    if (same_name(name, nl, *o, strlen(*o))) return 1;
+  return 0;
+}
+
+static int classify(const char *name, size_t nl, const http_upgrader *upgrade) {
   if (same_name(name, nl, "content-length", 14)) return AH_LENGTH;
   if (same_name(name, nl, "transfer-encoding", 17) || same_name(name, nl, "keep-alive", 10) ||
       (upgrade && (same_name(name, nl, "upgrade", 7) || same_name(name, nl, "content-type", 12))) ||
-      (upgrade == UP_WEBSOCKET && same_name(name, nl, "sec-websocket-extensions", 24)))
+      owned_by(upgrade, name, nl))
     return AH_DROP;
   if (!upgrade && same_name(name, nl, "x-sendfile", 10)) return AH_XSEND;
   if (same_name(name, nl, "connection", 10)) return AH_CONNECTION;
@@ -95,7 +102,7 @@ static int classify(const char *name, size_t nl, int upgrade) {
  * also drops the ones its own head sets. Returns 0, -1 out of memory, -2
  * malformed. */
 int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
-                          http_app_meta *m, int upgrade) {
+                          http_app_meta *m, const http_upgrader *upgrade) {
   memset(m, 0, sizeof *m);
   /* the pair count must match the separators: see http_respond */
   size_t seps = 0;
@@ -249,7 +256,7 @@ static int build_head(http_conn *h, sbuf *o, const head_args *a, head_file *f) {
   if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, a->status, a->slen) || sb_put(o, "\r\n", 2))
     return -1;
   http_app_meta m;
-  int r = http_resp_app_headers(o, a->headers, a->hlen, a->count, &m, 0);
+  int r = http_resp_app_headers(o, a->headers, a->hlen, a->count, &m, NULL);
   if (r) return r;
   int bodyless = code < 200 || code == 204 || code == 304;
   h->resp.framing = m.has_cl ? OUT_LENGTH : OUT_NONE;

@@ -17,12 +17,8 @@
 #include "dispatch.h"
 #include "glob.h"
 #include "history.h"
-#include "raw.h"
 #include "reactor.h"
-#include "sse.h"
 #include "upgrade.h"
-#include "websocket.h"
-#include "ws_frame.h"
 
 typedef struct ps_chan ps_chan;
 
@@ -33,7 +29,7 @@ typedef struct ps_sub {
   ps_chan *ch;
   uint64_t conn;     /* 0: the application's own (global) subscription */
   uint64_t callback; /* 0: straight to the connection */
-  int as;            /* PS_AS_*: WebSocket frame type of direct delivery */
+  int as;            /* PS_AS_*: handed to the protocol's up_ops.frame */
   /* No actor here: a callback's is its connection's (or the global one),
    * found when needed. The struct stays at 72 bytes: fan-out walks these
    * lists, and every byte is cache misses over 10,000 subscribers. */
@@ -277,145 +273,60 @@ void ps_drop_conn(up_conn *u) {
 /* --- publishing -------------------------------------------------------------- */
 
 /* One message on its way to every recipient in this process: each wire
- * form is made once, on first need, and shared. */
+ * form is made once, on first need, by the recipient's protocol (up_ops),
+ * and shared through the form slots of `w`. */
 typedef struct {
-  const char *ch, *msg;
-  size_t clen, mlen;
-  int text;
-  ps_id id;
-  int utf8;          /* -1: not checked yet; else whether msg is UTF-8 */
-  rx_buf *ws[2];     /* [0] binary frame, [1] text frame */
-  rx_buf *sse;
-  ps_msg *pm;
+  ps_delivery w;     /* what the protocols see */
+  const char *ch;
+  size_t clen;
+  ps_msg *pm;        /* callbacks' shared copy, made on first need */
   long reached;
-  rx_buf *wsz[2][8]; /* compressed frames per [text] and window size (websocket.h) */
-  rx_buf *raw;       /* raw connections: the bytes unframed (raw.h) */
 } delivery;
 
 static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg,
                           size_t mlen, int text, ps_id id) {
-  *d = (delivery){.ch = ch, .msg = msg, .clen = clen, .mlen = mlen, .text = text != 0,
-                  .id = id, .utf8 = text ? 1 : -1};
+  /* field by field: the form slots are only valid below w.nforms, and
+   * zeroing all of them would cost every publish half a kilobyte */
+  d->w.msg = msg;
+  d->w.len = mlen;
+  d->w.text = text != 0;
+  d->w.utf8 = text ? 1 : -1;
+  d->w.id = id;
+  d->w.nforms = 0;
+  d->ch = ch;
+  d->clen = clen;
+  d->pm = NULL;
+  d->reached = 0;
 }
 
 static void delivery_done(delivery *d) {
-  rx_buf_release(d->ws[0]);
-  rx_buf_release(d->ws[1]);
-  ws_fanout_release(d->wsz[0]);
-  ws_fanout_release(d->wsz[1]);
-  rx_buf_release(d->sse);
-  rx_buf_release(d->raw);
+  for (unsigned i = 0; i < d->w.nforms; i++) rx_buf_release(d->w.forms[i].buf);
   ps_msg_release(d->pm);
 }
 
-static int is_utf8(delivery *d) {
-  if (d->utf8 < 0) {
-    uint32_t st = 0;
-    d->utf8 = ws_utf8_feed(&st, (const uint8_t *)d->msg, d->mlen) == 0 && ws_utf8_complete(st);
-  }
-  return d->utf8;
-}
-
-static rx_buf *ws_frame_of(delivery *d, rx_conn *c, int as) {
-  int text = as == PS_AS_BINARY ? 0 : as == PS_AS_TEXT ? is_utf8(d) : d->text;
-  rx_buf *z = ws_fanout_frame(c, d->wsz[text], d->msg, d->mlen, text);
-  if (z) return z; /* permessage-deflate: compressed once per window size */
-  if (!d->ws[text]) {
-    uint8_t hd[10];
-    size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->mlen);
-    rx_buf *b = rx_buf_new(NULL, hl + d->mlen);
-    if (b) {
-      memcpy(b->data, hd, hl);
-      memcpy(b->data + hl, d->msg, d->mlen);
-    }
-    d->ws[text] = b;
-  }
-  return d->ws[text];
-}
-
-/* Base64 (RFC 4648, with padding) of n bytes into out (4 * ceil(n / 3)). */
-static size_t base64(char *out, const unsigned char *in, size_t n) {
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0, i = 0;
-  for (; i + 2 < n; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = tab[(v >> 6) & 63];
-    out[o++] = tab[v & 63];
-  }
-  if (i < n) {
-    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-    out[o++] = '=';
-  }
-  return o;
-}
-
-/* A raw connection gets the message bytes as they are: no framing. */
-static rx_buf *raw_bytes_of(delivery *d) {
-  if (!d->raw) d->raw = rx_buf_new(d->msg, d->mlen);
-  return d->raw;
-}
-
-/* The SSE event, with `id:` when the message has one. An event stream is
- * UTF-8: bytes that are not go base64-encoded as the event "base64" (a
- * page listens for it by name; onmessage never sees mangled text). */
-static rx_buf *sse_event_of(delivery *d) {
-  if (!d->sse) {
-    char id[PS_ID_TEXT_MAX];
-    size_t ilen = ps_id_none(d->id) ? 0 : ps_id_format(id, d->id);
-    const char *data = d->msg, *ev = NULL;
-    size_t dlen = d->mlen, elen = 0;
-    char *enc = NULL;
-    if (!is_utf8(d)) {
-      enc = malloc((d->mlen + 2) / 3 * 4 + 1);
-      if (!enc) return NULL;
-      dlen = base64(enc, (const unsigned char *)d->msg, d->mlen);
-      data = enc;
-      ev = "base64";
-      elen = 6;
-    }
-    const char *ip = ilen ? id : NULL;
-    sse_fields f = {ev, elen, ip, ilen, -1};
-    long n = sse_format(NULL, 0, data, dlen, &f);
-    d->sse = rx_buf_new(NULL, (size_t)n);
-    if (d->sse) sse_format(d->sse->data, (size_t)n, data, dlen, &f);
-    free(enc);
-  }
-  return d->sse;
-}
-
-/* The bytes this connection gets for the message, in its own wire form. */
-static rx_buf *wire_of(delivery *d, up_conn *u, rx_conn *c, int as) {
-  return u->kind == UP_WEBSOCKET ? ws_frame_of(d, c, as)
-         : u->kind == UP_RAW     ? raw_bytes_of(d)
-                                 : sse_event_of(d);
-}
-
-static int write_wire(up_conn *u, rx_conn *c, rx_buf *b, int text) {
-  return u->kind == UP_WEBSOCKET ? ws_write_framed(c, b)
-         : u->kind == UP_RAW     ? raw_write_buf(c, b, text)
-                                 : sse_write_formatted(c, b);
+/* A new slot (ps_form_slot found none for this key). */
+rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant) {
+  if (d->nforms == PS_FORMS_MAX) return NULL;
+  ps_form *f = &d->forms[d->nforms++];
+  *f = (ps_form){owner, variant, NULL};
+  return &f->buf;
 }
 
 /* One message to one direct subscription's connection. Corked, many
  * messages to one connection in a turn leave in one write; a run's last
  * pass (see below) writes at once instead, as nothing else is coming. */
 static void deliver_to(delivery *d, ps_sub *s, up_conn *u, rx_conn *c, int cork) {
-  rx_buf *b = wire_of(d, u, c, s->as);
+  rx_buf *b = u->ops->frame(c, &d->w, s->as);
   if (!b) return;
   if (cork) rx_cork(c);
-  if (write_wire(u, c, b, d->text) == 0) d->reached++;
+  if (u->ops->write(c, b, &d->w) == 0) d->reached++;
 }
 
 static void deliver(delivery *d, ps_sub *s) {
   if (s->callback) {
     if (!d->pm) {
-      if (!(d->pm = msg_new(d->ch, d->clen, d->msg, d->mlen, d->text))) return;
-      d->pm->id = d->id;
+      if (!(d->pm = msg_new(d->ch, d->clen, d->w.msg, d->w.len, d->w.text))) return;
+      d->pm->id = d->w.id;
     }
     dsp_actor *actor = ps.actor;
     if (s->conn) {
@@ -501,14 +412,14 @@ static void run_deliver(ps_sub *s, size_t k, rx_conn *writing, int cork) {
   int closing = u->closing;
   if (c == writing) u->closing = 0;
   rx_buf *cat = NULL;
-  if (k > 1 && u->kind != UP_RAW) { /* raw frames each message by its own type */
+  if (k > 1 && u->ops->joinable) {
     size_t i = 0;
-    for (; i < k && (run.forms[i] = wire_of(&run.d[i], u, c, s->as)); i++) {}
+    for (; i < k && (run.forms[i] = u->ops->frame(c, &run.d[i].w, s->as)); i++) {}
     if (i == k) cat = cat_of(run.forms, k);
   }
   if (cat) {
     if (cork) rx_cork(c);
-    if (write_wire(u, c, cat, 0) == 0) rx_count_writes(c, (uint32_t)(k - 1));
+    if (u->ops->write(c, cat, &run.d[0].w) == 0) rx_count_writes(c, (uint32_t)(k - 1));
   } else {
     for (size_t i = 0; i < k; i++) deliver_to(&run.d[i], s, u, c, cork);
   }

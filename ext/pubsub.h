@@ -5,23 +5,25 @@
  * subscription of every connection and of the application, and delivery:
  *
  *  - a subscription without a callback sends the message straight to its
- *    connection from C: framed once per publish as a WebSocket text or
- *    binary frame, or as an SSE event, in one reference-counted buffer that
- *    every recipient's write queue shares (no Python per recipient; the
- *    reactor copies frames of <= 256 bytes that wait behind other output
- *    into the recipient's pending buffer, cheaper than a reference);
+ *    connection from C, through the connection's operations (upgrade.h's
+ *    up_ops): its protocol frames the message (a WebSocket frame, an SSE
+ *    event, raw bytes) once per publish per wire form, in one
+ *    reference-counted buffer that every recipient's write queue shares
+ *    (no Python per recipient; the reactor copies frames of <= 256 bytes
+ *    that wait behind other output into the recipient's pending buffer,
+ *    cheaper than a reference). This file keeps the delivery's form slots
+ *    (ps_delivery) and names no protocol;
  *  - a subscription with a callback posts a DSP_PUBSUB event (on the
  *    connection's actor, so it is ordered with that connection's other
  *    callbacks) carrying one shared ps_msg.
  *
  * Every message carries an id (psid.h) from its sequencer, or none for
- * this-process-only messages; SSE events get it as `id:` (formatted once
- * per publish, like the event), callbacks find it in ps_msg. With history
+ * this-process-only messages; protocols find it in ps_delivery (SSE sends
+ * it as `id:`), callbacks in ps_msg. With history
  * on (history.h, called with the lock held), every message with an id is
  * kept, subscribed or not, and ps_subscribe_as with `since` replays the
  * kept ones to the new subscription in the same critical section that
- * creates it. A binary message that is not UTF-8 goes to SSE subscribers
- * base64-encoded as the event "base64" (an event stream is UTF-8).
+ * creates it.
  *
  * It also tells the layer above when a channel or pattern gains its first
  * subscription (ps_subscribe returns 1: the caller tells the engines at
@@ -33,8 +35,9 @@
  * process, however many clients share it.
  *
  * Threads: every function takes the big lock itself except those marked
- * "lock held". Must never: call into Python, or copy a message per
- * recipient. */
+ * "lock held". Must never: call into Python, copy a message per
+ * recipient, or name a protocol (websocket, sse, raw depend on this file,
+ * never the other way round). */
 #ifndef IODINE_PUBSUB_H
 #define IODINE_PUBSUB_H
 
@@ -64,6 +67,44 @@ typedef struct ps_msg {
 
 void ps_msg_release(ps_msg *m);
 
+/* A published message on its way to the direct subscribers in this
+ * process, as a protocol's up_ops.frame sees it. Each wire form is made
+ * once: the protocol keeps what it made in a form slot keyed by an owner
+ * of its choosing (its ops table) and a variant number (a frame type, a
+ * compression window...), and every later subscriber with the same key
+ * shares that buffer. The delivery owns one reference to each slot's
+ * buffer and drops them when the publish is done. */
+struct rx_buf;
+#define PS_FORMS_MAX 24 /* distinct wire forms per publish (WebSocket: 18) */
+typedef struct ps_form {
+  const void *owner;
+  unsigned variant;
+  struct rx_buf *buf;
+} ps_form;
+
+typedef struct ps_delivery {
+  const char *msg;
+  size_t len;
+  int text;  /* published as str (1) or bytes (0) */
+  int utf8;  /* -1: not checked yet, else whether msg is UTF-8 (a protocol
+                that needs to know checks once and stores it here) */
+  ps_id id;  /* {0, 0}: none */
+  unsigned nforms;
+  ps_form forms[PS_FORMS_MAX];
+} ps_delivery;
+
+/* The form slot for (owner, variant): *slot is NULL until the first
+ * subscriber's protocol fills it. Returns NULL when all PS_FORMS_MAX slots
+ * are taken (that subscriber is then not reached). Lock held. Inline: it
+ * runs once per recipient, and the slot is nearly always the first. */
+struct rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant);
+static inline struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner,
+                                           unsigned variant) {
+  for (unsigned i = 0; i < d->nforms; i++)
+    if (d->forms[i].owner == owner && d->forms[i].variant == variant) return &d->forms[i].buf;
+  return ps_form_add(d, owner, variant);
+}
+
 /* Subscribe connection `conn` (0: the application itself, which then needs
  * a callback) to a channel or pattern. `callback` is an id the
  * application keeps (0: deliver straight to the connection). Subscribing
@@ -73,9 +114,10 @@ void ps_msg_release(ps_msg *m);
  * upgraded, -2 when a global subscription has no callback. */
 int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
                  uint64_t callback);
-/* How a direct WebSocket subscription frames messages: as published (str
- * as text, bytes as binary), always text (bytes that are not valid UTF-8
- * still go as binary: a text frame must be UTF-8), or always binary. */
+/* How a direct subscription frames messages (handed to up_ops.frame; a
+ * WebSocket's meaning): as published (str as text, bytes as binary),
+ * always text (bytes that are not valid UTF-8 still go as binary: a text
+ * frame must be UTF-8), or always binary. */
 enum { PS_AS_PUBLISHED = 0, PS_AS_TEXT = 1, PS_AS_BINARY = 2 };
 
 /* What a resume found: how many kept messages were replayed, and whether

@@ -63,6 +63,7 @@ typedef struct raw_conn {
 } raw_conn;
 
 static const rx_proto raw_proto;
+static const up_ops raw_ops;
 
 /* The output cap (max_pending) must hold whatever an echo of everything in
  * flight adds to a queue we stopped reading at, so the three shares below
@@ -373,7 +374,7 @@ rx_conn *raw_attach(int fd, const http_settings *s, const char *peer, uint16_t p
   }
   dsp_post(a, DSP_RAW_BIND, c->id, NULL, r->token);
   /* up_adopt posts DSP_OPEN, sets the idle limit and starts reading */
-  up_adopt(c, &r->up, UP_RAW, s, a, &raw_proto, 0);
+  up_adopt(c, &r->up, &raw_ops, s, a, &raw_proto, 0);
   r->state = RAW_OPEN;
   return c;
 }
@@ -463,7 +464,7 @@ uint64_t raw_connect(const char *addr, int port, const http_settings *s, tls_ctx
   r->idle_ms = s->ping_ms;
   r->token = token;
   r->tls = tls != NULL;
-  r->up.kind = UP_RAW;
+  r->up.ops = &raw_ops;
   r->up.actor = a;
   r->up.set = &r->own;
   rx_lock();
@@ -501,7 +502,7 @@ int raw_send(uint64_t conn, const void *data, size_t len, int text) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int rc = -1;
-  if (u && u->kind == UP_RAW && !u->closing && !rx_closed(c)) {
+  if (u && u->ops == &raw_ops && !u->closing && !rx_closed(c)) {
     raw_conn *r = (raw_conn *)u;
     if (up_room(c, u, len)) why(r, "output over max_pending (peer not reading)%s", NULL);
     else if (r->ws) rc = ws_frame(r, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
@@ -515,29 +516,51 @@ int raw_write(uint64_t conn, const void *data, size_t len) {
   return raw_send(conn, data, len, 0);
 }
 
-int raw_write_buf(rx_conn *c, struct rx_buf *b, int text) {
+/* --- pub/sub fan-out and close (up_ops) ----------------------------------------- */
+
+/* A raw connection gets the message bytes as they are, once per publish. */
+static rx_buf *ops_frame(rx_conn *c, ps_delivery *d, int as) {
+  (void)c;
+  (void)as;
+  rx_buf **slot = ps_form_slot(d, &raw_ops, 0);
+  if (slot && !*slot) *slot = rx_buf_new(d->msg, d->len);
+  return slot ? *slot : NULL;
+}
+
+/* The shared bytes unframed; a WebSocket client frames them (masked, so
+ * one copy per recipient), as text when they were published as str. */
+static int ops_write(rx_conn *c, rx_buf *b, const ps_delivery *d) {
   raw_conn *r = c->udata;
   if (r->up.closing || rx_closed(c)) return -1;
   if (up_room(c, &r->up, b->len)) {
     why(r, "output over max_pending (peer not reading)%s", NULL);
     return -1;
   }
-  if (r->ws) return ws_frame(r, text ? WS_OP_TEXT : WS_OP_BINARY, b->data, b->len);
+  if (r->ws) return ws_frame(r, d->text ? WS_OP_TEXT : WS_OP_BINARY, b->data, b->len);
   return rx_write_buf(c, b);
 }
 
-void raw_close_locked(rx_conn *c, unsigned code) {
+/* A WebSocket client sends a Close frame with `code` and waits briefly for
+ * the server's; raw bytes close once queued output is sent. */
+static void ops_close(rx_conn *c, unsigned code) {
   raw_conn *r = c->udata;
   if (r->ws && r->state == RAW_OPEN) ws_send_close_frame(r, code);
   else rx_close(c);
 }
+
+static const up_ops raw_ops = {
+    .name = "raw",
+    .frame = ops_frame,
+    .write = ops_write,
+    .close = ops_close,
+};
 
 long raw_subprotocol(uint64_t conn, char *out, size_t cap) {
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   long n = -1;
-  if (u && u->kind == UP_RAW && cap) {
+  if (u && u->ops == &raw_ops && cap) {
     raw_conn *r = (raw_conn *)u;
     const char *ch = r->ws ? r->ws->chosen : "";
     n = (long)strlen(ch);
@@ -554,7 +577,7 @@ void raw_msg_done(raw_msg *m) {
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(m->conn, &c);
-  if (u && u->kind == UP_RAW) {
+  if (u && u->ops == &raw_ops) {
     raw_conn *r = (raw_conn *)u;
     r->inflight -= m->len + MSG_OVERHEAD;
     if (r->state == RAW_EOF && !r->inflight) {

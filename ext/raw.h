@@ -18,6 +18,11 @@
  * callback object: arg is the listener's tag or the connect token),
  * DSP_OPEN follows once bytes can flow, DSP_RAW_CLOSE is always last.
  *
+ * Pub/sub and up_close reach it through its up_ops (upgrade.h): a
+ * published message goes as its bytes, shared (a WebSocket client frames
+ * it per recipient: frames it sends are masked), and a close sends a Close
+ * frame with the code on a WebSocket client.
+ *
  * Must never: interpret the bytes, call into Python, or block (names are
  * resolved by the caller, off the loop thread; connect is non-blocking).
  *
@@ -90,16 +95,6 @@ int raw_write(uint64_t conn, const void *data, size_t len);
  * text (`text` 1) or binary frame, masked. 0 or -1 as raw_write. Any
  * thread. */
 int raw_send(uint64_t conn, const void *data, size_t len, int text);
-
-/* Queue a shared buffer (pub/sub fan-out): raw bytes unframed; a WebSocket
- * client frames it (masked, so one copy per recipient). Lock held. */
-struct rx_buf;
-int raw_write_buf(rx_conn *c, struct rx_buf *b, int text);
-
-/* Close (lock held; upgrade.c's up_close): a WebSocket client sends a
- * Close frame with `code` and waits briefly for the server's; raw bytes
- * close once queued output is sent. */
-void raw_close_locked(rx_conn *c, unsigned code);
 
 /* The subprotocol a WebSocket client's server chose ("" for none), copied
  * to out[0..cap). Returns its length, or -1 when conn is gone. Any thread. */

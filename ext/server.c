@@ -25,11 +25,14 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "http_upgrade.h"
 #include "pubsub.h"
 #include "reactor.h"
 #include "redis.h"
 #include "raw.h"
+#include "sse.h"
 #include "tls.h"
+#include "websocket.h"
 
 #define MAX_LISTENERS 64
 #define ACCEPT_RETRY_MS 100
@@ -279,7 +282,13 @@ static int attach_listeners(void) {
   return n;
 }
 
-int srv_init(void) { return rx_init(); }
+/* The composition root: the protocols an HTTP request may upgrade to, in
+ * the order they are offered a request (http_upgrade.h). A new one is one
+ * line here. */
+int srv_init(void) {
+  if (http_upgrade_register(&ws_upgrader) || http_upgrade_register(&sse_upgrader)) return -1;
+  return rx_init();
+}
 
 size_t srv_default_max_connections(void) {
   struct rlimit rl;

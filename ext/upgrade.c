@@ -3,12 +3,9 @@
 
 #include "dispatch.h"
 #include "http.h"
-#include "raw.h"
 #include "reactor.h"
-#include "sse.h"
-#include "websocket.h"
 
-int up_adopt(rx_conn *c, up_conn *u, int kind, const http_settings *set,
+int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set,
              dsp_actor *actor, const rx_proto *proto, uint32_t flags) {
   if (!u) {
     dsp_actor_release(actor);
@@ -16,7 +13,7 @@ int up_adopt(rx_conn *c, up_conn *u, int kind, const http_settings *set,
     rx_close_now(c);
     return -1;
   }
-  u->kind = kind;
+  u->ops = ops;
   u->actor = actor;
   u->set = set;
   rx_set_proto(c, proto, u);
@@ -81,8 +78,7 @@ int up_close(uint64_t conn, unsigned code) {
   up_conn *u = up_find(conn, &c);
   int r = -1;
   if (u && !rx_closed(c)) {
-    if (u->kind == UP_WEBSOCKET) ws_send_close(c, code, NULL, 0);
-    else if (u->kind == UP_RAW) raw_close_locked(c, code); /* raw.h */
+    if (u->ops->close) u->ops->close(c, code);
     else rx_close(c);
     r = 0;
   }

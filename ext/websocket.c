@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "ascii.h"
 #include "dispatch.h"
 #include "http.h"
+#include "http_upgrade.h"
 #include "pmd.h"
 #include "pubsub.h"
 #include "reactor.h"
@@ -62,6 +64,7 @@ typedef struct ws_conn {
 } ws_conn;
 
 static const rx_proto ws_proto;
+static const up_ops ws_ops;
 
 static size_t in_budget(const ws_conn *w) {
   uint64_t m = w->up.set->ws_max_msg;
@@ -145,7 +148,7 @@ int ws_write(uint64_t conn, const void *data, size_t len, int text) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->kind == UP_WEBSOCKET && !u->closing && !rx_closed(c) &&
+  if (u && u->ops == &ws_ops && !u->closing && !rx_closed(c) &&
       up_room(c, u, len + 10) == 0)
     r = send_data((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
   rx_unlock();
@@ -157,7 +160,7 @@ int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->kind == UP_WEBSOCKET && !rx_closed(c)) {
+  if (u && u->ops == &ws_ops && !rx_closed(c)) {
     ws_send_close(c, code, reason, rlen);
     r = 0;
   }
@@ -165,37 +168,78 @@ int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
   return r;
 }
 
-/* A slot whose message did not shrink: the plain frame serves that window. */
-static rx_buf plain_marker;
+/* --- pub/sub fan-out (up_ops) ------------------------------------------------ */
 
-rx_buf *ws_fanout_frame(rx_conn *c, rx_buf **slots, const char *msg, size_t len,
-                        int text) {
+/* Form variants in a delivery (pubsub.h's ps_form_slot): the plain frame
+ * of each type, and the compressed one per type and window size. */
+#define FORM_PLAIN(text) ((unsigned)(text))
+#define FORM_DEFLATE(text, bits) (2u + (unsigned)(text) * 8u + ((unsigned)(bits) - 8u) % 8u)
+
+static int delivery_utf8(ps_delivery *d) {
+  if (d->utf8 < 0) {
+    uint32_t st = 0;
+    d->utf8 = ws_utf8_feed(&st, (const uint8_t *)d->msg, d->len) == 0 && ws_utf8_complete(st);
+  }
+  return d->utf8;
+}
+
+/* The plain frame, made by the first subscriber that needs it. */
+static rx_buf *make_plain(const ps_delivery *d, int text) {
+  uint8_t hd[10];
+  size_t hl = ws_head_write(hd, text ? WS_OP_TEXT : WS_OP_BINARY, 1, d->len);
+  rx_buf *b = rx_buf_new(NULL, hl + d->len);
+  if (b) {
+    memcpy(b->data, hd, hl);
+    memcpy(b->data + hl, d->msg, d->len);
+  }
+  return b;
+}
+
+/* The per-recipient path: a lookup, then the shared frame. */
+static inline rx_buf *plain_form(ps_delivery *d, int text) {
+  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_PLAIN(text));
+  if (!slot) return NULL;
+  if (!*slot) *slot = make_plain(d, text);
+  return *slot;
+}
+
+/* The frame this connection gets: with permessage-deflate agreed and a
+ * message of at least ws_deflate_min bytes, the one compressed for its
+ * window size (once per window per publish); a message that does not
+ * shrink (or a compressor out of memory) shares the plain frame in that
+ * window's slot, so it is not tried again for the next subscriber. */
+static rx_buf *ops_frame(rx_conn *c, ps_delivery *d, int as) {
   ws_conn *w = c->udata;
-  if (!w->pmd.on || len < w->up.set->ws_deflate_min) return NULL;
-  rx_buf **slot = &slots[(w->pmd.server_bits - 8) & 7];
-  if (!*slot) {
+  int text = as == PS_AS_BINARY ? 0 : as == PS_AS_TEXT ? delivery_utf8(d) : d->text;
+  if (!w->pmd.on || d->len < w->up.set->ws_deflate_min) return plain_form(d, text);
+  rx_buf **slot = ps_form_slot(d, &ws_ops, FORM_DEFLATE(text, w->pmd.server_bits));
+  if (slot && !*slot) {
     const uint8_t *f;
     size_t fl;
-    *slot = &plain_marker;
-    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, msg,
-                          len, &f, &fl) == 0) {
-      rx_buf *b = rx_buf_new(f, fl);
-      if (b) *slot = b;
-    }
+    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, d->msg,
+                          d->len, &f, &fl) == 0)
+      *slot = rx_buf_new(f, fl);
+    if (!*slot && (*slot = plain_form(d, text))) rx_buf_retain(*slot);
   }
-  return *slot == &plain_marker ? NULL : *slot;
+  return slot ? *slot : NULL;
 }
 
-void ws_fanout_release(rx_buf **slots) {
-  for (int i = 0; i < 8; i++)
-    if (slots[i] && slots[i] != &plain_marker) rx_buf_release(slots[i]);
-}
-
-int ws_write_framed(rx_conn *c, struct rx_buf *frame) {
+static int ops_write(rx_conn *c, rx_buf *frame, const ps_delivery *d) {
   ws_conn *w = c->udata;
+  (void)d;
   if (w->up.closing || rx_closed(c) || up_room(c, &w->up, frame->len)) return -1;
   return rx_write_buf(c, frame);
 }
+
+static void ops_close(rx_conn *c, unsigned code) { ws_send_close(c, code, NULL, 0); }
+
+static const up_ops ws_ops = {
+    .name = "websocket",
+    .frame = ops_frame,
+    .write = ops_write,
+    .joinable = 1, /* the bytes go out as they are */
+    .close = ops_close,
+};
 
 /* --- input ----------------------------------------------------------------- */
 
@@ -426,7 +470,7 @@ void ws_msg_done(ws_msg *m) {
   rx_lock();
   rx_conn *c;
   up_conn *u = up_find(m->conn, &c);
-  if (u && u->kind == UP_WEBSOCKET) {
+  if (u && u->ops == &ws_ops) {
     ws_conn *w = (ws_conn *)u;
     w->inflight -= m->len + MSG_OVERHEAD;
     if (w->read_paused && w->inflight <= in_budget(w) / 2) {
@@ -504,6 +548,142 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
     if (pmd) w->pmd = *pmd;
   }
   /* silence is measured on input only: our pings must not count as life */
-  return up_adopt(c, w ? &w->up : NULL, UP_WEBSOCKET, s, actor, &ws_proto,
+  return up_adopt(c, w ? &w->up : NULL, &ws_ops, s, actor, &ws_proto,
                   RX_F_IDLE_READ);
 }
+
+/* --- the HTTP handshake (http_upgrade.h) ----------------------------------- */
+
+/* What the check decides and the hand-off needs, kept in the HTTP
+ * connection's http_upgrade_state (copied in and out: it is bytes there). */
+typedef struct ws_hs {
+  char accept[29]; /* Sec-WebSocket-Accept */
+  pmd_params pmd;  /* permessage-deflate, as negotiated */
+} ws_hs;
+_Static_assert(sizeof(ws_hs) <= HTTP_UPGRADE_STATE_MAX, "ws_hs fits the upgrade state");
+
+/* The client's permessage-deflate offers (Sec-WebSocket-Extensions, any
+ * number of fields) against the listener's settings (pmd.h). */
+static void negotiate_pmd(ws_hs *hs, const http1_request *q, const http_settings *s) {
+  const char *vals[8];
+  size_t lens[8], n = 0;
+  memset(&hs->pmd, 0, sizeof hs->pmd);
+  for (size_t i = 0; i < q->num_headers; i++)
+    if (http1_name_is(&q->headers[i], "sec-websocket-extensions", 24)) {
+      if (n == 8) return; /* more offers than anyone sends: decline all */
+      vals[n] = q->headers[i].value;
+      lens[n++] = q->headers[i].value_len;
+    }
+  pmd_config cfg = {s->ws_deflate, s->ws_deflate_bits, s->ws_deflate_mem};
+  if (n) pmd_negotiate(vals, lens, n, &cfg, &hs->pmd);
+}
+
+/* A WebSocket handshake is checked before the application sees it (RFC
+ * 6455 4.2.1): a missing or wrong version gets 426 naming the one we speak
+ * (4.4), a repeated one (11.3.5: it must appear once) and anything else
+ * malformed 400. */
+static int hs_check(const http1_request *q, const http1_framing *fr, const http_settings *s,
+                    http_upgrade_state *state, http_upgrade_answer *ans) {
+  if (!fr->upgrade_websocket) return 0;
+  int get = q->method_len == 3 && !memcmp(q->method, "GET", 3);
+  size_t versions = 0;
+  for (size_t i = 0; i < q->num_headers; i++)
+    versions += http1_name_is(&q->headers[i], "sec-websocket-version", 21);
+  const http1_header *v = http_upgrade_header(q, "sec-websocket-version", 21);
+  const http1_header *k = http_upgrade_header(q, "sec-websocket-key", 17);
+  ws_hs hs;
+  if (!get || q->version_minor != 1 || !fr->has_host || versions > 1) {
+    *ans = (http_upgrade_answer){400, "", 0};
+    return -1;
+  }
+  if (!v || v->value_len != 2 || memcmp(v->value, "13", 2)) {
+    *ans = (http_upgrade_answer){426, "Sec-WebSocket-Version: 13\r\n", 1};
+    return -1;
+  }
+  if (!k || ws_accept_key(k->value, k->value_len, hs.accept)) {
+    *ans = (http_upgrade_answer){400, "", 0};
+    return -1;
+  }
+  negotiate_pmd(&hs, q, s);
+  memcpy(state->bytes, &hs, sizeof hs);
+  return 1;
+}
+
+/* The server owns Sec-WebSocket-Extensions (only it knows what the
+ * connection will speak): an application's own may only name
+ * permessage-deflate, and only when it was agreed; its parameters are
+ * replaced by the agreed ones (the header is in `owned`, so the
+ * application's copy is dropped). Returns 0, or -1 when it names anything
+ * else. */
+static int hs_app_headers(const http_upgrade_state *state, const char *hd, size_t hlen,
+                          size_t count) {
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  const char *p = hd, *end = hd + hlen;
+  for (size_t k = 0; k < count && p < end; k++) {
+    size_t nl = strnlen(p, (size_t)(end - p));
+    const char *val = p + nl + 1;
+    if (val > end) break;
+    size_t vl = strnlen(val, (size_t)(end - val));
+    if (nl == 24 && ascii_same_ci(p, "sec-websocket-extensions", 24)) {
+      /* every comma-separated extension must be permessage-deflate */
+      size_t i = 0;
+      while (i < vl) {
+        while (i < vl && (val[i] == ' ' || val[i] == '\t' || val[i] == ',')) i++;
+        if (i == vl) break;
+        size_t st = i;
+        while (i < vl && val[i] != ';' && val[i] != ',' && val[i] != ' ' && val[i] != '\t') i++;
+        if (!hs.pmd.on || i - st != 18 || !ascii_same_ci(val + st, "permessage-deflate", 18))
+          return -1;
+        while (i < vl && val[i] != ',') i++; /* its parameters: ours win */
+      }
+    }
+    p = val + vl + 1;
+  }
+  return 0;
+}
+
+/* The 101 and the headers that make it a WebSocket handshake. */
+static long hs_head(const http_upgrade_state *state, char *out) {
+  static const char line[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+  static const char ext[] = "Sec-WebSocket-Extensions: ";
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  size_t n = 0;
+  memcpy(out + n, line, sizeof line - 1);
+  n += sizeof line - 1;
+  memcpy(out + n, hs.accept, 28);
+  n += 28;
+  memcpy(out + n, "\r\n", 2);
+  n += 2;
+  if (hs.pmd.on) {
+    _Static_assert(sizeof line + 28 + sizeof ext + PMD_RESPONSE_MAX + 4 <= HTTP_UPGRADE_HEAD_MAX,
+                   "the 101 fits");
+    memcpy(out + n, ext, sizeof ext - 1);
+    n += sizeof ext - 1;
+    n += pmd_response(&hs.pmd, out + n);
+    memcpy(out + n, "\r\n", 2);
+    n += 2;
+  }
+  return (long)n;
+}
+
+static int hs_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor, const char *left,
+                        size_t left_len, const http_upgrade_state *state) {
+  ws_hs hs;
+  memcpy(&hs, state->bytes, sizeof hs);
+  return ws_take_over(c, s, actor, left, left_len, &hs.pmd);
+}
+
+static const char *const hs_owned[] = {"sec-websocket-extensions", NULL};
+
+const http_upgrader ws_upgrader = {
+    .name = "websocket",
+    .kind = UP_WEBSOCKET,
+    .owned = hs_owned,
+    .check = hs_check,
+    .app_headers = hs_app_headers,
+    .head = hs_head,
+    .take_over = hs_take_over,
+};

@@ -1,6 +1,8 @@
 /* websocket: an upgraded connection speaking RFC 6455.
  *
- * Owns: reading frames (through ws_frame) into whole messages, with
+ * Owns: the opening handshake's server side (checked before the
+ * application sees the request, see ws_upgrader), reading frames (through
+ * ws_frame) into whole messages, with
  * fragmentation, interleaved control frames, UTF-8 checks on text, the
  * message size limit, ping/pong, the close handshake, idle pings; writing
  * messages; input backpressure (reading stops while too many received bytes
@@ -23,6 +25,11 @@
  * carries a ws_msg with the reason (text = 1) and the code in `arg`, and
  * the application's answer (ws_close) echoes both.
  *
+ * Pub/sub reaches a WebSocket through its up_ops (upgrade.h): a published
+ * message is framed once per frame type (PS_AS_*) and, with compression,
+ * once per window size, and the frame is shared by every subscriber that
+ * needs those bytes.
+ *
  * Must never: hand the application an incomplete or invalid message, or
  * call into Python (messages leave through dispatch). */
 #ifndef IODINE_WEBSOCKET_H
@@ -44,6 +51,12 @@ typedef struct ws_msg {
   char data[];
 } ws_msg;
 
+/* The HTTP upgrade into a WebSocket (http_upgrade.h): the handshake checks
+ * (RFC 6455 4.2.1), Sec-WebSocket-Accept, permessage-deflate negotiation
+ * (pmd.h), the 101, and ws_take_over. server.c registers it. */
+struct http_upgrader;
+extern const struct http_upgrader ws_upgrader;
+
 /* Take over an HTTP connection after the 101 went out. `left` holds bytes
  * the peer already sent past the handshake. The actor reference passes to
  * the WebSocket. Posts DSP_OPEN. Returns 0 or -1 (the connection is then
@@ -55,22 +68,6 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
  * binary. Returns 0, or -1 when closed/closing (or dropped for exceeding
  * the output cap). Any thread. */
 int ws_write(uint64_t conn, const void *data, size_t len, int text);
-
-/* Queue a shared, already framed message (pub/sub fan-out). Caller holds
- * the lock. */
-struct rx_buf;
-int ws_write_framed(rx_conn *c, struct rx_buf *frame);
-
-/* Pub/sub fan-out with compression: the compressed frame this connection
- * should get for a message, made on first need into slots[window bits -
- * 8] (8 slots, zeroed by the caller) so that every subscriber with the
- * same window shares one; NULL when it gets the plain frame (no
- * compression agreed, a message under ws_deflate_min, or one that does not
- * shrink: that slot is then left NULL and the plain frame is used for all
- * of its window). Lock held. ws_fanout_release drops the slots' refs. */
-struct rx_buf *ws_fanout_frame(rx_conn *c, struct rx_buf **slots,
-                               const char *msg, size_t len, int text);
-void ws_fanout_release(struct rx_buf **slots);
 
 /* Start the close handshake with `code` and a reason (UTF-8, at most 123
  * bytes; longer is cut) (lock held). code 0: a Close without a body. */

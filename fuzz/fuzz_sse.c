@@ -3,7 +3,7 @@
  *
  * Build and run (corpus in fuzz/corpus/sse; `make fuzz` does both):
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iext \
- *     ext/sse.c fuzz/fuzz_sse.c -o build/fuzz_sse
+ *     ext/sse.c ext/ws_frame.c ext/psid.c fuzz/fuzz_sse.c -o build/fuzz_sse
  *   mkdir -p build/fuzz-sse-work && build/fuzz_sse -max_total_time=600 \
  *     -artifact_prefix=build/sse- build/fuzz-sse-work fuzz/corpus/sse
  * (sse.c's connection code links against the stubs at the end of this
@@ -375,10 +375,19 @@ int up_room(rx_conn *c, const up_conn *u, size_t more) {
   unreachable("up_room");
   return -1;
 }
-int up_adopt(rx_conn *c, up_conn *u, int kind, const http_settings *set,
+int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set,
              dsp_actor *actor, const rx_proto *proto, uint32_t flags) {
-  (void)c, (void)u, (void)kind, (void)set, (void)actor, (void)proto,
-      (void)flags;
+  (void)c, (void)u, (void)ops, (void)set, (void)actor, (void)proto, (void)flags;
   unreachable("up_adopt");
   return -1;
+}
+rx_buf *rx_buf_new(const void *data, size_t len) {
+  (void)data, (void)len;
+  unreachable("rx_buf_new");
+  return NULL;
+}
+rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant) {
+  (void)d, (void)owner, (void)variant;
+  unreachable("ps_form_add");
+  return NULL;
 }

@@ -35,6 +35,8 @@
 #include "http.h"
 #include "http_conn.h"
 #include "reactor.h"
+#include "sse.h"
+#include "websocket.h"
 
 static http_settings settings = {
     .max_head = 8192,
@@ -445,6 +447,9 @@ static void static_wait(void) {
 }
 
 int main(void) {
+  /* what server.c's srv_init registers (server.c is not linked here) */
+  http_upgrade_register(&ws_upgrader);
+  http_upgrade_register(&sse_upgrader);
   if (rx_init()) {
     printf("rx_init failed\n");
     return 1;
