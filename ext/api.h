@@ -18,10 +18,10 @@
 #ifndef IODINE_API_H
 #define IODINE_API_H
 
-#include "events.h"    /* DSP_* event kinds */
+#include "events.h"    /* DSP_* event kinds, UP_* upgrade kinds */
 #include "dispatch.h"  /* dsp_event, dsp_next / dsp_done..., dsp_post */
 #include "http.h"      /* http_settings, http_req, the response API */
-#include "upgrade.h"   /* UP_*, up_* calls on any upgraded connection */
+#include "upgrade.h"   /* up_* calls on any upgraded connection */
 #include "websocket.h" /* ws_msg, ws_write */
 #include "sse.h"       /* sse_write, sse_format */
 #include "pubsub.h"    /* ps_* */

@@ -104,7 +104,7 @@ int http_want_sent(uint64_t conn);
 long http_body_read(uint64_t conn, char *dst, size_t len);
 int http_upgrade(uint64_t conn, const char *headers, size_t hlen, size_t count);
 
-/* upgrade.h, websocket.h, sse.h */
+/* events.h (UP_*), websocket.h, sse.h */
 #define UP_WEBSOCKET ...
 #define UP_SSE ...
 typedef struct ws_msg {
