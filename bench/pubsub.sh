@@ -35,6 +35,12 @@
 #   SWEEP_TOLERANCE [5]  the measured W is the smallest within this % of the sweep's best
 #   RATE [0]       messages/s cap (0: none)
 #   LAT_WINDOW [1] LAT_RUNS [1]  the latency pass (LAT_RUNS=0 skips it)
+#   GRID [0]       1: no sweep and no latency pass; every W in WINDOWS is measured (RUNS runs each),
+#                  and the report is one table per subscriber count: per W, each server's
+#                  deliveries/s, p50/p99, CPU ns/delivery and ws_load's CPU, and iodine against each
+#                  peer (the issue's targets: >= 1.1x deliveries/s, p99 and CPU/delivery no worse).
+#                  The issue's grid: GRID=1 WINDOWS="1 4 16 64" SUBS="200 1000 10000" \
+#                    SERVERS="iodine socketify" bench/pubsub.sh
 #   SERVERS ["iodine uvicorn-websockets uvicorn-sansio socketify"]
 #   IODINE [/work/main/.venv/bin/iodine]   PEERS_VENV [bench/.venv-peers]
 #   SERVER_CPU [1]  LOAD_CPU [0]  READY_TIMEOUT [30]  NICE [-20 as root, else 0]
@@ -58,7 +64,8 @@ SWEEP_DURATION=${SWEEP_DURATION:-3}; SWEEP_DURATION=${SWEEP_DURATION%s}
 SWEEP_TOLERANCE=${SWEEP_TOLERANCE:-5}
 RATE=${RATE:-0}
 LAT_WINDOW=${LAT_WINDOW:-1}
-LAT_RUNS=${LAT_RUNS:-1}
+GRID=${GRID:-0}
+if ((GRID)); then LAT_RUNS=${LAT_RUNS:-0}; else LAT_RUNS=${LAT_RUNS:-1}; fi
 SERVERS=${SERVERS:-"iodine uvicorn-websockets uvicorn-sansio socketify"}
 IODINE=${IODINE:-$ROOT/.venv/bin/iodine}
 PEERS_VENV=${PEERS_VENV:-$HERE/.venv-peers}
@@ -75,7 +82,7 @@ TARGET_RATE=1000000     # the issue's targets, checked for iodine at 10,000 subs
 TARGET_RATIO=5
 
 die() { echo "pubsub.sh: $*" >&2; exit 2; }
-for v in SIZE DURATION SWEEP_DURATION SWEEP_TOLERANCE RUNS RUN_WARMUP RATE LAT_WINDOW LAT_RUNS SERVER_CPU LOAD_CPU READY_TIMEOUT FOREIGN_WARN RETRIES RETRY_PAUSE; do
+for v in GRID SIZE DURATION SWEEP_DURATION SWEEP_TOLERANCE RUNS RUN_WARMUP RATE LAT_WINDOW LAT_RUNS SERVER_CPU LOAD_CPU READY_TIMEOUT FOREIGN_WARN RETRIES RETRY_PAUSE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [[ $NICE =~ ^-?[0-9]+$ ]] && ((NICE >= -20 && NICE <= 19)) || die "NICE must be -20..19"
@@ -237,7 +244,7 @@ PRIO=(setsid)
 
 # ---------------------------------------------------------------- servers
 declare -A CMD_DESC R_NOTE R_DONE R_RSS R_CONNECT
-declare -A R_RATE R_PUB R_P50 R_P90 R_P99 R_C50 R_C99 R_CPU R_SPCT R_LOADPCT R_ERR
+declare -A R_RATE R_PUB R_P50 R_P90 R_P99 R_C50 R_C99 R_CPU R_SPCT R_LOADPCT R_LOADSYS R_ERR
 declare -A T_RATE T_P50 T_P90 T_P99 T_C50 T_C99 T_ERR T_DONE R_WIN SWEEP
 FAILED=(); SKIPPED=()
 
@@ -347,6 +354,34 @@ measured() {
     return 0
 }
 
+# runs_at KEY NSUBS WINDOW SID: RUNS measured runs at WINDOW messages in flight; medians into R_*[KEY],
+# notes into RUN_NOTES
+runs_at() {
+    local key=$1 n=$2 win=$3 sid=$4 i
+    local rate=() pub=() p50=() p90=() p99=() c50=() c99=() cpu=() spct=() lpct=() lsys=() conn=() errs=0 notes=""
+    for ((i = 1; i <= RUNS; i++)); do
+        if ! measured "run$i" "$n" "$win" "$DURATION" "$sid"; then notes+="run$i: ws_load failed; "; continue; fi
+        ((TRIES == 1)) || notes+="run$i tried $TRIES times for disturbance (least disturbed kept); "
+        rate+=("$L_RATE"); pub+=("$L_PUB"); p50+=("$L_P50"); p90+=("$L_P90"); p99+=("$L_P99")
+        c50+=("$L_C50"); c99+=("$L_C99"); cpu+=("$L_SRV_US"); spct+=("$L_SRV_PCT"); lpct+=("$L_LOAD_PCT"); lsys+=("$L_LOAD_SYS")
+        conn+=("$L_CONNECT_S")
+        errs=$((errs + L_ERR))
+        ((L_CONNECTED == n)) || notes+="run$i: only $L_CONNECTED/$n subscribed; "
+        ((L_ERR == 0)) || notes+="run$i errors: $L_ERRS; "
+        ((L_FOREIGN < FOREIGN_WARN)) || notes+="run$i DISTURBED: other processes took ${L_FOREIGN}% of a benchmark core; "
+        log "$NAME $n subs W=$win run $i/$RUNS: ${L_RATE} deliveries/s (${L_PUB} msgs/s), latency p50 ${L_P50} p90 ${L_P90} p99 ${L_P99} us, last subscriber p50 ${L_C50} p99 ${L_C99} us, server ${L_SRV_US} us/delivery (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% (${L_LOAD_SYS}% kernel), others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
+    done
+    RUN_NOTES=$notes
+    if ((${#rate[@]} == 0)); then FAILED+=("$key"); return 0; fi
+    R_RATE[$key]=$(median "${rate[@]}"); R_PUB[$key]=$(median "${pub[@]}")
+    R_P50[$key]=$(median "${p50[@]}"); R_P90[$key]=$(median "${p90[@]}"); R_P99[$key]=$(median "${p99[@]}")
+    R_C50[$key]=$(median "${c50[@]}"); R_C99[$key]=$(median "${c99[@]}")
+    R_CPU[$key]=$(median "${cpu[@]}"); R_SPCT[$key]=$(median "${spct[@]}"); R_LOADPCT[$key]=$(median "${lpct[@]}"); R_LOADSYS[$key]=$(median "${lsys[@]}")
+    R_CONNECT[$key]=$(median "${conn[@]}")
+    R_ERR[$key]=$errs
+    R_DONE[$key]=1
+}
+
 bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS latency runs, stop it
     NAME=$1
     local n=$2 key="$1/$2" port logf pidfile sid i
@@ -376,8 +411,8 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
         R_NOTE[$key]="failed to start (log: ${logf#$ROOT/})"; FAILED+=("$key"); stop_server "$sid"; return 0
     fi
     log "$NAME ready (session $sid: $(session_pids "$sid" | paste -sd' ' -))"
-    local w win=${WINDOWS%% *} best=0 sweep="" tried=()
-    if [[ $WINDOWS == *" "* ]]; then
+    local w win=${WINDOWS%% *} best=0 sweep="" tried=() notes=""
+    if ((!GRID)) && [[ $WINDOWS == *" "* ]]; then
         for w in $WINDOWS; do
             if ! measured "sweep$w" "$n" "$w" "$SWEEP_DURATION" "$sid"; then sweep+="$w: failed, "; continue; fi
             sweep+="$w: $(printf '%.0f' "$L_RATE")$( ((L_FOREIGN < FOREIGN_WARN)) || echo " (disturbed)"), "
@@ -395,22 +430,19 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
         SWEEP[$key]=${sweep%, }
         log "$NAME $n subs: measuring with $win messages in flight"
     fi
-    R_WIN[$key]=$win
-    local rate=() pub=() p50=() p90=() p99=() c50=() c99=() cpu=() spct=() lpct=() conn=() errs=0 notes=""
-    for ((i = 1; i <= RUNS; i++)); do
-        if ! measured "run$i" "$n" "$win" "$DURATION" "$sid"; then notes+="run$i: ws_load failed; "; continue; fi
-        ((TRIES == 1)) || notes+="run$i tried $TRIES times for disturbance (least disturbed kept); "
-        rate+=("$L_RATE"); pub+=("$L_PUB"); p50+=("$L_P50"); p90+=("$L_P90"); p99+=("$L_P99")
-        c50+=("$L_C50"); c99+=("$L_C99"); cpu+=("$L_SRV_US"); spct+=("$L_SRV_PCT"); lpct+=("$L_LOAD_PCT")
-        conn+=("$L_CONNECT_S")
-        errs=$((errs + L_ERR))
-        ((L_CONNECTED == n)) || notes+="run$i: only $L_CONNECTED/$n subscribed; "
-        ((L_ERR == 0)) || notes+="run$i errors: $L_ERRS; "
-        ((L_FOREIGN < FOREIGN_WARN)) || notes+="run$i DISTURBED: other processes took ${L_FOREIGN}% of a benchmark core; "
-        log "$NAME $n subs run $i/$RUNS: ${L_RATE} deliveries/s (${L_PUB} msgs/s), latency p50 ${L_P50} p90 ${L_P90} p99 ${L_P99} us, last subscriber p50 ${L_C50} p99 ${L_C99} us, server ${L_SRV_US} us/delivery (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% (${L_LOAD_SYS}% kernel), others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
-    done
+    if ((GRID)); then
+        for w in $WINDOWS; do
+            runs_at "$key/$w" "$n" "$w" "$sid"
+            R_WIN[$key/$w]=$w
+            [[ -z $RUN_NOTES ]] || notes+="W=$w: ${RUN_NOTES%; }; "
+        done
+    else
+        R_WIN[$key]=$win
+        runs_at "$key" "$n" "$win" "$sid"
+        notes+=$RUN_NOTES
+    fi
     local trate=() tp50=() tp90=() tp99=() tc50=() tc99=() terr=0
-    for ((i = 1; i <= LAT_RUNS; i++)); do
+    for ((i = 1; i <= LAT_RUNS && !GRID; i++)); do
         if ! measured "lat$i" "$n" "$LAT_WINDOW" "$DURATION" "$sid"; then notes+="latency run $i: ws_load failed; "; continue; fi
         trate+=("$L_RATE"); tp50+=("$L_P50"); tp90+=("$L_P90"); tp99+=("$L_P99"); tc50+=("$L_C50"); tc99+=("$L_C99")
         terr=$((terr + L_ERR))
@@ -426,14 +458,6 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
         T_P99[$key]=$(median "${tp99[@]}"); T_C50[$key]=$(median "${tc50[@]}"); T_C99[$key]=$(median "${tc99[@]}")
         T_ERR[$key]=$terr; T_DONE[$key]=1
     fi
-    if ((${#rate[@]} == 0)); then FAILED+=("$key"); return 0; fi
-    R_RATE[$key]=$(median "${rate[@]}"); R_PUB[$key]=$(median "${pub[@]}")
-    R_P50[$key]=$(median "${p50[@]}"); R_P90[$key]=$(median "${p90[@]}"); R_P99[$key]=$(median "${p99[@]}")
-    R_C50[$key]=$(median "${c50[@]}"); R_C99[$key]=$(median "${c99[@]}")
-    R_CPU[$key]=$(median "${cpu[@]}"); R_SPCT[$key]=$(median "${spct[@]}"); R_LOADPCT[$key]=$(median "${lpct[@]}")
-    R_CONNECT[$key]=$(median "${conn[@]}")
-    R_ERR[$key]=$errs
-    R_DONE[$key]=1
 }
 
 iodine_version() {
@@ -492,7 +516,38 @@ best_peer() {    # best_peer N -> name of the measured peer with the most delive
 
 TABLES=""
 SUMMARY=""
+GRID_FAILS=0
+grid_tables() {  # GRID=1: per count, every W: each server, and iodine against each peer
+    local n w s k ik ok
+    for n in $SUBS; do
+        echo "### $n subscribers"
+        echo
+        echo "| W | server | deliveries/s (median) | latency p50 ms | p99 ms | server CPU ns/delivery | server core busy % | ws_load CPU % (kernel %) | errors | iodine / this: deliveries | iodine p99 <= | iodine CPU <= | target |"
+        echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+        for w in $WINDOWS; do
+            ik=iodine/$n/$w
+            for s in $SERVERS; do
+                k=$s/$n/$w
+                if [[ -z ${R_DONE[$k]:-} ]]; then echo "| $w | $s | ${R_NOTE[$s/$n]:-not run} | | | | | | | | | | |"; continue; fi
+                printf '| %s | %s | %.0f | %s | %s | %.0f | %.0f | %.0f (%.0f) | %d |' "$w" "$s" "${R_RATE[$k]}" \
+                    "$(fmt_ms "${R_P50[$k]}")" "$(fmt_ms "${R_P99[$k]}")" "$(awk -v u="${R_CPU[$k]}" 'BEGIN{print u*1000}')" \
+                    "${R_SPCT[$k]}" "${R_LOADPCT[$k]}" "${R_LOADSYS[$k]}" "${R_ERR[$k]}"
+                if [[ $s == iodine || -z ${R_DONE[$ik]:-} ]]; then echo " | | | |"; continue; fi
+                local ratio p99ok cpuok
+                ratio=$(awk -v a="${R_RATE[$ik]}" -v b="${R_RATE[$k]}" 'BEGIN{printf "%.2f", a/b}')
+                p99ok=$(awk -v a="${R_P99[$ik]}" -v b="${R_P99[$k]}" 'BEGIN{print (a <= b) ? "yes" : "no"}')
+                cpuok=$(awk -v a="${R_CPU[$ik]}" -v b="${R_CPU[$k]}" 'BEGIN{print (a <= b) ? "yes" : "no"}')
+                ok=met
+                if awk -v r="$ratio" 'BEGIN{exit !(r < 1.1)}' || [[ $p99ok == no || $cpuok == no ]]; then ok="NOT met"; GRID_FAILS=$((GRID_FAILS + 1)); fi
+                echo " ${ratio}x | $p99ok | $cpuok | $ok |"
+            done
+        done
+        echo
+    done
+}
+if ((GRID)); then TABLES=$(grid_tables)$'\n'; GRID_FAILS=$(grep -c 'NOT met' <<<"$TABLES" || true); fi
 for n in $SUBS; do
+    ((!GRID)) || break
     ref=""; [[ -n ${R_DONE[iodine/$n]:-} ]] && ref=iodine/$n
     bp=$(best_peer "$n")
     [[ -n $ref ]] || { [[ -z $bp ]] || ref=$bp/$n; }
@@ -574,11 +629,18 @@ rate_desc="as fast as the server takes them"; ((RATE == 0)) || rate_desc="at mos
     echo
     echo "Generated by \`bench/pubsub.sh\` at $START_TS. One publisher sends ${SIZE}-byte text messages $rate_desc,"
     echo "with at most W in flight (published and not yet received by every subscriber); the server publishes each"
+    if ((GRID)); then
+        echo "one to every subscriber. Fixed grid: every W in $WINDOWS is measured for every server and"
+        echo "subscriber count ($RUNS run(s) of ${DURATION} s each, after the subscribers connected, a sync (one message"
+        echo "reached all of them) and ${RUN_WARMUP} s of unrecorded load; medians over runs). The issue's targets per cell:"
+        echo "iodine at least 1.1x the peer's deliveries/s, its p99 no higher, its server CPU per delivery no higher."
+    else
     echo "one to every subscriber. Per server and subscriber count, a sweep over W = $WINDOWS (one ${SWEEP_DURATION} s run"
     echo "each) picks the smallest W within ${SWEEP_TOLERANCE}% of the most deliveries/s it saw (every server is measured"
     echo "at its own best W; more in flight than that only adds latency), then $RUNS run(s) of ${DURATION} s"
     echo "at that W, each after its subscribers connected, a sync (one message reached all of them) and ${RUN_WARMUP} s"
     echo "of unrecorded load; medians over runs."
+    fi
     echo
     if [[ -n $disturbed || -n $BUSY_BEFORE ]]; then
         echo "**Warning: the machine was not idle** (load average $LOAD_BEFORE before, $LOAD_AFTER after). Other busy"
@@ -640,7 +702,7 @@ rate_desc="as fast as the server takes them"; ((RATE == 0)) || rate_desc="at mos
     echo
     echo '```sh'
     echo "# this report"
-    echo "SUBS=\"$SUBS\" SIZE=$SIZE DURATION=$DURATION RUNS=$RUNS RUN_WARMUP=$RUN_WARMUP WINDOWS=\"$WINDOWS\" SWEEP_DURATION=$SWEEP_DURATION SWEEP_TOLERANCE=$SWEEP_TOLERANCE RATE=$RATE LAT_WINDOW=$LAT_WINDOW LAT_RUNS=$LAT_RUNS SERVERS=\"$SERVERS\" bench/pubsub.sh"
+    echo "GRID=$GRID SUBS=\"$SUBS\" SIZE=$SIZE DURATION=$DURATION RUNS=$RUNS RUN_WARMUP=$RUN_WARMUP WINDOWS=\"$WINDOWS\" SWEEP_DURATION=$SWEEP_DURATION SWEEP_TOLERANCE=$SWEEP_TOLERANCE RATE=$RATE LAT_WINDOW=$LAT_WINDOW LAT_RUNS=$LAT_RUNS SERVERS=\"$SERVERS\" bench/pubsub.sh"
     echo "# servers, from the repository root (PORT = a free loopback port picked per server and count),"
     echo "# each in a session of its own at autogroup and task nice $NICE, RLIMIT_NOFILE $NOFILE"
     for s in $SERVERS; do

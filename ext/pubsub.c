@@ -43,6 +43,7 @@ struct ps_chan {
   int pattern;
   ps_sub *subs;
   size_t nsubs;
+  size_t ncb; /* subscriptions with a callback (posted at publish time) */
   char name[];
 };
 
@@ -55,6 +56,9 @@ static struct {
   uint64_t seed;
   ps_id last;       /* the newest id stamped or delivered here */
 } ps;
+
+/* Ends the turn's run of held-back publishes (below), delivering it. */
+static void run_flush(rx_conn *writing, int cork);
 
 /* --- messages -------------------------------------------------------------- */
 
@@ -209,6 +213,7 @@ static void sub_remove(ps_sub *s) {
   else *s->own_head = s->own_next;
   if (s->own_next) s->own_next->own_prev = s->own_prev;
   ps.nsubs--;
+  c->ncb -= s->callback != 0;
   if (--c->nsubs == 0) chan_free(c);
   free(s);
 }
@@ -248,6 +253,7 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
   ps_sub **head;
   dsp_actor *actor;
   int64_t r = -1;
+  run_flush(NULL, 1);
   if (ps.buckets && owner_of(conn, &head, &actor) == 0) {
     ps_sub *s = owned(*head, name, len, pattern != 0);
     if (s) {
@@ -260,6 +266,7 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
 }
 
 void ps_drop_conn(up_conn *u) {
+  run_flush(NULL, 1);
   while (u->subs) sub_remove(u->subs);
 }
 
@@ -305,6 +312,16 @@ rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant) {
   return &f->buf;
 }
 
+/* One message to one direct subscription's connection. Corked, many
+ * messages to one connection in a turn leave in one write; a run's last
+ * pass (see below) writes at once instead, as nothing else is coming. */
+static void deliver_to(delivery *d, ps_sub *s, up_conn *u, rx_conn *c, int cork) {
+  rx_buf *b = u->ops->frame(c, &d->w, s->as);
+  if (!b) return;
+  if (cork) rx_cork(c);
+  if (u->ops->write(c, b, &d->w) == 0) d->reached++;
+}
+
 static void deliver(delivery *d, ps_sub *s) {
   if (s->callback) {
     if (!d->pm) {
@@ -324,12 +341,7 @@ static void deliver(delivery *d, ps_sub *s) {
   }
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
-  if (!u) return;
-  rx_buf *b = u->ops->frame(c, &d->w, s->as);
-  if (!b) return;
-  /* Many messages to one connection in a turn leave in one write. */
-  rx_cork(c);
-  if (u->ops->write(c, b, &d->w) == 0) d->reached++;
+  if (u) deliver_to(d, s, u, c, 1);
 }
 
 static void deliver_all(delivery *d, ps_chan *c) {
@@ -339,11 +351,145 @@ static void deliver_all(delivery *d, ps_chan *c) {
   }
 }
 
+/* --- a turn's run of publishes to one channel ---------------------------------
+ *
+ * Publishes to one channel with nothing else in between (no publish to
+ * another channel, no subscription change, no write or graceful close of
+ * any connection) are held back as a run and reach the channel's direct
+ * subscriptions in one pass when it ends: each connection is found and
+ * written once per run, with one shared buffer per wire form that holds the
+ * run's frames back to back, instead of once per message. Over 10,000
+ * subscribers the per-message pass missed the cache on every subscription,
+ * connection and queue; now that is once per run.
+ *
+ * Order is exactly that of delivering each message at once, because the
+ * run ends before anything that could come after it on a connection:
+ * every other pub/sub call here ends it first, and the reactor's rx_hold
+ * ends it before the next write or close of any connection and at the end
+ * of the loop turn. Callback subscriptions still get their event at
+ * publish time (posted to actors, not written). A channel that a pattern
+ * matches is not run: a connection subscribed to both would see the
+ * pattern pass after the whole run instead of after each message. */
+#define RUN_MAX 128          /* messages held at most: then the run goes (corked) */
+#define RUN_BYTES (64 << 10) /* message bytes held at most */
+#define RUN_FORMS 4          /* concatenated wire forms kept per run */
+
+static struct {
+  ps_chan *ch;
+  delivery *d; /* the messages, in publish order; each owns a copy (d->pm) */
+  size_t n, cap, bytes;
+  rx_buf **forms;              /* one subscriber's k buffers: RUN_MAX */
+  rx_buf **keys[RUN_FORMS];    /* a form's k buffers ... */
+  rx_buf *cat[RUN_FORMS];      /* ... and the same bytes in one buffer */
+  int nforms;
+} run;
+
+/* The k buffers in one (made once per distinct form in the run). */
+static rx_buf *cat_of(rx_buf **f, size_t k) {
+  for (int j = 0; j < run.nforms; j++)
+    if (!memcmp(run.keys[j], f, k * sizeof *f)) return run.cat[j];
+  if (run.nforms == RUN_FORMS) return NULL; /* rare: the caller writes them one by one */
+  if (!run.keys[run.nforms] && !(run.keys[run.nforms] = malloc(RUN_MAX * sizeof *f)))
+    return NULL;
+  size_t total = 0;
+  for (size_t i = 0; i < k; i++) total += f[i]->len;
+  rx_buf *b = rx_buf_new(NULL, total);
+  if (!b) return NULL;
+  for (size_t i = 0, o = 0; i < k; o += f[i]->len, i++) memcpy(b->data + o, f[i]->data, f[i]->len);
+  memcpy(run.keys[run.nforms], f, k * sizeof *f);
+  run.cat[run.nforms++] = b;
+  return b;
+}
+
+/* The run's k messages to one direct subscription. */
+static void run_deliver(ps_sub *s, size_t k, rx_conn *writing, int cork) {
+  rx_conn *c;
+  up_conn *u = up_find(s->conn, &c);
+  if (!u) return;
+  /* The write that ended the run may be this connection's Close, flagged
+   * as closing just before it was written: what was published before the
+   * Close still goes first, as it would have without the run. */
+  int closing = u->closing;
+  if (c == writing) u->closing = 0;
+  rx_buf *cat = NULL;
+  if (k > 1 && u->ops->joinable) {
+    size_t i = 0;
+    for (; i < k && (run.forms[i] = u->ops->frame(c, &run.d[i].w, s->as)); i++) {}
+    if (i == k) cat = cat_of(run.forms, k);
+  }
+  if (cat) {
+    if (cork) rx_cork(c);
+    if (u->ops->write(c, cat, &run.d[0].w) == 0) rx_count_writes(c, (uint32_t)(k - 1));
+  } else {
+    for (size_t i = 0; i < k; i++) deliver_to(&run.d[i], s, u, c, cork);
+  }
+  u->closing = closing;
+}
+
+/* End the run: deliver it. `writing` is the connection whose write or
+ * close ends it (NULL: none); `cork` when more output follows in this turn. */
+static void run_flush(rx_conn *writing, int cork) {
+  size_t k = run.n;
+  if (!k) return;
+  ps_chan *ch = run.ch;
+  run.n = 0; /* first: our own writes end nothing */
+  run.ch = NULL;
+  run.bytes = 0;
+  for (ps_sub *s = ch->subs, *next; s; s = next) {
+    next = s->next;
+    if (!s->callback) run_deliver(s, k, writing, cork);
+  }
+  for (size_t i = 0; i < k; i++) delivery_done(&run.d[i]);
+  for (int j = 0; j < run.nforms; j++) rx_buf_release(run.cat[j]);
+  run.nforms = 0;
+}
+
+static void run_released(rx_conn *writing) { run_flush(writing, writing != NULL); }
+
+/* Hold a publish to channel c back in the run. Returns the subscriptions
+ * it reaches (callbacks now, direct ones counted: they are written when
+ * the run ends), or -1 when it could not be held (deliver it at once). */
+static long run_add(ps_chan *c, const char *ch, size_t clen, const char *msg,
+                    size_t mlen, int text, ps_id id) {
+  if (run.n && (run.ch != c || run.n == RUN_MAX || run.bytes + mlen > RUN_BYTES))
+    run_flush(NULL, 1);
+  if (run.n == run.cap) {
+    size_t cap = run.cap ? run.cap * 2 : 16;
+    delivery *d = realloc(run.d, cap * sizeof *d);
+    if (!d) return -1;
+    run.d = d;
+    run.cap = cap;
+    if (!run.forms && !(run.forms = malloc(RUN_MAX * sizeof *run.forms))) return -1;
+  }
+  ps_msg *pm = msg_new(ch, clen, msg, mlen, text);
+  if (!pm) return -1;
+  pm->id = id;
+  delivery *d = &run.d[run.n];
+  delivery_init(d, pm->channel, clen, pm->message, mlen, text, id);
+  d->pm = pm;
+  if (c->ncb)
+    for (ps_sub *s = c->subs, *next; s; s = next) {
+      next = s->next;
+      if (s->callback) deliver(d, s);
+    }
+  if (!run.n++) rx_hold(run_released);
+  run.ch = c;
+  run.bytes += mlen;
+  return d->reached + (long)(c->nsubs - c->ncb);
+}
+
+static int pattern_matches(const char *channel, size_t clen) {
+  for (ps_chan *p = ps.patterns; p; p = p->pnext)
+    if (glob_match(p->name, p->len, channel, clen)) return 1;
+  return 0;
+}
+
 long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
                 size_t clen, const char *msg, size_t mlen, int text) {
   delivery d;
   delivery_init(&d, channel, clen, msg, mlen, text, (ps_id){0, 0});
   rx_lock();
+  run_flush(NULL, 1);
   if (ps.buckets) {
     ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
     if (c) deliver_all(&d, c);
@@ -379,6 +525,14 @@ long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
   /* this process's own stamps stay above every id delivered here */
   if (ps_id_cmp(id, ps.last) > 0) ps.last = id;
   if (hist_enabled() && !ps_id_none(id)) hist_add(channel, clen, id, msg, mlen, text != 0);
+  if (ps.buckets) {
+    ps_chan *c = chan_find(channel, clen, 0, hash_name(channel, clen, 0));
+    if (c && c->nsubs > c->ncb && !pattern_matches(channel, clen)) {
+      long n = run_add(c, channel, clen, msg, mlen, text, id);
+      if (n >= 0) return n;
+    }
+  }
+  run_flush(NULL, 1); /* not held: it goes now, after the run */
   delivery d;
   delivery_init(&d, channel, clen, msg, mlen, text, id);
   if (ps.buckets) {
@@ -450,12 +604,14 @@ int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
   if (!conn && !callback) return -2;
   if (since && pattern) return -3;
   rx_lock();
+  run_flush(NULL, 1);
   ps_sub **head;
   dsp_actor *actor;
   int r = -1;
   if (table_init() || owner_of(conn, &head, &actor)) goto out;
   ps_sub *s = owned(*head, name, len, pattern);
   if (s) { /* replace: same channel, new delivery */
+    s->ch->ncb += (size_t)(callback != 0) - (size_t)(s->callback != 0);
     s->callback = callback;
     s->as = as;
     r = 0;
@@ -471,6 +627,7 @@ int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
     s->ch = c;
     s->conn = conn;
     s->callback = callback;
+    c->ncb += callback != 0;
     s->as = as;
     s->next = c->subs;
     if (c->subs) c->subs->prev = s;

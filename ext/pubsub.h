@@ -15,7 +15,15 @@
  *    (ps_delivery) and names no protocol;
  *  - a subscription with a callback posts a DSP_PUBSUB event (on the
  *    connection's actor, so it is ordered with that connection's other
- *    callbacks) carrying one shared ps_msg.
+ *    callbacks) carrying one shared ps_msg;
+ *  - consecutive publishes to one channel (a turn's run) are held back and
+ *    reach its direct subscriptions in one pass: one lookup and one write
+ *    per subscriber, the run's frames joined into one shared buffer per
+ *    wire form when the protocol writes forms as they are (up_ops
+ *    joinable). The run ends before any other pub/sub call, any write or
+ *    graceful close of any connection (reactor.h rx_hold) and at the end of
+ *    the loop turn, so each connection sees the order of at-once delivery.
+ *    A channel a pattern matches is delivered at once, never held.
  *
  * Every message carries an id (psid.h) from its sequencer, or none for
  * this-process-only messages; protocols find it in ps_delivery (SSE sends
@@ -186,7 +194,9 @@ long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
 int ps_exists(const char *name, size_t len, int pattern);
 
 /* Deliver to every matching subscription in this process. `text` picks the
- * WebSocket frame type. Returns the number of subscriptions reached. */
+ * WebSocket frame type. Returns the number of subscriptions reached (a
+ * publish held in a run counts its direct subscriptions then: they are
+ * written when the run ends). */
 long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
                 int text);
 

@@ -261,6 +261,7 @@ void rx_close_now(rx_conn *c) {
 
 void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
+  if (rx.held) rx_release(c); /* what was held back goes before the close */
   c->flags |= RX_F_CLOSING;
   if (!priv(c)->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
@@ -512,6 +513,7 @@ static int can_write(rx_conn *c) {
  * the queue: it must be able to offer the same bytes again on a retry. */
 int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   if (!can_write(c)) return -1;
+  if (rx.held) rx_release(c);
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
@@ -573,10 +575,31 @@ int rx_write(rx_conn *c, const void *data, size_t len) {
 
 int rx_write_buf(rx_conn *c, rx_buf *b) {
   if (!can_write(c)) return -1;
+  if (rx.held) rx_release(c);
   if (b->len <= SMALL_WRITE && (priv(c)->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
     /* small and waiting anyway: a copy is cheaper than a shared reference */
     struct iovec iov = {b->data, b->len};
     return rx_writev(c, &iov, 1);
+  }
+  size_t done = 0;
+  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
+  if (was_empty && !c->tr) {
+    /* nothing ahead of it: straight to the socket, as rx_writev does (a
+     * fan-out with one message in flight then costs each recipient one
+     * send, no segment and no reference) */
+    ssize_t n;
+    do n = send(c->fd, b->data, b->len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      c->flags |= RX_F_HUP;
+      doom(c, 0);
+      return -1;
+    }
+    if (n > 0) {
+      done = (size_t)n;
+      if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
+    }
+    if (done == b->len) return 0;
   }
   rx_seg *s = malloc(sizeof *s);
   if (!s) return -1;
@@ -584,12 +607,11 @@ int rx_write_buf(rx_conn *c, rx_buf *b) {
   s->kind = SEG_BUF;
   s->cap = 0;
   s->buf = b;
-  s->off = 0;
-  s->len = b->len;
+  s->off = done;
+  s->len = b->len - done;
   s->fd = -1;
-  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
   enqueue(c, s);
-  if (was_empty) flush(c); /* on_drained is for queues that had to wait */
+  if (was_empty && c->tr) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
 }
 
@@ -598,6 +620,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
     close(fd);
     return can_write(c) ? 0 : -1;
   }
+  if (rx.held) rx_release(c);
   rx_seg *s = malloc(sizeof *s);
   if (!s) {
     close(fd);
@@ -615,6 +638,23 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
 }
 
+void rx_hold(void (*fn)(rx_conn *c)) {
+  rx.held = fn;
+  if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake(); /* the turn's end releases it */
+}
+
+void rx_release(rx_conn *c) {
+  void (*fn)(rx_conn *) = rx.held;
+  rx.held = NULL; /* first: its own writes must not call it again */
+  if (fn) fn(c);
+}
+
+void rx_count_writes(rx_conn *c, uint32_t more) {
+  if (!priv(c)->out_tail) return; /* all written already: nothing counts as pending */
+  priv(c)->out_tail->writes += more;
+  c->out_count += more;
+}
+
 void rx_cork(rx_conn *c) {
   if (c->flags & (RX_F_CORK | RX_F_CLOSED)) return;
   c->flags |= RX_F_CORK;
@@ -624,6 +664,7 @@ void rx_cork(rx_conn *c) {
 }
 
 static void uncork_all(void) {
+  if (rx.held) rx_release(NULL);
   while (rx.corked) {
     rx_conn *c = rx.corked;
     rx.corked = priv(c)->cork_next;
@@ -730,6 +771,8 @@ static void turn(int max_wait) {
   int n = epoll_wait(rx.epfd, evs, 256, timeout);
   rx_lock();
   atomic_store(&rx.sleeping, 0);
+  /* held back by a thread while we slept: out before this turn's events */
+  if (rx.held) rx_release(NULL);
   rx.now = clock_ms();
   for (int i = 0; i < n; i++) {
     int fd = evs[i].data.fd;

@@ -248,6 +248,18 @@ long rx_read(rx_conn *c, void *dst, size_t len);
  * it in one go: answers to pipelined requests share a system call and a
  * TCP segment instead of one each. Any thread holding the lock. */
 void rx_cork(rx_conn *c);
+/* Held-back output: a layer that delays writes to batch them (pub/sub
+ * gathers a turn's run of publishes to one channel) registers `fn`; the
+ * reactor calls it once, before the next write or graceful close of any
+ * connection (passing that connection: it may be half-way into a close
+ * whose frame is about to be written) and before the turn's corked output
+ * (passing NULL), so held-back bytes never fall behind a later write.
+ * rx_release runs it now (anyone about to read queue state). Lock held. */
+void rx_hold(void (*fn)(rx_conn *c));
+void rx_release(rx_conn *c);
+/* The newest queued write counts as `more` further writes in out_count
+ * (one buffer that carries several messages). Lock held. */
+void rx_count_writes(rx_conn *c, uint32_t more);
 /* Each returns 0, or -1 when the connection is closing or closed (nothing
  * queued). Writing is attempted at once; what the socket does not take is
  * queued and flushed as the peer reads. */

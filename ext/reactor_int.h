@@ -54,6 +54,7 @@ struct rx_state {
   rx_conn *resume_head, *resume_tail;
   rx_conn *dead;
   rx_conn *corked;
+  void (*held)(rx_conn *c); /* rx_hold: output held back, released before any write */
   atomic_int stop_requested;
   atomic_int sleeping;
   int stopping;

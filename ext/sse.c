@@ -165,6 +165,7 @@ static const up_ops sse_ops = {
     .name = "sse",
     .frame = ops_frame,
     .write = ops_write,
+    .joinable = 1, /* the bytes go out as they are */
     .close = NULL, /* no close codes: the socket closes once output is out */
 };
 

@@ -44,6 +44,7 @@ int up_room(rx_conn *c, const up_conn *u, size_t more) {
 
 long up_pending(uint64_t conn) {
   rx_lock();
+  rx_release(NULL); /* held-back pub/sub output counts as pending */
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   long r = (u && !rx_closed(c) && !u->closing) ? (long)c->out_count : -1;

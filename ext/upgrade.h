@@ -42,6 +42,9 @@ typedef struct up_ops {
   /* The application's close (up_close): `code` is a WebSocket close code,
    * which a protocol without close codes ignores. */
   void (*close)(rx_conn *c, unsigned code);
+  /* Nonzero when `write` sends b's bytes as they are: pub/sub may then
+   * join the forms of several messages into one buffer (pubsub.c). */
+  int joinable;
 } up_ops;
 
 #include "events.h" /* the events an upgraded connection posts */

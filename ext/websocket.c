@@ -262,6 +262,7 @@ static const up_ops ws_ops = {
     .name = "websocket",
     .frame = ops_frame,
     .write = ops_write,
+    .joinable = 1, /* the bytes go out as they are */
     .close = ops_close,
 };
 
