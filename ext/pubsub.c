@@ -58,7 +58,7 @@ static struct {
 } ps;
 
 /* Ends the turn's run of held-back publishes (below), delivering it. */
-static void run_flush(rx_conn *writing, int cork);
+static void run_flush(int cork);
 
 /* --- messages -------------------------------------------------------------- */
 
@@ -253,7 +253,7 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
   ps_sub **head;
   dsp_actor *actor;
   int64_t r = -1;
-  run_flush(NULL, 1);
+  run_flush(1);
   if (ps.buckets && owner_of(conn, &head, &actor) == 0) {
     ps_sub *s = owned(*head, name, len, pattern != 0);
     if (s) {
@@ -266,7 +266,7 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
 }
 
 void ps_drop_conn(up_conn *u) {
-  run_flush(NULL, 1);
+  run_flush(1);
   while (u->subs) sub_remove(u->subs);
 }
 
@@ -402,15 +402,13 @@ static rx_buf *cat_of(rx_buf **f, size_t k) {
 }
 
 /* The run's k messages to one direct subscription. */
-static void run_deliver(ps_sub *s, size_t k, rx_conn *writing, int cork) {
+static void run_deliver(ps_sub *s, size_t k, int cork) {
   rx_conn *c;
   up_conn *u = up_find(s->conn, &c);
   if (!u) return;
-  /* The write that ended the run may be this connection's Close, flagged
-   * as closing just before it was written: what was published before the
-   * Close still goes first, as it would have without the run. */
-  int closing = u->closing;
-  if (c == writing) u->closing = 0;
+  /* A protocol releases the run before its own Close changes its state
+   * (websocket.c's ws_send_close, raw.c's Close frame): what was published
+   * before the Close goes first, and pub/sub never writes `closing`. */
   rx_buf *cat = NULL;
   if (k > 1 && u->ops->joinable) {
     size_t i = 0;
@@ -423,12 +421,10 @@ static void run_deliver(ps_sub *s, size_t k, rx_conn *writing, int cork) {
   } else {
     for (size_t i = 0; i < k; i++) deliver_to(&run.d[i], s, u, c, cork);
   }
-  u->closing = closing;
 }
 
-/* End the run: deliver it. `writing` is the connection whose write or
- * close ends it (NULL: none); `cork` when more output follows in this turn. */
-static void run_flush(rx_conn *writing, int cork) {
+/* End the run: deliver it; `cork` when more output follows in this turn. */
+static void run_flush(int cork) {
   size_t k = run.n;
   if (!k) return;
   ps_chan *ch = run.ch;
@@ -437,14 +433,17 @@ static void run_flush(rx_conn *writing, int cork) {
   run.bytes = 0;
   for (ps_sub *s = ch->subs, *next; s; s = next) {
     next = s->next;
-    if (!s->callback) run_deliver(s, k, writing, cork);
+    if (!s->callback) run_deliver(s, k, cork);
   }
   for (size_t i = 0; i < k; i++) delivery_done(&run.d[i]);
   for (int j = 0; j < run.nforms; j++) rx_buf_release(run.cat[j]);
   run.nforms = 0;
 }
 
-static void run_released(rx_conn *writing) { run_flush(writing, writing != NULL); }
+/* The reactor's rx_hold callback: `writing` is the connection whose write
+ * or close ends the run (NULL: the turn's end, whose corked output follows
+ * anyway). */
+static void run_released(rx_conn *writing) { run_flush(writing != NULL); }
 
 /* Hold a publish to channel c back in the run. Returns the subscriptions
  * it reaches (callbacks now, direct ones counted: they are written when
@@ -452,7 +451,7 @@ static void run_released(rx_conn *writing) { run_flush(writing, writing != NULL)
 static long run_add(ps_chan *c, const char *ch, size_t clen, const char *msg,
                     size_t mlen, int text, ps_id id) {
   if (run.n && (run.ch != c || run.n == RUN_MAX || run.bytes + mlen > RUN_BYTES))
-    run_flush(NULL, 1);
+    run_flush(1);
   if (run.n == run.cap) {
     size_t cap = run.cap ? run.cap * 2 : 16;
     delivery *d = realloc(run.d, cap * sizeof *d);
@@ -489,7 +488,7 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
   delivery d;
   delivery_init(&d, channel, clen, msg, mlen, text, (ps_id){0, 0});
   rx_lock();
-  run_flush(NULL, 1);
+  run_flush(1);
   if (ps.buckets) {
     ps_chan *c = chan_find(sub, slen, pattern != 0, hash_name(sub, slen, pattern != 0));
     if (c) deliver_all(&d, c);
@@ -532,7 +531,7 @@ long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
       if (n >= 0) return n;
     }
   }
-  run_flush(NULL, 1); /* not held: it goes now, after the run */
+  run_flush(1); /* not held: it goes now, after the run */
   delivery d;
   delivery_init(&d, channel, clen, msg, mlen, text, id);
   if (ps.buckets) {
@@ -604,7 +603,7 @@ int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
   if (!conn && !callback) return -2;
   if (since && pattern) return -3;
   rx_lock();
-  run_flush(NULL, 1);
+  run_flush(1);
   ps_sub **head;
   dsp_actor *actor;
   int r = -1;

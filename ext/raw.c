@@ -112,6 +112,7 @@ static int ws_frame(raw_conn *r, int op, const void *data, size_t len) {
 
 static void ws_send_close_frame(raw_conn *r, unsigned code) {
   if (r->ws->close_sent || rx_closed(r->c)) return;
+  rx_release(r->c); /* output held back for a batch (pub/sub runs) goes first */
   r->ws->close_sent = 1;
   r->up.closing = 1;
   uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};

@@ -120,6 +120,7 @@ static int send_data(ws_conn *w, int op, const void *data, size_t len) {
 void ws_send_close(rx_conn *c, unsigned code, const char *reason, size_t rlen) {
   ws_conn *w = c->udata;
   if (w->state == WS_CLOSE_SENT || rx_closed(c)) return;
+  rx_release(c); /* output held back for a batch (pub/sub runs) goes first */
   ws_to(w, WS_CLOSE_SENT);
   uint8_t p[125] = {(uint8_t)(code >> 8), (uint8_t)code};
   if (!code) rlen = 0;
