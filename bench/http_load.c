@@ -54,8 +54,8 @@
 
 typedef struct {
   int fd;
-  size_t len;      /* bytes in buf not yet consumed */
-  int inflight;    /* answers of the current batch still due */
+  size_t len;       /* bytes in buf not yet consumed */
+  int inflight;     /* answers of the current batch still due */
   uint64_t sent_ns; /* when the current batch was written */
   char buf[RBUF];
 } conn;
@@ -168,7 +168,8 @@ static int take_answers(conn *c, uint64_t t) {
     size_t head = (size_t)(end - b) + 4;
     if (head < 12 || memcmp(b, "HTTP/1.", 7)) return -1;
     long body = -1;
-    for (char *l = memchr(b, '\n', head); l && l < b + head; l = memchr(l + 1, '\n', (size_t)(b + head - l - 1))) {
+    for (char *l = memchr(b, '\n', head); l && l < b + head;
+         l = memchr(l + 1, '\n', (size_t)(b + head - l - 1))) {
       if ((size_t)(b + head - l) > 16 && !strncasecmp(l + 1, "content-length:", 15)) {
         body = strtol(l + 16, NULL, 10);
         break;
@@ -225,7 +226,8 @@ static uint64_t percentile(double q) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: http_load -p PORT [-c CONNS] [-d SECS] [-w SECS] [-P DEPTH] [-u PATH] [-s PID,...]\n");
+  fprintf(stderr, "usage: http_load -p PORT [-c CONNS] [-d SECS] [-w SECS] [-P DEPTH] [-u PATH] "
+                  "[-s PID,...]\n");
   exit(2);
 }
 
@@ -314,8 +316,7 @@ int main(int argc, char **argv) {
          (unsigned long long)st.requests, (unsigned long long)((t1 - start) / 1000),
          (double)st.requests / secs, (unsigned long long)percentile(0.50),
          (unsigned long long)percentile(0.99), (unsigned long long)(st.max_ns / 1000),
-         (unsigned long long)st.errors, (unsigned long long)st.non2xx,
-         (cpu1 - cpu0) / secs * 100);
+         (unsigned long long)st.errors, (unsigned long long)st.non2xx, (cpu1 - cpu0) / secs * 100);
   if (cfg.npids) {
     double srv_s = (double)(srv1 - srv0) / (double)sysconf(_SC_CLK_TCK);
     printf(" server_cpu_pct=%.1f server_us_per_req=%.2f", srv_s / secs * 100,

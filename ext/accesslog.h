@@ -32,7 +32,7 @@ typedef struct {
   size_t mlen;
   const char *target;
   size_t tlen;
-  int minor;           /* HTTP/1.<minor> */
+  int minor; /* HTTP/1.<minor> */
   int status;
   uint64_t bytes;      /* body bytes sent */
   uint64_t started_us; /* al_now_us() when the request was taken */

@@ -10,15 +10,14 @@
 
 typedef struct relay {
   rx_conn *c;
-  int slot;      /* master side: the worker's slot; worker side: -1 */
+  int slot; /* master side: the worker's slot; worker side: -1 */
   char *buf;
   size_t len, cap;
 } relay;
 
-
 static struct {
   int is_master, is_worker;
-  uint64_t master;              /* worker side: the connection to the master */
+  uint64_t master;                  /* worker side: the connection to the master */
   uint64_t workers[CL_MAX_WORKERS]; /* master side, by slot */
 } cl;
 

@@ -38,8 +38,10 @@ static void actor_unref(dsp_actor *a) {
 static void run_push(dsp_actor *a) {
   a->scheduled = 1;
   a->run_next = NULL;
-  if (q.run_tail) q.run_tail->run_next = a;
-  else q.run_head = a;
+  if (q.run_tail)
+    q.run_tail->run_next = a;
+  else
+    q.run_head = a;
   q.run_tail = a;
 }
 
@@ -75,8 +77,10 @@ int dsp_post(dsp_actor *a, int kind, uint64_t conn, void *ptr, uint64_t arg) {
   }
   ev->actor = a;
   a->refs++;
-  if (a->tail) a->tail->next = ev;
-  else a->head = ev;
+  if (a->tail)
+    a->tail->next = ev;
+  else
+    a->head = ev;
   a->tail = ev;
   if (!a->scheduled && !a->running) {
     run_push(a);

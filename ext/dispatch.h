@@ -32,8 +32,8 @@ typedef struct dsp_event {
   uint64_t arg;
 } dsp_event;
 
-dsp_actor *dsp_actor_new(void);        /* one reference, the caller's */
-void dsp_actor_release(dsp_actor *a);  /* drop the caller's reference */
+dsp_actor *dsp_actor_new(void);       /* one reference, the caller's */
+void dsp_actor_release(dsp_actor *a); /* drop the caller's reference */
 
 /* Post an event. `a` may be NULL for an event with no ordering peer.
  * Returns 0, or -1 when out of memory. Any thread. */

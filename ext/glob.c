@@ -7,8 +7,7 @@
  * the next byte as a member; "x-y" is a range (reversed ends are swapped)
  * whenever two more bytes follow, even if the second is ']'; an unclosed
  * set runs to the end of the pattern. */
-static int set_match(const char *pat, size_t plen, size_t at, unsigned char ch,
-                     size_t *next) {
+static int set_match(const char *pat, size_t plen, size_t at, unsigned char ch, size_t *next) {
   size_t i = at + 1;
   int neg = 0, hit = 0;
   if (i < plen && pat[i] == '^') {

@@ -19,11 +19,11 @@ typedef struct hist_entry {
 } hist_entry;
 
 typedef struct hist_chan {
-  struct hist_chan *hnext;       /* hash chain */
+  struct hist_chan *hnext;         /* hash chain */
   struct hist_chan *older, *newer; /* the eviction list */
   uint64_t hash;
-  ps_id floor;                   /* the newest id known missing */
-  size_t head, count;            /* ring: oldest at head */
+  ps_id floor;        /* the newest id known missing */
+  size_t head, count; /* ring: oldest at head */
   hist_entry **ring;
   size_t len;
   char name[];
@@ -64,18 +64,24 @@ static hist_chan *find(const char *ch, size_t clen, uint64_t hash) {
 }
 
 static void unlink_lru(hist_chan *c) {
-  if (c->older) c->older->newer = c->newer;
-  else h.oldest = c->newer;
-  if (c->newer) c->newer->older = c->older;
-  else h.newest = c->older;
+  if (c->older)
+    c->older->newer = c->newer;
+  else
+    h.oldest = c->newer;
+  if (c->newer)
+    c->newer->older = c->older;
+  else
+    h.newest = c->older;
   c->older = c->newer = NULL;
 }
 
 static void push_newest(hist_chan *c) {
   c->older = h.newest;
   c->newer = NULL;
-  if (h.newest) h.newest->newer = c;
-  else h.oldest = c;
+  if (h.newest)
+    h.newest->newer = c;
+  else
+    h.oldest = c;
   h.newest = c;
 }
 
@@ -123,8 +129,8 @@ static void grow(void) {
   h.nbuckets = n;
 }
 
-void hist_configure(size_t per_channel, size_t max_channels, size_t max_bytes,
-                    uint64_t seed, ps_id start) {
+void hist_configure(size_t per_channel, size_t max_channels, size_t max_bytes, uint64_t seed,
+                    ps_id start) {
   /* Rings are sized by per_channel: a new size starts over (a resume then
    * reports the gap through the floor). */
   if (per_channel != h.per_channel || seed != h.seed) hist_clear();
@@ -183,8 +189,10 @@ int hist_add(const char *ch, size_t clen, ps_id id, const char *msg, size_t mlen
   size_t need = entry_size(mlen) + (c ? 0 : chan_size(clen));
   /* can never fit, even alone in the budget: a known gap */
   if (mlen > h.max_bytes || entry_size(mlen) + chan_size(clen) > h.max_bytes) {
-    if (c) raise_floor(&c->floor, id);
-    else raise_floor(&h.floor, id);
+    if (c)
+      raise_floor(&c->floor, id);
+    else
+      raise_floor(&h.floor, id);
     return -1;
   }
   if (c) {
@@ -202,16 +210,20 @@ int hist_add(const char *ch, size_t clen, ps_id id, const char *msg, size_t mlen
     push_newest(c);
   }
   if (h.bytes + need > h.max_bytes) { /* cannot happen (checked above); never exceed */
-    if (c) raise_floor(&c->floor, id);
-    else raise_floor(&h.floor, id);
+    if (c)
+      raise_floor(&c->floor, id);
+    else
+      raise_floor(&h.floor, id);
     return -1;
   }
   hist_entry *e = malloc(entry_size(mlen));
   if (!c && e) c = chan_new(ch, clen, hash);
   if (!e || !c) {
     free(e);
-    if (c) raise_floor(&c->floor, id);
-    else raise_floor(&h.floor, id);
+    if (c)
+      raise_floor(&c->floor, id);
+    else
+      raise_floor(&h.floor, id);
     return -1;
   }
   e->id = id;

@@ -31,8 +31,8 @@
  * channel never seen: the first id this process can vouch for (messages
  * before it were never seen here). Shrinking a bound drops what no longer
  * fits. */
-void hist_configure(size_t per_channel, size_t max_channels, size_t max_bytes,
-                    uint64_t seed, ps_id start);
+void hist_configure(size_t per_channel, size_t max_channels, size_t max_bytes, uint64_t seed,
+                    ps_id start);
 
 /* Nonzero when history is on. */
 int hist_enabled(void);

@@ -33,17 +33,17 @@
 typedef struct rx_conn rx_conn;
 
 typedef struct http_settings {
-  size_t max_head;      /* bytes of request line + headers (431 over) */
-  size_t max_line;      /* one header line (431 over) */
-  size_t max_headers;   /* header count (431 over) */
-  uint64_t max_body;    /* bytes (413 over) */
-  size_t spill;         /* bodies over this go to a temp file */
-  uint32_t keepalive_ms;/* idle limit between requests and while stalled */
-  int tag;              /* which application (one per listen call) */
+  size_t max_head;       /* bytes of request line + headers (431 over) */
+  size_t max_line;       /* one header line (431 over) */
+  size_t max_headers;    /* header count (431 over) */
+  uint64_t max_body;     /* bytes (413 over) */
+  size_t spill;          /* bodies over this go to a temp file */
+  uint32_t keepalive_ms; /* idle limit between requests and while stalled */
+  int tag;               /* which application (one per listen call) */
   /* for connections that upgrade (upgrade.h) */
-  uint64_t ws_max_msg;  /* largest WebSocket message, bytes (1009 over) */
-  uint32_t ping_ms;     /* WebSocket ping / SSE keep-alive interval */
-  size_t max_pending;   /* output a peer may leave unread before it is cut */
+  uint64_t ws_max_msg; /* largest WebSocket message, bytes (1009 over) */
+  uint32_t ping_ms;    /* WebSocket ping / SSE keep-alive interval */
+  size_t max_pending;  /* output a peer may leave unread before it is cut */
   /* a request head must arrive whole within this (408 over; slowloris) */
   uint32_t header_timeout_ms;
   /* proxies whose X-Forwarded-For/-Proto are believed (proxy.h), or NULL */
@@ -78,14 +78,14 @@ typedef struct http_req {
   uint64_t conn;
   int tag;
   int is_head;
-  int upgrade;      /* UP_* (events.h): rack.upgrade? */
-  char *env;        /* the environ blob: see http_env_fixed() */
+  int upgrade; /* UP_* (events.h): rack.upgrade? */
+  char *env;   /* the environ blob: see http_env_fixed() */
   size_t env_len;
-  char *body;       /* in-memory body, or NULL */
+  char *body; /* in-memory body, or NULL */
   size_t body_len;
-  int body_fd;      /* spilled body (read from offset 0), or -1 */
+  int body_fd; /* spilled body (read from offset 0), or -1 */
   uint64_t body_size;
-  int body_stream;  /* the body arrives through http_body_read (then body,
+  int body_stream; /* the body arrives through http_body_read (then body,
                        body_fd and body_size say nothing) */
 } http_req;
 
@@ -99,8 +99,7 @@ typedef struct http_req {
 const char *http_env_fixed(void);
 
 /* Take over an accepted socket. `peer` is the text address. */
-rx_conn *http_attach(int fd, const http_settings *s, const char *peer,
-                     uint16_t peer_port);
+rx_conn *http_attach(int fd, const http_settings *s, const char *peer, uint16_t peer_port);
 
 void http_req_free(http_req *r);
 
@@ -124,9 +123,8 @@ void http_req_free(http_req *r);
  * is answered 404 instead, with a line on stderr, and 1 is returned (so
  * the access log shows the 404 that was sent). Ignored on statuses
  * without a body (1xx, 204, 304). */
-int http_respond(uint64_t conn, const char *status, size_t slen,
-                 const char *headers, size_t hlen, size_t count,
-                 const char *body, size_t blen, int finish);
+int http_respond(uint64_t conn, const char *status, size_t slen, const char *headers, size_t hlen,
+                 size_t count, const char *body, size_t blen, int finish);
 /* Body bytes after http_respond. Returns bytes now queued, not yet taken
  * by the peer: a caller above its high-water mark should stop and wait for
  * DSP_HTTP_DRAIN through http_await_drain. */

@@ -35,8 +35,8 @@ typedef struct {
  * max_line counts the bytes of a line without its CRLF. Passing NULL limits
  * means 8192 / 100. */
 typedef struct {
-  size_t max_line;     /* request line and each header line, bytes (431 over) */
-  size_t max_headers;  /* header count (431 over); also the array's capacity */
+  size_t max_line;    /* request line and each header line, bytes (431 over) */
+  size_t max_headers; /* header count (431 over); also the array's capacity */
 } http1_limits;
 
 typedef struct {
@@ -44,7 +44,7 @@ typedef struct {
   size_t method_len;
   const char *target;
   size_t target_len;
-  int version_minor; /* 0 or 1: only HTTP/1.0 and HTTP/1.1 are accepted */
+  int version_minor;     /* 0 or 1: only HTTP/1.0 and HTTP/1.1 are accepted */
   http1_header *headers; /* caller-owned array of limits->max_headers */
   size_t num_headers;    /* out: how many were filled */
 } http1_request;
@@ -76,23 +76,23 @@ typedef struct {
  * http1_request_framing, which knows the method. On success
  * req->headers[0..num_headers) point into buf, values trimmed of OWS; on
  * error the fields of req are unspecified. */
-int http1_parse_request(const char *buf, size_t len, size_t *scanned,
-                        const http1_limits *limits, http1_request *req);
+int http1_parse_request(const char *buf, size_t len, size_t *scanned, const http1_limits *limits,
+                        http1_request *req);
 
 /* How the body of a parsed request is framed, after the semantic checks. */
 typedef enum {
-  HTTP1_BODY_NONE = 0,   /* no body */
-  HTTP1_BODY_LENGTH,     /* exactly content_length bytes */
-  HTTP1_BODY_CHUNKED,    /* chunked transfer coding */
+  HTTP1_BODY_NONE = 0, /* no body */
+  HTTP1_BODY_LENGTH,   /* exactly content_length bytes */
+  HTTP1_BODY_CHUNKED,  /* chunked transfer coding */
 } http1_body_kind;
 
 typedef struct {
   http1_body_kind body;
-  uint64_t content_length;  /* for HTTP1_BODY_LENGTH */
-  unsigned keep_alive : 1;  /* per version and Connection header */
+  uint64_t content_length;      /* for HTTP1_BODY_LENGTH */
+  unsigned keep_alive : 1;      /* per version and Connection header */
   unsigned expect_continue : 1; /* "Expect: 100-continue" */
   unsigned has_host : 1;
-  unsigned upgrade_websocket : 1; /* Upgrade: websocket + Connection: upgrade */
+  unsigned upgrade_websocket : 1;   /* Upgrade: websocket + Connection: upgrade */
   unsigned accept_event_stream : 1; /* Accept contains text/event-stream */
 } http1_framing;
 
@@ -135,13 +135,13 @@ int http1_request_framing(const http1_request *req, http1_framing *out);
 #define HTTP1_CHUNK_LINE_MAX 4096
 
 typedef struct {
-  uint64_t chunk_left;   /* bytes left in the current chunk's data */
-  uint64_t total;        /* decoded body bytes so far */
-  size_t line_len;       /* length of the size or trailer line being read */
-  size_t trailer_bytes;  /* bytes of trailers seen (capped by max_trailer) */
-  size_t max_trailer;    /* 0 means the default, 8 KiB */
-  uint8_t state;         /* private */
-  uint8_t hex_digits;    /* private: significant size digits, or the
+  uint64_t chunk_left;  /* bytes left in the current chunk's data */
+  uint64_t total;       /* decoded body bytes so far */
+  size_t line_len;      /* length of the size or trailer line being read */
+  size_t trailer_bytes; /* bytes of trailers seen (capped by max_trailer) */
+  size_t max_trailer;   /* 0 means the default, 8 KiB */
+  uint8_t state;        /* private */
+  uint8_t hex_digits;   /* private: significant size digits, or the
                             forbidden-trailer-name match set */
 } http1_chunked;
 

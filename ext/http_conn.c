@@ -258,8 +258,8 @@ const http1_header *http_conn_header(const http1_request *q, const char *name, s
   return found;
 }
 
-static void value_of(const http1_request *q, const char *name, size_t len,
-                     const char **v, size_t *vl) {
+static void value_of(const http1_request *q, const char *name, size_t len, const char **v,
+                     size_t *vl) {
   const http1_header *x = http_conn_header(q, name, len);
   *v = x ? x->value : NULL;
   *vl = x ? x->value_len : 0;
@@ -288,34 +288,40 @@ static int serve_static(http_conn *h, const http1_request *q, size_t consumed) {
   rx_conn *c = h->c;
   h->rpos += consumed;
   h->served = true;
-  h->req = (http_reqinfo){.is_head = head, .http10 = q->version_minor == 0,
-                          .keep_alive = h->fr.keep_alive};
+  h->req = (http_reqinfo){
+      .is_head = head, .http10 = q->version_minor == 0, .keep_alive = h->fr.keep_alive};
   int keep = h->req.keep_alive && !h->resp.close_after && !rx_stopping();
-  const char *conn = !keep ? "Connection: close\r\n"
-                     : h->req.http10 ? "Connection: keep-alive\r\n" : "";
+  const char *conn = !keep           ? "Connection: close\r\n"
+                     : h->req.http10 ? "Connection: keep-alive\r\n"
+                                     : "";
   size_t dl;
   const char *date = hf_date_line(&dl);
   struct iovec iov[6] = {
-      {a.head, a.head_len},
-      {(void *)HTTP_SERVER_LINE, sizeof HTTP_SERVER_LINE - 1},
-      {(void *)date, dl},
-      {(void *)conn, strlen(conn)},
-      {(void *)"\r\n", 2},
-      {(void *)a.body, a.body_len},
+      {a.head, a.head_len}, {(void *)HTTP_SERVER_LINE, sizeof HTTP_SERVER_LINE - 1},
+      {(void *)date, dl},   {(void *)conn, strlen(conn)},
+      {(void *)"\r\n", 2},  {(void *)a.body, a.body_len},
   };
   if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(c); /* batch pipelined answers */
   int bad = rx_writev(c, iov, a.body_len ? 6 : 5);
   if (a.fd >= 0) {
-    if (bad) close(a.fd);
-    else bad = rx_write_file(c, a.fd, a.offset, a.length); /* owns the fd now */
+    if (bad)
+      close(a.fd);
+    else
+      bad = rx_write_file(c, a.fd, a.offset, a.length); /* owns the fd now */
   }
   if (bad) return 1; /* the connection is going */
   if (started) {
     int status = a.status;
     uint64_t bytes = a.body_len + (a.fd >= 0 ? a.length : 0);
-    al_log(&(al_entry){.peer = c->peer, .method = q->method, .mlen = q->method_len,
-                       .target = q->target, .tlen = q->target_len, .minor = q->version_minor,
-                       .status = status, .bytes = head ? 0 : bytes, .started_us = started});
+    al_log(&(al_entry){.peer = c->peer,
+                       .method = q->method,
+                       .mlen = q->method_len,
+                       .target = q->target,
+                       .tlen = q->target_len,
+                       .minor = q->version_minor,
+                       .status = status,
+                       .bytes = head ? 0 : bytes,
+                       .started_us = started});
   }
   if (!keep) {
     http_conn_to(h, H_DONE);
@@ -380,8 +386,8 @@ static int parse_head(http_conn *h) {
   h->rpos += (size_t)r;
   body_reset(h);
   h->streaming = false;
-  int has_body = h->fr.body == HTTP1_BODY_CHUNKED ||
-                 (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length);
+  int has_body =
+      h->fr.body == HTTP1_BODY_CHUNKED || (h->fr.body == HTTP1_BODY_LENGTH && h->fr.content_length);
   if (!has_body) {
     dispatch(h);
     return 1;
@@ -430,8 +436,10 @@ static void stream_fail(http_conn *h, int code) {
   h->stream_err = code;
   h->stream_end = true;
   rx_broadcast();
-  if (h->resp.state == RESP_NONE) fail(h, code);
-  else rx_close_now(h->c);
+  if (h->resp.state == RESP_NONE)
+    fail(h, code);
+  else
+    rx_close_now(h->c);
 }
 
 void http_stream_feed(http_conn *h) {
@@ -439,7 +447,7 @@ void http_stream_feed(http_conn *h) {
   size_t avail = h->rlen - h->rpos;
   size_t held = h->body.len - h->body_rd;
   if (held >= HTTP_STREAM_WINDOW) return; /* the application is behind */
-  if (!avail) { /* (a client waiting for its 100 Continue is not slow) */
+  if (!avail) {                           /* (a client waiting for its 100 Continue is not slow) */
     if (!h->read_paused && !h->continue_owed && body_too_slow(h)) stream_fail(h, 408);
     return;
   }
@@ -465,8 +473,7 @@ void http_stream_feed(http_conn *h) {
       stream_fail(h, (int)-r);
       return;
     }
-    if (h->ck.total > h->set->max_body ||
-        h->ck.chunk_left > h->set->max_body - h->ck.total) {
+    if (h->ck.total > h->set->max_body || h->ck.chunk_left > h->set->max_body - h->ck.total) {
       stream_fail(h, 413);
       return;
     }
@@ -663,22 +670,19 @@ static int make_room(http_conn *h) {
 static void on_eof(http_conn *h) {
   switch (h->state) {
   case H_HEAD:
-    if (h->rpos == h->rlen) rx_close(h->c); /* a quiet end between requests */
-    else fail(h, 400);                      /* cut off inside a head */
+    if (h->rpos == h->rlen)
+      rx_close(h->c); /* a quiet end between requests */
+    else
+      fail(h, 400); /* cut off inside a head */
     break;
-  case H_BODY:
-    fail(h, 400);
-    break;
+  case H_BODY: fail(h, 400); break;
   case H_APP:
-    h->peer_gone = true; /* finish this response, then close */
+    h->peer_gone = true;                                     /* finish this response, then close */
     if (h->streaming && !h->stream_end) stream_fail(h, 400); /* cut off mid-body */
     break;
-  case H_WAIT:
-    break; /* seen again once drained */
+  case H_WAIT: break; /* seen again once drained */
   case H_DONE:
-  case H_NSTATES:
-    rx_close(h->c);
-    break;
+  case H_NSTATES: rx_close(h->c); break;
   }
 }
 
@@ -708,15 +712,18 @@ static void on_data(rx_conn *c) {
 
 static void on_timeout(rx_conn *c) {
   http_conn *h = c->udata;
-  if (h->state == H_APP && h->streaming && !h->stream_end && !h->read_paused &&
-      !h->continue_owed && h->body.len == h->body_rd) {
+  if (h->state == H_APP && h->streaming && !h->stream_end && !h->read_paused && !h->continue_owed &&
+      h->body.len == h->body_rd) {
     stream_fail(h, 408); /* the application waits for a body that stalled */
     return;
   }
   if (h->state == H_APP && !c->out_bytes) return; /* the application works */
-  if (h->state == H_WAIT || (h->state == H_HEAD && h->rpos == h->rlen)) rx_close_now(c);
-  else if (h->state == H_HEAD || h->state == H_BODY) fail(h, 408);
-  else rx_close_now(c); /* a peer that stopped reading our response */
+  if (h->state == H_WAIT || (h->state == H_HEAD && h->rpos == h->rlen))
+    rx_close_now(c);
+  else if (h->state == H_HEAD || h->state == H_BODY)
+    fail(h, 408);
+  else
+    rx_close_now(c); /* a peer that stopped reading our response */
 }
 
 /* How long a connection accepted just before a graceful stop gets for its
@@ -758,7 +765,7 @@ static void on_close(rx_conn *c) {
   http_conn *h = c->udata;
   if (h->state == H_APP && h->resp.drain_armed) /* wake the suspended response */
     dsp_post(h->actor, DSP_HTTP_DRAIN, c->id, NULL, 0);
-  http_resp_sent_all(h); /* what never left never will: finished all the same */
+  http_resp_sent_all(h);            /* what never left never will: finished all the same */
   if (h->streaming) rx_broadcast(); /* a reader waiting for its body: gone */
   dsp_actor_release(h->actor);
   http_conn_release(h);
@@ -783,8 +790,7 @@ static const rx_proto http_proto = {
     .on_sent = on_sent,
 };
 
-rx_conn *http_attach(int fd, const http_settings *s, const char *peer,
-                     uint16_t peer_port) {
+rx_conn *http_attach(int fd, const http_settings *s, const char *peer, uint16_t peer_port) {
   http_conn *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->set = s;
@@ -816,4 +822,3 @@ void http_req_free(http_req *r) {
   if (r->body_fd >= 0) close(r->body_fd);
   free(r);
 }
-

@@ -103,12 +103,12 @@ typedef struct http_conn {
   int body_fd;
   uint64_t body_size;
   sbuf env;
-  int upgrade;        /* what the request may upgrade to (UP_*) */
+  int upgrade;                   /* what the request may upgrade to (UP_*) */
   const http_upgrader *upgrader; /* the one that recognised it, or NULL */
   http_upgrade_state up_state;   /* what it decided at parse time */
-  uint64_t head_since; /* when the head now arriving began (0: none) */
-  uint64_t body_since; /* when the body now arriving began */
-  uint64_t body_got;   /* body bytes taken off the wire since then */
+  uint64_t head_since;           /* when the head now arriving began (0: none) */
+  uint64_t body_since;           /* when the body now arriving began */
+  uint64_t body_got;             /* body bytes taken off the wire since then */
   http_reqinfo req;
   http_resp resp;
   /* finished responses whose DSP_HTTP_SENT is owed: the value sent_total
@@ -211,8 +211,8 @@ typedef struct {
   const char *xsend; /* X-Sendfile: a file to send instead of the body */
   size_t xsend_len;
 } http_app_meta;
-int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
-                          http_app_meta *m, const http_upgrader *up);
+int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count, http_app_meta *m,
+                          const http_upgrader *up);
 /* The one buffer heads are built in (big lock held), and its release
  * when a huge head left it large. */
 sbuf *http_resp_scratch(void);

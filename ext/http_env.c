@@ -69,9 +69,12 @@ static int header_skipped(const http1_header *hd, const http_conn *h) {
 static int put_forwarded(sbuf *e, const http1_request *q, const px_trust *trust) {
   const http1_header *xff = NULL, *xfp = NULL, *fwd = NULL;
   for (size_t i = 0; i < q->num_headers; i++) {
-    if (http1_name_is(&q->headers[i], "x-forwarded-for", 15)) xff = &q->headers[i];
-    else if (http1_name_is(&q->headers[i], "x-forwarded-proto", 17)) xfp = &q->headers[i];
-    else if (http1_name_is(&q->headers[i], "forwarded", 9)) fwd = &q->headers[i];
+    if (http1_name_is(&q->headers[i], "x-forwarded-for", 15))
+      xff = &q->headers[i];
+    else if (http1_name_is(&q->headers[i], "x-forwarded-proto", 17))
+      xfp = &q->headers[i];
+    else if (http1_name_is(&q->headers[i], "forwarded", 9))
+      fwd = &q->headers[i];
   }
   const char *addr, *fscheme = NULL;
   size_t alen;
@@ -135,8 +138,7 @@ static int link_repeats(const http1_request *q, uint32_t *links) {
 }
 
 /* HTTP_* (and CONTENT_TYPE) keys, each name once, repeats joined. */
-static int put_headers(const http_conn *h, sbuf *e, const http1_request *q,
-                       const uint32_t *links) {
+static int put_headers(const http_conn *h, sbuf *e, const http1_request *q, const uint32_t *links) {
   for (size_t i = 0; i < q->num_headers; i++) {
     const http1_header *hd = &q->headers[i];
     if (links[i] & LINK_REPEAT) continue; /* merged into the first below */

@@ -91,8 +91,7 @@ void hf_date(char out[30], int64_t t) {
   unsigned m, d;
   split_time(t, &days, &y, &m, &d, &secs);
   snprintf(out, 30, "%s, %02u %s %04d %02d:%02d:%02d GMT", wday_names[days % 7], d,
-           month_names[m - 1], (int)y, (int)(secs / 3600), (int)(secs / 60 % 60),
-           (int)(secs % 60));
+           month_names[m - 1], (int)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
 void hf_clf_stamp(char out[32], int64_t t, long gmtoff) {
@@ -133,8 +132,8 @@ static int month_of(const char *s) {
 }
 
 static int wday_ok(const char *s, size_t n) {
-  static const char *const long_names[7] = {"Thursday", "Friday", "Saturday", "Sunday",
-                                            "Monday", "Tuesday", "Wednesday"};
+  static const char *const long_names[7] = {"Thursday", "Friday",  "Saturday", "Sunday",
+                                            "Monday",   "Tuesday", "Wednesday"};
   for (int i = 0; i < 7; i++)
     if ((n == 3 && !memcmp(s, wday_names[i], 3)) ||
         (n == strlen(long_names[i]) && !memcmp(s, long_names[i], n)))
@@ -164,8 +163,7 @@ static int parse_fixdate(const char *s, civil *c) { /* Sun, 06 Nov 1994 08:49:37
 static int parse_asctime(const char *s, civil *c) { /* Sun Nov  6 08:49:37 1994 */
   return !wday_ok(s, 3) || !(c->m = month_of(s + 4)) || s[7] != ' ' ||
                  (s[8] == ' ' ? num(s + 9, 1, &c->d) : num(s + 8, 2, &c->d)) || s[10] != ' ' ||
-                 clock_of(s + 11, &c->h, &c->mi, &c->sec) || s[19] != ' ' ||
-                 num(s + 20, 4, &c->y)
+                 clock_of(s + 11, &c->h, &c->mi, &c->sec) || s[19] != ' ' || num(s + 20, 4, &c->y)
              ? -1
              : 0;
 }
@@ -187,7 +185,7 @@ int hf_parse_date(const char *s, size_t n, int64_t *t) {
   civil c;
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  int r = n == 29 && s[3] == ',' ? parse_fixdate(s, &c)
+  int r = n == 29 && s[3] == ','   ? parse_fixdate(s, &c)
           : n == 24 && s[3] == ' ' ? parse_asctime(s, &c)
                                    : parse_rfc850(s, n, &c);
   if (r) return -1;
@@ -196,8 +194,7 @@ int hf_parse_date(const char *s, size_t n, int64_t *t) {
   if (c.d < 1 || c.d > mdays[c.m - 1] || (c.m == 2 && c.d == 29 && !leap) || c.h > 23 ||
       c.mi > 59 || c.sec > 60)
     return -1;
-  *t = days_from_civil(c.y, (unsigned)c.m, (unsigned)c.d) * 86400 + c.h * 3600 + c.mi * 60 +
-       c.sec;
+  *t = days_from_civil(c.y, (unsigned)c.m, (unsigned)c.d) * 86400 + c.h * 3600 + c.mi * 60 + c.sec;
   return 0;
 }
 

@@ -101,8 +101,8 @@ static int classify(const char *name, size_t nl, const http_upgrader *upgrade) {
  * framing is ours (and PEP 3333 forbids hop-by-hop headers). An upgrade
  * also drops the ones its own head sets. Returns 0, -1 out of memory, -2
  * malformed. */
-int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
-                          http_app_meta *m, const http_upgrader *upgrade) {
+int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count, http_app_meta *m,
+                          const http_upgrader *upgrade) {
   memset(m, 0, sizeof *m);
   /* the pair count must match the separators: see http_respond */
   size_t seps = 0;
@@ -125,8 +125,7 @@ int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
       m->has_cl = 1;
       m->cl = cl;
       break; /* copied */
-    case AH_DROP:
-      continue;
+    case AH_DROP: continue;
     case AH_XSEND:
       m->xsend = val;
       m->xsend_len = vl;
@@ -134,15 +133,10 @@ int http_resp_app_headers(sbuf *o, const char *hd, size_t hlen, size_t count,
     case AH_CONNECTION:
       if (value_has_token(val, vl, "close")) m->close = 1;
       continue;
-    case AH_DATE:
-      m->has_date = 1;
-      break;
-    case AH_SERVER:
-      m->has_server = 1;
-      break;
+    case AH_DATE: m->has_date = 1; break;
+    case AH_SERVER: m->has_server = 1; break;
     }
-    if (sb_put(o, name, nl) || sb_put(o, ": ", 2) || sb_put(o, val, vl) ||
-        sb_put(o, "\r\n", 2))
+    if (sb_put(o, name, nl) || sb_put(o, ": ", 2) || sb_put(o, val, vl) || sb_put(o, "\r\n", 2))
       return -1;
   }
   return 0;
@@ -181,9 +175,9 @@ typedef struct {
   size_t slen;
   const char *headers; /* "name\0value\0..." */
   size_t hlen, count;
-  size_t blen;         /* the body given with the head */
-  int finish;          /* ... and it is the whole body */
-  int honour_xsend;    /* act on X-Sendfile (not for the 404 that replaces it) */
+  size_t blen;      /* the body given with the head */
+  int finish;       /* ... and it is the whole body */
+  int honour_xsend; /* act on X-Sendfile (not for the 404 that replaces it) */
 } head_args;
 
 /* The file an X-Sendfile head promised (fd -1: none). */
@@ -253,8 +247,7 @@ static int build_head(http_conn *h, sbuf *o, const head_args *a, head_file *f) {
   int code = status_code(a->status, a->slen);
   if (code < 0) return -2;
   o->len = 0;
-  if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, a->status, a->slen) || sb_put(o, "\r\n", 2))
-    return -1;
+  if (sb_put(o, "HTTP/1.1 ", 9) || sb_put(o, a->status, a->slen) || sb_put(o, "\r\n", 2)) return -1;
   http_app_meta m;
   int r = http_resp_app_headers(o, a->headers, a->hlen, a->count, &m, NULL);
   if (r) return r;
@@ -263,8 +256,10 @@ static int build_head(http_conn *h, sbuf *o, const head_args *a, head_file *f) {
   h->resp.left = m.cl;
   if (m.close) h->resp.close_after = true;
   h->resp.discard = h->req.is_head || bodyless;
-  if (m.xsend && a->honour_xsend && !bodyless) r = head_xsend(h, o, &m, f);
-  else if (!m.has_cl && !bodyless) r = head_framing(h, o, a);
+  if (m.xsend && a->honour_xsend && !bodyless)
+    r = head_xsend(h, o, &m, f);
+  else if (!m.has_cl && !bodyless)
+    r = head_framing(h, o, a);
   if (r) return r;
   int keep = h->req.keep_alive && !h->resp.close_after && !h->peer_gone && !rx_stopping();
   if (!keep) {
@@ -385,8 +380,8 @@ static int complete(http_conn *h) {
     h->body_rd = 0;
     rx_broadcast(); /* a reader on another thread: the body is over */
   }
-  int keep = h->req.keep_alive && !rs->close_after && !h->peer_gone && !rx_stopping() &&
-             !rx_peer_gone(c);
+  int keep =
+      h->req.keep_alive && !rs->close_after && !h->peer_gone && !rx_stopping() && !rx_peer_gone(c);
   http_resp_to(h, RESP_DONE);
   rs->drain_armed = false;
   if (!keep) {
@@ -413,8 +408,8 @@ static int complete(http_conn *h) {
 /* The head (and first body bytes) of a response whose head was built:
  * sent, with the X-Sendfile file after it. `drop_rest`: the body that
  * follows is dropped (the 404 that replaced a missing X-Sendfile file). */
-static int send_head(http_conn *h, const char *body, size_t blen, const head_file *f,
-                     int finish, int drop_rest) {
+static int send_head(http_conn *h, const char *body, size_t blen, const head_file *f, int finish,
+                     int drop_rest) {
   http_resp_to(h, RESP_HEAD_SENT);
   /* More pipelined requests wait behind this one: hold the answer for the
    * end of the loop turn so theirs join it in one write. (The cork taken
@@ -423,15 +418,16 @@ static int send_head(http_conn *h, const char *body, size_t blen, const head_fil
   if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(h->c);
   int r = emit(h, head_buf.p, head_buf.len, body, blen);
   if (drop_rest) h->resp.discard = true;
-  if (f->fd >= 0 && r == 0) r = rx_write_file(h->c, f->fd, 0, f->len); /* owns fd */
-  else if (f->fd >= 0) close(f->fd);
+  if (f->fd >= 0 && r == 0)
+    r = rx_write_file(h->c, f->fd, 0, f->len); /* owns fd */
+  else if (f->fd >= 0)
+    close(f->fd);
   if (r == 0 && finish) r = complete(h);
   return r;
 }
 
-int http_respond(uint64_t conn, const char *status, size_t slen,
-                 const char *headers, size_t hlen, size_t count,
-                 const char *body, size_t blen, int finish) {
+int http_respond(uint64_t conn, const char *status, size_t slen, const char *headers, size_t hlen,
+                 size_t count, const char *body, size_t blen, int finish) {
   rx_lock();
   http_conn *h = http_conn_app(conn);
   int r = -1;

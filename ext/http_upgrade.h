@@ -58,8 +58,7 @@ typedef struct http_upgrader {
                http_upgrade_state *state, http_upgrade_answer *ans);
   /* May the application's headers ("name\0value\0..." holding `count`
    * pairs) go out with this upgrade? 0 yes, -1 no. NULL: any. */
-  int (*app_headers)(const http_upgrade_state *state, const char *hd, size_t hlen,
-                     size_t count);
+  int (*app_headers)(const http_upgrade_state *state, const char *hd, size_t hlen, size_t count);
   /* The switching head's own lines (status line first, each ending CRLF,
    * no blank line) into out[0..HTTP_UPGRADE_HEAD_MAX). Returns the length,
    * or -1. */

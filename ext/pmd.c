@@ -98,12 +98,12 @@ static int window_bits(const char *v, size_t n) {
 typedef struct {
   int valid;
   int server_no_ctx, client_no_ctx;
-  int server_bits;  /* 0: not named */
-  int client_bits;  /* 0: not named, -1: named without a value */
+  int server_bits; /* 0: not named */
+  int client_bits; /* 0: not named, -1: named without a value */
 } offer;
 
-static void offer_param(offer *o, const char *name, size_t nl, int has_value,
-                        const char *v, size_t vn) {
+static void offer_param(offer *o, const char *name, size_t nl, int has_value, const char *v,
+                        size_t vn) {
   if (same_ci(name, nl, "server_no_context_takeover")) {
     if (has_value || o->server_no_ctx) o->valid = 0;
     o->server_no_ctx = 1;
@@ -146,8 +146,7 @@ static int accept_offer(const offer *o, const pmd_config *cfg, pmd_params *p) {
      * asked for 8 itself (zlib cannot compress with an 8-bit window, so
      * a client may well fail on being told 8); when not even 9 fits, the
      * client resets its context instead and keeps its window */
-    if (!p->client_no_ctx && kept_cost(cb < 9 ? 9 : cb) > cfg->mem &&
-        kept_cost(9) <= cfg->mem)
+    if (!p->client_no_ctx && kept_cost(cb < 9 ? 9 : cb) > cfg->mem && kept_cost(9) <= cfg->mem)
       while (cb > 9 && kept_cost(cb) > cfg->mem) cb--;
     p->client_bits = (uint8_t)cb;
   } else {
@@ -158,8 +157,8 @@ static int accept_offer(const offer *o, const pmd_config *cfg, pmd_params *p) {
   return 1;
 }
 
-int pmd_negotiate(const char *const *values, const size_t *lens, size_t n,
-                  const pmd_config *cfg, pmd_params *out) {
+int pmd_negotiate(const char *const *values, const size_t *lens, size_t n, const pmd_config *cfg,
+                  pmd_params *out) {
   pmd_params chosen;
   int found = 0;
   memset(out, 0, sizeof *out);
@@ -262,9 +261,7 @@ static void z_free(voidpf opaque, voidpf addr) {
 
 long pmd_zlib_bytes(void) { return __atomic_load_n(&zbytes, __ATOMIC_RELAXED); }
 long pmd_inflaters_alive(void) { return __atomic_load_n(&inflaters, __ATOMIC_RELAXED); }
-unsigned long long pmd_deflate_calls(void) {
-  return __atomic_load_n(&deflates, __ATOMIC_RELAXED);
-}
+unsigned long long pmd_deflate_calls(void) { return __atomic_load_n(&deflates, __ATOMIC_RELAXED); }
 
 /* ------------------------------------------------------------------------
  * Decompression */
@@ -322,8 +319,10 @@ void pmd_inflate_end(pmd_inflater *z, pmd_inflater **keep, int abandoned) {
     }
     return;
   }
-  if (npool < POOL_MAX && inflateReset(&z->zs) == Z_OK) pool[npool++] = z;
-  else pmd_inflater_free(z);
+  if (npool < POOL_MAX && inflateReset(&z->zs) == Z_OK)
+    pool[npool++] = z;
+  else
+    pmd_inflater_free(z);
 }
 
 #define OUT_CHUNK 16384
@@ -340,9 +339,8 @@ static int restart(pmd_inflater *z) {
   return 0;
 }
 
-int pmd_inflate(pmd_inflater *z, const uint8_t *in, size_t n, int last,
-                uint64_t room, int (*emit)(void *, const uint8_t *, size_t),
-                void *ctx) {
+int pmd_inflate(pmd_inflater *z, const uint8_t *in, size_t n, int last, uint64_t room,
+                int (*emit)(void *, const uint8_t *, size_t), void *ctx) {
   static uint8_t out[OUT_CHUNK]; /* one, under the big lock */
   static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
   const uint8_t *src = in;
@@ -401,8 +399,8 @@ static size_t fcap;
  * worth its cost there. */
 #define PMD_LEVEL 6
 
-int pmd_deflate_frame(int bits, int opcode, const void *data, size_t len,
-                      const uint8_t **frame, size_t *frame_len) {
+int pmd_deflate_frame(int bits, int opcode, const void *data, size_t len, const uint8_t **frame,
+                      size_t *frame_len) {
   if (bits < 8) bits = 8;
   if (bits > 15) bits = 15;
   if (len > (1u << 30)) return 1; /* uInt counts; such a message goes plain */
@@ -415,8 +413,8 @@ int pmd_deflate_frame(int bits, int opcode, const void *data, size_t len,
     /* zlib refuses a raw 8-bit window; 9 is safe for a peer that has 8:
      * zlib never emits a distance over window - 262 bytes (its MAX_DIST),
      * 250 for a 9-bit window, inside the peer's 256. */
-    if (deflateInit2(z, PMD_LEVEL, Z_DEFLATED, -(bits < 9 ? 9 : bits), 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(z, PMD_LEVEL, Z_DEFLATED, -(bits < 9 ? 9 : bits), 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK) {
       free(z);
       return -1;
     }

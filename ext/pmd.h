@@ -45,11 +45,11 @@ typedef struct pmd_config {
 /* What was agreed for one connection. on == 0: no compression. */
 typedef struct pmd_params {
   uint8_t on;
-  uint8_t server_bits;    /* our compressor's window (8..15) */
-  uint8_t client_bits;    /* the client's compressor's window (8..15) */
-  uint8_t client_no_ctx;  /* the client resets its context every message */
-  uint8_t say_server_bits;/* the offer named server_max_window_bits */
-  uint8_t say_client_bits;/* the offer named client_max_window_bits */
+  uint8_t server_bits;     /* our compressor's window (8..15) */
+  uint8_t client_bits;     /* the client's compressor's window (8..15) */
+  uint8_t client_no_ctx;   /* the client resets its context every message */
+  uint8_t say_server_bits; /* the offer named server_max_window_bits */
+  uint8_t say_client_bits; /* the offer named client_max_window_bits */
 } pmd_params;
 
 /* Choose from the offers in `n` Sec-WebSocket-Extensions field values
@@ -58,8 +58,8 @@ typedef struct pmd_params {
  * extensions, are declined by leaving them out. A malformed field value
  * makes the whole header declined (no extension), never an error: the
  * handshake goes on uncompressed. Returns 1 with *out filled, or 0. */
-int pmd_negotiate(const char *const *values, const size_t *lens, size_t n,
-                  const pmd_config *cfg, pmd_params *out);
+int pmd_negotiate(const char *const *values, const size_t *lens, size_t n, const pmd_config *cfg,
+                  pmd_params *out);
 
 /* The response's Sec-WebSocket-Extensions value for `p` (p->on set), NUL
  * terminated; returns its length (at most 128: every parameter named). */
@@ -81,9 +81,8 @@ pmd_inflater *pmd_inflate_begin(const pmd_params *p, pmd_inflater **keep);
  * in all before this returns -1009. Returns 0, -1009 (output over room),
  * -1007 (not valid deflate data), -1011 (out of memory), or emit's
  * nonzero return. */
-int pmd_inflate(pmd_inflater *z, const uint8_t *in, size_t n, int last,
-                uint64_t room, int (*emit)(void *, const uint8_t *, size_t),
-                void *ctx);
+int pmd_inflate(pmd_inflater *z, const uint8_t *in, size_t n, int last, uint64_t room,
+                int (*emit)(void *, const uint8_t *, size_t), void *ctx);
 
 /* The message is over (or abandoned): a pooled inflater goes back to the
  * pool; a kept one stays (abandoned: it is dropped, its context being
@@ -100,8 +99,8 @@ void pmd_inflater_free(pmd_inflater *z);
  * that stays valid until the next call: *frame, *frame_len. Returns 0, 1
  * when compressing would not make the frame smaller (send it plain), -1
  * out of memory. */
-int pmd_deflate_frame(int bits, int opcode, const void *data, size_t len,
-                      const uint8_t **frame, size_t *frame_len);
+int pmd_deflate_frame(int bits, int opcode, const void *data, size_t len, const uint8_t **frame,
+                      size_t *frame_len);
 
 /* Counters for tests and stats (lock held or not: a stale value is fine):
  * messages compressed; inflaters alive (kept by connections, borrowed, or

@@ -133,8 +133,7 @@ static void strip_port(const char **s, size_t *n) {
     *n = (size_t)(colon - p); /* exactly one colon: IPv4 with a port */
 }
 
-int px_client(const px_trust *t, const char *v, size_t len, const char **out,
-              size_t *outlen) {
+int px_client(const px_trust *t, const char *v, size_t len, const char **out, size_t *outlen) {
   if (!t) return 0;
   size_t end = len;
   int found = 0;
@@ -185,8 +184,7 @@ typedef struct fwd_el {
 } fwd_el;
 
 static int is_tchar(unsigned char ch) {
-  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-    return 1;
+  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) return 1;
   return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
@@ -277,8 +275,9 @@ static void fwd_element(const char *v, size_t len, size_t *i, fwd_el *el) {
         el->for_n = val_n;
       }
     } else if (name_n == 5 && !strncasecmp(v + name, "proto", 5)) {
-      el->proto = val_n == 5 && !strncasecmp(val, "https", 5) ? "https"
-                  : val_n == 4 && !strncasecmp(val, "http", 4) ? "http" : NULL;
+      el->proto = val_n == 5 && !strncasecmp(val, "https", 5)  ? "https"
+                  : val_n == 4 && !strncasecmp(val, "http", 4) ? "http"
+                                                               : NULL;
     }
     skip_ows(v, len, i);
     if (*i < len && v[*i] == ';') {
@@ -296,15 +295,17 @@ bad:
   /* on to the next ',' that is not inside a quoted-string */
   int quoted = 0;
   while (*i < len && (quoted || v[*i] != ',')) {
-    if (v[*i] == '\\' && quoted && *i + 1 < len) (*i)++;
-    else if (v[*i] == '"') quoted = !quoted;
+    if (v[*i] == '\\' && quoted && *i + 1 < len)
+      (*i)++;
+    else if (v[*i] == '"')
+      quoted = !quoted;
     (*i)++;
   }
   if (*i < len) (*i)++;
 }
 
-int px_forwarded(const px_trust *t, const char *v, size_t len, const char **addr,
-                 size_t *alen, const char **scheme) {
+int px_forwarded(const px_trust *t, const char *v, size_t len, const char **addr, size_t *alen,
+                 const char **scheme) {
   if (!t) return 0;
   fwd_el ring[PX_FWD_MAX];
   size_t count = 0;

@@ -37,8 +37,7 @@ int px_trusted(const px_trust *t, const char *addr, size_t len);
  * sets *out and *outlen to a slice of `v` and returns 1, or returns 0 when the
  * header names no usable address (then keep the peer's address). Entries
  * may carry a port ("1.2.3.4:80", "[::1]:80"): it is dropped. */
-int px_client(const px_trust *t, const char *v, size_t len, const char **out,
-              size_t *outlen);
+int px_client(const px_trust *t, const char *v, size_t len, const char **out, size_t *outlen);
 
 /* The scheme from an X-Forwarded-Proto value: its right-most entry (added
  * by the proxy nearest to us), when it is "http" or "https" in any case.
@@ -53,7 +52,7 @@ const char *px_scheme(const char *v, size_t len);
  * Obfuscated identifiers ("unknown", "_hidden") and malformed elements stop
  * the walk like garbage in X-Forwarded-For. Only the last 64 elements are
  * looked at (a longer chain of our own proxies is not a thing). */
-int px_forwarded(const px_trust *t, const char *v, size_t len, const char **addr,
-                 size_t *alen, const char **scheme);
+int px_forwarded(const px_trust *t, const char *v, size_t len, const char **addr, size_t *alen,
+                 const char **scheme);
 
 #endif

@@ -51,10 +51,10 @@ static struct {
   ps_chan **buckets;
   size_t nbuckets, nchans, nsubs;
   ps_chan *patterns;
-  ps_sub *global; /* the application's own subscriptions */
+  ps_sub *global;   /* the application's own subscriptions */
   dsp_actor *actor; /* global callbacks and channel notices, in order */
   uint64_t seed;
-  ps_id last;       /* the newest id stamped or delivered here */
+  ps_id last; /* the newest id stamped or delivered here */
 } ps;
 
 /* Ends the turn's run of held-back publishes (below), delivering it. */
@@ -131,8 +131,7 @@ static int table_init(void) {
 
 static ps_chan *chan_find(const char *name, size_t len, int pattern, uint64_t h) {
   for (ps_chan *c = ps.buckets[h & (ps.nbuckets - 1)]; c; c = c->hnext)
-    if (c->hash == h && c->len == len && c->pattern == pattern &&
-        !memcmp(c->name, name, len))
+    if (c->hash == h && c->len == len && c->pattern == pattern && !memcmp(c->name, name, len))
       return c;
   return NULL;
 }
@@ -193,8 +192,10 @@ static void chan_free(ps_chan *c) {
   while (*pp != c) pp = &(*pp)->hnext;
   *pp = c->hnext;
   if (c->pattern) {
-    if (c->pprev) c->pprev->pnext = c->pnext;
-    else ps.patterns = c->pnext;
+    if (c->pprev)
+      c->pprev->pnext = c->pnext;
+    else
+      ps.patterns = c->pnext;
     if (c->pnext) c->pnext->pprev = c->pprev;
   }
   ps.nchans--;
@@ -206,11 +207,15 @@ static void chan_free(ps_chan *c) {
 
 static void sub_remove(ps_sub *s) {
   ps_chan *c = s->ch;
-  if (s->prev) s->prev->next = s->next;
-  else c->subs = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    c->subs = s->next;
   if (s->next) s->next->prev = s->prev;
-  if (s->own_prev) s->own_prev->own_next = s->own_next;
-  else *s->own_head = s->own_next;
+  if (s->own_prev)
+    s->own_prev->own_next = s->own_next;
+  else
+    *s->own_head = s->own_next;
   if (s->own_next) s->own_next->own_prev = s->own_prev;
   ps.nsubs--;
   c->ncb -= s->callback != 0;
@@ -221,8 +226,7 @@ static void sub_remove(ps_sub *s) {
 /* The owner's subscription to exactly this channel/pattern, if any. */
 static ps_sub *owned(ps_sub *head, const char *name, size_t len, int pattern) {
   for (ps_sub *s = head; s; s = s->own_next)
-    if (s->ch->pattern == pattern && s->ch->len == len && !memcmp(s->ch->name, name, len))
-      return s;
+    if (s->ch->pattern == pattern && s->ch->len == len && !memcmp(s->ch->name, name, len)) return s;
   return NULL;
 }
 
@@ -242,8 +246,8 @@ static int owner_of(uint64_t conn, ps_sub ***head, dsp_actor **actor) {
 
 int ps_exists(const char *name, size_t len, int pattern) {
   rx_lock();
-  int r = ps.buckets && chan_find(name, len, pattern != 0,
-                                  hash_name(name, len, pattern != 0)) != NULL;
+  int r =
+      ps.buckets && chan_find(name, len, pattern != 0, hash_name(name, len, pattern != 0)) != NULL;
   rx_unlock();
   return r;
 }
@@ -276,15 +280,15 @@ void ps_drop_conn(up_conn *u) {
  * form is made once, on first need, by the recipient's protocol (up_ops),
  * and shared through the form slots of `w`. */
 typedef struct {
-  ps_delivery w;     /* what the protocols see */
+  ps_delivery w; /* what the protocols see */
   const char *ch;
   size_t clen;
-  ps_msg *pm;        /* callbacks' shared copy, made on first need */
+  ps_msg *pm; /* callbacks' shared copy, made on first need */
   long reached;
 } delivery;
 
-static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg,
-                          size_t mlen, int text, ps_id id) {
+static void delivery_init(delivery *d, const char *ch, size_t clen, const char *msg, size_t mlen,
+                          int text, ps_id id) {
   /* field by field: the form slots are only valid below w.nforms, and
    * zeroing all of them would cost every publish half a kilobyte */
   d->w.msg = msg;
@@ -335,8 +339,10 @@ static void deliver(delivery *d, ps_sub *s) {
       actor = u->actor;
     }
     msg_retain(d->pm);
-    if (dsp_post(actor, DSP_PUBSUB, s->conn, d->pm, s->callback)) ps_msg_release(d->pm);
-    else d->reached++;
+    if (dsp_post(actor, DSP_PUBSUB, s->conn, d->pm, s->callback))
+      ps_msg_release(d->pm);
+    else
+      d->reached++;
     return;
   }
   rx_conn *c;
@@ -378,9 +384,9 @@ static struct {
   ps_chan *ch;
   delivery *d; /* the messages, in publish order; each owns a copy (d->pm) */
   size_t n, cap, bytes;
-  rx_buf **forms;              /* one subscriber's k buffers: RUN_MAX */
-  rx_buf **keys[RUN_FORMS];    /* a form's k buffers ... */
-  rx_buf *cat[RUN_FORMS];      /* ... and the same bytes in one buffer */
+  rx_buf **forms;           /* one subscriber's k buffers: RUN_MAX */
+  rx_buf **keys[RUN_FORMS]; /* a form's k buffers ... */
+  rx_buf *cat[RUN_FORMS];   /* ... and the same bytes in one buffer */
   int nforms;
 } run;
 
@@ -389,8 +395,7 @@ static rx_buf *cat_of(rx_buf **f, size_t k) {
   for (int j = 0; j < run.nforms; j++)
     if (!memcmp(run.keys[j], f, k * sizeof *f)) return run.cat[j];
   if (run.nforms == RUN_FORMS) return NULL; /* rare: the caller writes them one by one */
-  if (!run.keys[run.nforms] && !(run.keys[run.nforms] = malloc(RUN_MAX * sizeof *f)))
-    return NULL;
+  if (!run.keys[run.nforms] && !(run.keys[run.nforms] = malloc(RUN_MAX * sizeof *f))) return NULL;
   size_t total = 0;
   for (size_t i = 0; i < k; i++) total += f[i]->len;
   rx_buf *b = rx_buf_new(NULL, total);
@@ -412,7 +417,8 @@ static void run_deliver(ps_sub *s, size_t k, int cork) {
   rx_buf *cat = NULL;
   if (k > 1 && u->ops->joinable) {
     size_t i = 0;
-    for (; i < k && (run.forms[i] = u->ops->frame(c, &run.d[i].w, s->as)); i++) {}
+    for (; i < k && (run.forms[i] = u->ops->frame(c, &run.d[i].w, s->as)); i++) {
+    }
     if (i == k) cat = cat_of(run.forms, k);
   }
   if (cat) {
@@ -448,10 +454,9 @@ static void run_released(rx_conn *writing) { run_flush(writing != NULL); }
 /* Hold a publish to channel c back in the run. Returns the subscriptions
  * it reaches (callbacks now, direct ones counted: they are written when
  * the run ends), or -1 when it could not be held (deliver it at once). */
-static long run_add(ps_chan *c, const char *ch, size_t clen, const char *msg,
-                    size_t mlen, int text, ps_id id) {
-  if (run.n && (run.ch != c || run.n == RUN_MAX || run.bytes + mlen > RUN_BYTES))
-    run_flush(1);
+static long run_add(ps_chan *c, const char *ch, size_t clen, const char *msg, size_t mlen, int text,
+                    ps_id id) {
+  if (run.n && (run.ch != c || run.n == RUN_MAX || run.bytes + mlen > RUN_BYTES)) run_flush(1);
   if (run.n == run.cap) {
     size_t cap = run.cap ? run.cap * 2 : 16;
     delivery *d = realloc(run.d, cap * sizeof *d);
@@ -483,8 +488,8 @@ static int pattern_matches(const char *channel, size_t clen) {
   return 0;
 }
 
-long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
-                size_t clen, const char *msg, size_t mlen, int text) {
+long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel, size_t clen,
+                const char *msg, size_t mlen, int text) {
   delivery d;
   delivery_init(&d, channel, clen, msg, mlen, text, (ps_id){0, 0});
   rx_lock();
@@ -498,29 +503,27 @@ long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
   return d.reached;
 }
 
-long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
-                int text) {
+long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
   rx_lock();
   long n = ps_publish_locked(channel, clen, msg, mlen, text);
   rx_unlock();
   return n;
 }
 
-long ps_publish_locked(const char *channel, size_t clen, const char *msg,
-                       size_t mlen, int text) {
+long ps_publish_locked(const char *channel, size_t clen, const char *msg, size_t mlen, int text) {
   return ps_publish_id_locked(channel, clen, msg, mlen, text, ps_stamp_locked());
 }
 
-long ps_publish_id(const char *channel, size_t clen, const char *msg,
-                   size_t mlen, int text, ps_id id) {
+long ps_publish_id(const char *channel, size_t clen, const char *msg, size_t mlen, int text,
+                   ps_id id) {
   rx_lock();
   long n = ps_publish_id_locked(channel, clen, msg, mlen, text, id);
   rx_unlock();
   return n;
 }
 
-long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
-                          size_t mlen, int text, ps_id id) {
+long ps_publish_id_locked(const char *channel, size_t clen, const char *msg, size_t mlen, int text,
+                          ps_id id) {
   /* this process's own stamps stay above every id delivered here */
   if (ps_id_cmp(id, ps.last) > 0) ps.last = id;
   if (hist_enabled() && !ps_id_none(id)) hist_add(channel, clen, id, msg, mlen, text != 0);
@@ -592,13 +595,12 @@ size_t ps_history_channels(void) {
 
 /* --- subscribing (a resume replays first) ------------------------------------- */
 
-int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
-                 uint64_t callback) {
+int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern, uint64_t callback) {
   return ps_subscribe_as(conn, name, len, pattern, callback, PS_AS_PUBLISHED, NULL, NULL);
 }
 
-int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
-                    uint64_t callback, int as, const ps_id *since, ps_resume *out) {
+int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern, uint64_t callback,
+                    int as, const ps_id *since, ps_resume *out) {
   if (out) *out = (ps_resume){0, 0};
   if (!conn && !callback) return -2;
   if (since && pattern) return -3;

@@ -62,14 +62,14 @@ typedef struct up_conn up_conn;
 /* A published message as callbacks see it. Reference counted: release it
  * with ps_msg_release once read. */
 typedef struct ps_msg {
-  int refs;            /* private (atomic) */
-  int text;            /* published as str (1) or bytes (0) */
-  int pattern;         /* for DSP_PS_CHANNEL */
+  int refs;    /* private (atomic) */
+  int text;    /* published as str (1) or bytes (0) */
+  int pattern; /* for DSP_PS_CHANNEL */
   size_t channel_len;
   size_t len;
-  char *channel;       /* points into data */
-  char *message;       /* points into data */
-  ps_id id;            /* {0, 0}: none (ps_deliver) */
+  char *channel; /* points into data */
+  char *message; /* points into data */
+  ps_id id;      /* {0, 0}: none (ps_deliver) */
   char data[];
 } ps_msg;
 
@@ -93,10 +93,10 @@ typedef struct ps_form {
 typedef struct ps_delivery {
   const char *msg;
   size_t len;
-  int text;  /* published as str (1) or bytes (0) */
-  int utf8;  /* -1: not checked yet, else whether msg is UTF-8 (a protocol
+  int text; /* published as str (1) or bytes (0) */
+  int utf8; /* -1: not checked yet, else whether msg is UTF-8 (a protocol
                 that needs to know checks once and stores it here) */
-  ps_id id;  /* {0, 0}: none */
+  ps_id id; /* {0, 0}: none */
   unsigned nforms;
   ps_form forms[PS_FORMS_MAX];
 } ps_delivery;
@@ -106,8 +106,7 @@ typedef struct ps_delivery {
  * are taken (that subscriber is then not reached). Lock held. Inline: it
  * runs once per recipient, and the slot is nearly always the first. */
 struct rx_buf **ps_form_add(ps_delivery *d, const void *owner, unsigned variant);
-static inline struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner,
-                                           unsigned variant) {
+static inline struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner, unsigned variant) {
   for (unsigned i = 0; i < d->nforms; i++)
     if (d->forms[i].owner == owner && d->forms[i].variant == variant) return &d->forms[i].buf;
   return ps_form_add(d, owner, variant);
@@ -120,8 +119,7 @@ static inline struct rx_buf **ps_form_slot(ps_delivery *d, const void *owner,
  * Returns 1 when this created the channel (its first subscription), 0 when
  * it joined or replaced one, -1 when the connection is gone or not
  * upgraded, -2 when a global subscription has no callback. */
-int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern,
-                 uint64_t callback);
+int ps_subscribe(uint64_t conn, const char *name, size_t len, int pattern, uint64_t callback);
 /* How a direct subscription frames messages (handed to up_ops.frame; a
  * WebSocket's meaning): as published (str as text, bytes as binary),
  * always text (bytes that are not valid UTF-8 still go as binary: a text
@@ -142,8 +140,8 @@ typedef struct ps_resume {
  * then the live ones; both under the big lock, so none falls between or
  * comes twice. `since` needs a channel (not a pattern: -3). `out` (may be
  * NULL) gets what the resume found. */
-int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern,
-                    uint64_t callback, int as, const ps_id *since, ps_resume *out);
+int ps_subscribe_as(uint64_t conn, const char *name, size_t len, int pattern, uint64_t callback,
+                    int as, const ps_id *since, ps_resume *out);
 
 /* History (history.h): keep the last `per_channel` messages (0: off) of at
  * most `max_channels` channels in at most `max_bytes`. Call before serving
@@ -167,12 +165,11 @@ int64_t ps_unsubscribe(uint64_t conn, const char *name, size_t len, int pattern)
  * name: the channel itself (pattern 0) or one pattern. An engine that,
  * like Redis, reports a message once per matching subscription uses this,
  * so nobody receives it twice. Returns the number reached. */
-long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel,
-                size_t clen, const char *msg, size_t mlen, int text);
+long ps_deliver(const char *sub, size_t slen, int pattern, const char *channel, size_t clen,
+                const char *msg, size_t mlen, int text);
 
 /* The same, for a caller that holds the lock (the cluster relay). */
-long ps_publish_locked(const char *channel, size_t clen, const char *msg,
-                       size_t mlen, int text);
+long ps_publish_locked(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
 
 /* Message ids (psid.h) are in Redis stream id form "ms-seq": unique and
  * ordered per channel across the deployment. The sequencer is the Redis
@@ -184,11 +181,11 @@ long ps_publish_locked(const char *channel, size_t clen, const char *msg,
 /* Deliver to every matching subscription in this process, carrying `id`
  * (SSE events get it as `id:`; history keeps it). The sequencer's and the
  * engines' way in. */
-long ps_publish_id(const char *channel, size_t clen, const char *msg,
-                   size_t mlen, int text, ps_id id);
+long ps_publish_id(const char *channel, size_t clen, const char *msg, size_t mlen, int text,
+                   ps_id id);
 /* The same, lock held (the cluster relay, engines living in the loop). */
-long ps_publish_id_locked(const char *channel, size_t clen, const char *msg,
-                          size_t mlen, int text, ps_id id);
+long ps_publish_id_locked(const char *channel, size_t clen, const char *msg, size_t mlen, int text,
+                          ps_id id);
 
 /* Nonzero while the channel (or pattern) has subscriptions. */
 int ps_exists(const char *name, size_t len, int pattern);
@@ -197,8 +194,7 @@ int ps_exists(const char *name, size_t len, int pattern);
  * WebSocket frame type. Returns the number of subscriptions reached (a
  * publish held in a run counts its direct subscriptions then: they are
  * written when the run ends). */
-long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen,
-                int text);
+long ps_publish(const char *channel, size_t clen, const char *msg, size_t mlen, int text);
 
 /* Drop every subscription of a closing connection (lock held). The layer
  * above forgets the matching callbacks when it handles DSP_CLOSE. */

@@ -54,12 +54,12 @@ typedef struct raw_conn {
   rx_conn *c;
   http_settings own; /* a client connection's settings (up.set points here) */
   int state;
-  size_t inflight;   /* bytes posted to the application, not yet done */
-  uint32_t idle_ms;  /* the idle limit once open */
-  uint64_t token;    /* DSP_RAW_BIND's arg */
+  size_t inflight;  /* bytes posted to the application, not yet done */
+  uint32_t idle_ms; /* the idle limit once open */
+  uint64_t token;   /* DSP_RAW_BIND's arg */
   unsigned in_paused : 1, out_paused : 1, tls : 1;
-  raw_ws *ws; /* a WebSocket client, or NULL: raw bytes */
-  char reason[160];  /* why it ended, for DSP_RAW_CLOSE ("" until known) */
+  raw_ws *ws;       /* a WebSocket client, or NULL: raw bytes */
+  char reason[160]; /* why it ended, for DSP_RAW_CLOSE ("" until known) */
 } raw_conn;
 
 static const rx_proto raw_proto;
@@ -192,8 +192,7 @@ static void ws_input(raw_conn *r, const uint8_t *p, size_t n) {
       if (!ws->close_sent && up_room(c, &r->up, ev.len + WS_HEAD_MAX) == 0)
         ws_frame(r, WS_OP_PONG, ev.data, ev.len);
       break;
-    case WSC_PONG:
-      break; /* arriving was the point (ping_out is reset by any input) */
+    case WSC_PONG: break; /* arriving was the point (ping_out is reset by any input) */
     case WSC_CLOSE:
       if (!ws->close_sent) {
         char code[48];
@@ -234,9 +233,12 @@ static void input_over(raw_conn *r) {
   rx_conn *c = r->c;
   if (r->state == RAW_CONNECTING) { /* the TLS or WebSocket handshake did not finish */
     const char *v = r->tls ? tls_verify_error(c) : NULL;
-    if (v) why(r, "tls: certificate verify failed: %s", v);
-    else if (r->tls && !tls_handshake_done(c)) why(r, "tls: handshake failed%s", NULL);
-    else why(r, "handshake: the server closed the connection%s", NULL);
+    if (v)
+      why(r, "tls: certificate verify failed: %s", v);
+    else if (r->tls && !tls_handshake_done(c))
+      why(r, "tls: handshake failed%s", NULL);
+    else
+      why(r, "handshake: the server closed the connection%s", NULL);
     rx_close_now(c);
     return;
   }
@@ -309,8 +311,10 @@ static void on_timeout(rx_conn *c) {
 static void on_shutdown(rx_conn *c) {
   raw_conn *r = c->udata;
   why(r, "server stopping%s", NULL);
-  if (r->state == RAW_CONNECTING) rx_close_now(c);
-  else dsp_post(r->up.actor, DSP_SHUTDOWN, c->id, NULL, 0); /* then up_close */
+  if (r->state == RAW_CONNECTING)
+    rx_close_now(c);
+  else
+    dsp_post(r->up.actor, DSP_SHUTDOWN, c->id, NULL, 0); /* then up_close */
 }
 
 static void on_drained(rx_conn *c) {
@@ -326,9 +330,10 @@ static void on_drained(rx_conn *c) {
 static void on_close(rx_conn *c) {
   raw_conn *r = c->udata;
   ps_drop_conn(&r->up); /* subscriptions end with the connection */
-  why(r, r->state == RAW_CONNECTING ? "closed before connecting%s"
-         : rx_peer_gone(c)          ? "peer closed%s" /* a reset while we wrote */
-                                    : "closed%s",
+  why(r,
+      r->state == RAW_CONNECTING ? "closed before connecting%s"
+      : rx_peer_gone(c)          ? "peer closed%s" /* a reset while we wrote */
+                                 : "closed%s",
       NULL);
   if (r->ws) {
     wsc_reader_free(&r->ws->rd);
@@ -505,17 +510,18 @@ int raw_send(uint64_t conn, const void *data, size_t len, int text) {
   int rc = -1;
   if (u && u->ops == &raw_ops && !u->closing && !rx_closed(c)) {
     raw_conn *r = (raw_conn *)u;
-    if (up_room(c, u, len)) why(r, "output over max_pending (peer not reading)%s", NULL);
-    else if (r->ws) rc = ws_frame(r, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
-    else rc = len ? rx_write(c, data, len) : 0;
+    if (up_room(c, u, len))
+      why(r, "output over max_pending (peer not reading)%s", NULL);
+    else if (r->ws)
+      rc = ws_frame(r, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
+    else
+      rc = len ? rx_write(c, data, len) : 0;
   }
   rx_unlock();
   return rc;
 }
 
-int raw_write(uint64_t conn, const void *data, size_t len) {
-  return raw_send(conn, data, len, 0);
-}
+int raw_write(uint64_t conn, const void *data, size_t len) { return raw_send(conn, data, len, 0); }
 
 /* --- pub/sub fan-out and close (up_ops) ----------------------------------------- */
 
@@ -545,8 +551,10 @@ static int ops_write(rx_conn *c, rx_buf *b, const ps_delivery *d) {
  * the server's; raw bytes close once queued output is sent. */
 static void ops_close(rx_conn *c, unsigned code) {
   raw_conn *r = c->udata;
-  if (r->ws && r->state == RAW_OPEN) ws_send_close_frame(r, code);
-  else rx_close(c);
+  if (r->ws && r->state == RAW_OPEN)
+    ws_send_close_frame(r, code);
+  else
+    rx_close(c);
 }
 
 static const up_ops raw_ops = {

@@ -136,8 +136,7 @@ rx_conn *rx_attach(int fd, const rx_proto *proto, void *udata) {
   c->proto = proto;
   c->udata = udata;
   c->active_ms = rx_now_ms();
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                           .data.fd = fd};
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.fd = fd};
   if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     free(c);
     return NULL;
@@ -212,8 +211,10 @@ void rx_resume(rx_conn *c) {
   if (c->flags & (RX_F_RESUME | RX_F_CLOSED)) return;
   c->flags |= RX_F_RESUME;
   priv(c)->resume_next = NULL;
-  if (rx.resume_tail) priv(rx.resume_tail)->resume_next = c;
-  else rx.resume_head = c;
+  if (rx.resume_tail)
+    priv(rx.resume_tail)->resume_next = c;
+  else
+    rx.resume_head = c;
   rx.resume_tail = c;
   if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
 }
@@ -222,8 +223,10 @@ static void drop_queue(rx_conn *c) {
   rx_seg *s = priv(c)->out_head;
   while (s) {
     rx_seg *next = s->next;
-    if (s->kind == SEG_BUF) rx_buf_release(s->buf);
-    else if (s->kind == SEG_FILE) close(s->fd);
+    if (s->kind == SEG_BUF)
+      rx_buf_release(s->buf);
+    else if (s->kind == SEG_FILE)
+      close(s->fd);
     free(s);
     s = next;
   }
@@ -263,8 +266,10 @@ void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
   if (rx.held) rx_release(c); /* what was held back goes before the close */
   c->flags |= RX_F_CLOSING;
-  if (!priv(c)->out_head && !(c->flags & RX_F_CORK)) doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
-  else if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake();
+  if (!priv(c)->out_head && !(c->flags & RX_F_CORK))
+    doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
+  else if (!in_loop && atomic_load(&rx.sleeping))
+    rx_int_wake();
 }
 
 /* Reading through a transport. A TLS read may have to write first
@@ -334,8 +339,10 @@ static void retire(rx_conn *c, size_t n, int files_too) {
     priv(c)->out_head = t->next;
     if (!priv(c)->out_head) priv(c)->out_tail = NULL;
     c->out_count -= t->writes;
-    if (t->kind == SEG_BUF) rx_buf_release(t->buf);
-    else if (t->kind == SEG_FILE) close(t->fd);
+    if (t->kind == SEG_BUF)
+      rx_buf_release(t->buf);
+    else if (t->kind == SEG_FILE)
+      close(t->fd);
     free(t);
   }
 }
@@ -350,8 +357,8 @@ static void retire(rx_conn *c, size_t n, int files_too) {
  * retire only once written, so the retry after WANT_READ/WANT_WRITE offers
  * the same bytes again, and never fewer: the queue only grows at its tail. */
 
-#define STAGE_SIZE 16384       /* one TLS record of plaintext */
-#define DIRECT_MAX (1u << 20)  /* bytes offered at once from one segment */
+#define STAGE_SIZE 16384      /* one TLS record of plaintext */
+#define DIRECT_MAX (1u << 20) /* bytes offered at once from one segment */
 
 static char stage[STAGE_SIZE]; /* shared: every writer holds the big lock */
 
@@ -469,8 +476,10 @@ static void after_flush(rx_conn *c) {
 
 static void enqueue(rx_conn *c, rx_seg *s) {
   s->next = NULL;
-  if (priv(c)->out_tail) priv(c)->out_tail->next = s;
-  else priv(c)->out_head = s;
+  if (priv(c)->out_tail)
+    priv(c)->out_tail->next = s;
+  else
+    priv(c)->out_head = s;
   priv(c)->out_tail = s;
   c->out_bytes += (size_t)s->len;
   c->out_count++;
@@ -488,8 +497,7 @@ static void enqueue(rx_conn *c, rx_seg *s) {
 
 static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t total) {
   rx_seg *t = priv(c)->out_tail;
-  if (total > SMALL_WRITE || c->tr || !t || t->kind != SEG_MEM ||
-      t->off + t->len + total > t->cap)
+  if (total > SMALL_WRITE || c->tr || !t || t->kind != SEG_MEM || t->off + t->len + total > t->cap)
     return 0;
   char *dst = t->data + t->off + t->len;
   for (int i = 0; i < cnt; i++) {
@@ -503,9 +511,7 @@ static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t tot
   return 1;
 }
 
-static int can_write(rx_conn *c) {
-  return !(c->flags & (RX_F_CLOSED | RX_F_CLOSING));
-}
+static int can_write(rx_conn *c) { return !(c->flags & (RX_F_CLOSED | RX_F_CLOSING)); }
 
 /* Try the socket first when nothing is queued ahead of us: most small
  * replies then cost one syscall and no allocation. What the socket does not
@@ -688,8 +694,7 @@ static void run_resumes(void) {
   while (c) {
     rx_conn *next = priv(c)->resume_next;
     c->flags &= ~RX_F_RESUME;
-    if (!(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
-      c->proto->on_data(c);
+    if (!(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data) c->proto->on_data(c);
     c = next;
   }
 }
@@ -701,8 +706,10 @@ static void sweep(void) {
     if ((c->flags & RX_F_CLOSED) && !(c->flags & RX_F_LINGER)) continue;
     if (rx.now - c->active_ms < c->timeout_ms) continue;
     c->active_ms = rx.now; /* one call per period, even if it declines */
-    if (c->proto && c->proto->on_timeout) c->proto->on_timeout(c);
-    else rx_close_now(c);
+    if (c->proto && c->proto->on_timeout)
+      c->proto->on_timeout(c);
+    else
+      rx_close_now(c);
   }
 }
 
@@ -751,8 +758,7 @@ static void bury(void) {
 static uint32_t tr_events(const rx_conn *c, uint32_t e) {
   if ((c->flags & RX_F_TR_WANT_IN) && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
     e |= EPOLLOUT;
-  if ((c->flags & RX_F_TR_WANT_OUT) && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
-    e |= EPOLLIN;
+  if ((c->flags & RX_F_TR_WANT_OUT) && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))) e |= EPOLLIN;
   return e;
 }
 
@@ -765,8 +771,7 @@ static void turn(int max_wait) {
   if (rx.timers_on) timeout = (int)rxt_wait_ms(rx.now, (uint64_t)timeout);
   if (timeout > max_wait) timeout = max_wait;
   atomic_store(&rx.sleeping, 1);
-  if (rx.resume_head || rxt_tasks_waiting() || (rx.busy_probe && rx.busy_probe()))
-    timeout = 0;
+  if (rx.resume_head || rxt_tasks_waiting() || (rx.busy_probe && rx.busy_probe())) timeout = 0;
   rx_unlock();
   int n = epoll_wait(rx.epfd, evs, 256, timeout);
   rx_lock();
@@ -808,8 +813,8 @@ static void turn(int max_wait) {
     if ((e & EPOLLOUT) && priv(c)->out_head) {
       if (flush(c) == 0) after_flush(c);
     }
-    if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-        !(c->flags & RX_F_CLOSED) && c->proto && c->proto->on_data)
+    if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !(c->flags & RX_F_CLOSED) &&
+        c->proto && c->proto->on_data)
       c->proto->on_data(c);
   }
   run_resumes();

@@ -63,18 +63,18 @@ enum {
   RX_F_LINGER = 1u << 2,  /* on close: half-close, discard input briefly */
   RX_F_RESUME = 1u << 3,  /* on the resume list (on_data will be re-run) */
   RX_F_LISTENER = 1u << 4,
-  RX_F_HUP = 1u << 5,     /* peer hung up or errored */
-  RX_F_CORK = 1u << 6,    /* hold output until the end of the turn */
-  RX_F_IDLE_READ = 1u << 7, /* only input resets the idle clock */
-  RX_F_UPGRADED = 1u << 8,  /* udata begins with an up_conn (upgrade.h) */
+  RX_F_HUP = 1u << 5,         /* peer hung up or errored */
+  RX_F_CORK = 1u << 6,        /* hold output until the end of the turn */
+  RX_F_IDLE_READ = 1u << 7,   /* only input resets the idle clock */
+  RX_F_UPGRADED = 1u << 8,    /* udata begins with an up_conn (upgrade.h) */
   RX_F_TR_WANT_OUT = 1u << 9, /* a transport read waits for output space */
   RX_F_TR_WANT_IN = 1u << 10, /* a transport write waits for input */
-  RX_F_DRAINED = 1u << 11,  /* a short read emptied the socket: skip reads
+  RX_F_DRAINED = 1u << 11,    /* a short read emptied the socket: skip reads
                                until epoll reports input again */
-  RX_F_RDHUP = 1u << 12,    /* epoll saw the peer's FIN or an error: read
+  RX_F_RDHUP = 1u << 12,      /* epoll saw the peer's FIN or an error: read
                                on until read() says so itself */
   RX_F_CONNECTING = 1u << 13, /* rx_connect: on_connect not called yet */
-  RX_F_PLUMBING = 1u << 14, /* the server's own link, not a client */
+  RX_F_PLUMBING = 1u << 14,   /* the server's own link, not a client */
 };
 
 /* A transport between a connection and its socket: TLS (tls.h). Without
@@ -107,25 +107,25 @@ struct rx_conn {
   uint32_t gen;
   uint64_t id;
   const rx_proto *proto;
-  void *udata;             /* the protocol's state */
-  size_t out_bytes;        /* bytes queued, not yet written */
-  uint32_t out_count;      /* writes queued: what `pending` reports */
-  uint64_t sent_total;     /* bytes ever written to the socket (or transport) */
-  uint64_t sent_watch;     /* call proto->on_sent once sent_total reaches
+  void *udata;         /* the protocol's state */
+  size_t out_bytes;    /* bytes queued, not yet written */
+  uint32_t out_count;  /* writes queued: what `pending` reports */
+  uint64_t sent_total; /* bytes ever written to the socket (or transport) */
+  uint64_t sent_watch; /* call proto->on_sent once sent_total reaches
                               this (0: no marker); the protocol sets it to
                               sent_total + out_bytes to learn when what it
                               has queued so far has left */
-  uint32_t flags;          /* private: RX_F_*, through the calls below */
-  uint32_t timeout_ms;     /* idle limit, 0 = none */
-  uint64_t active_ms;      /* last read or write progress */
-  char peer[48];           /* peer address, text */
+  uint32_t flags;      /* private: RX_F_*, through the calls below */
+  uint32_t timeout_ms; /* idle limit, 0 = none */
+  uint64_t active_ms;  /* last read or write progress */
+  char peer[48];       /* peer address, text */
   uint16_t peer_port;
-  const rx_transport *tr;  /* NULL: plain socket I/O */
-  void *tr_state;          /* the transport's state */
+  const rx_transport *tr; /* NULL: plain socket I/O */
+  void *tr_state;         /* the transport's state */
 };
 
 /* --- lifecycle --------------------------------------------------------- */
-int rx_init(void);           /* 0 or -errno; call once before anything */
+int rx_init(void); /* 0 or -errno; call once before anything */
 /* Run the loop in this thread until rx_stop() and every connection is gone
  * (or the grace period has passed). Returns 0. */
 int rx_run(void);
@@ -157,7 +157,7 @@ int rx_after_fork(void);
 void rx_set_grace_ms(uint32_t ms);
 int rx_stopping(void);
 int rx_in_loop_thread(void);
-uint64_t rx_now_ms(void);    /* monotonic milliseconds, cached per turn */
+uint64_t rx_now_ms(void); /* monotonic milliseconds, cached per turn */
 
 void rx_lock(void);
 void rx_unlock(void);
@@ -232,7 +232,7 @@ void rx_mark_plumbing(rx_conn *c);
 /* Run c->proto->on_data again soon, without waiting for epoll (data may be
  * waiting in a buffer the protocol paused on). */
 void rx_resume(rx_conn *c);
-void rx_touch(rx_conn *c);   /* reset the idle clock */
+void rx_touch(rx_conn *c); /* reset the idle clock */
 
 /* Read up to len bytes. Returns >0 bytes, 0 when nothing is available now,
  * -1 when the peer closed its side or the socket failed. On -1 the flag
@@ -264,9 +264,9 @@ void rx_count_writes(rx_conn *c, uint32_t more);
  * queued). Writing is attempted at once; what the socket does not take is
  * queued and flushed as the peer reads. */
 struct iovec;
-int rx_write(rx_conn *c, const void *data, size_t len);       /* copies */
-int rx_writev(rx_conn *c, const struct iovec *iov, int cnt);  /* copies */
-int rx_write_buf(rx_conn *c, rx_buf *b);   /* shares: takes a new ref */
+int rx_write(rx_conn *c, const void *data, size_t len);      /* copies */
+int rx_writev(rx_conn *c, const struct iovec *iov, int cnt); /* copies */
+int rx_write_buf(rx_conn *c, rx_buf *b);                     /* shares: takes a new ref */
 /* Queue len bytes of fd from offset, sent with sendfile(). The reactor owns
  * the fd from here on (it is closed when sent or dropped). */
 int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len);
@@ -278,8 +278,8 @@ int rx_defer(rx_task_fn fn, void *arg);
 /* Run fn(arg) after `ms`, then every `interval_ms` (0: once) for `reps`
  * repetitions (0: forever). Returns a timer id > 0. Any thread.
  * `done(arg)` (may be NULL) runs once when the timer ends or is cancelled. */
-uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
-                  rx_task_fn fn, rx_task_fn done, void *arg);
+uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, rx_task_fn fn, rx_task_fn done,
+                  void *arg);
 void rx_timer_cancel(uint64_t timer_id);
 
 #endif

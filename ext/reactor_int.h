@@ -70,13 +70,13 @@ struct rx_state {
   void (*turn_hook)(void);
   int (*busy_probe)(void);
   int ready;
-  int timers_on; /* off in a cluster's master: timers belong to workers */
-  size_t open;   /* sockets attached and not yet closed (listeners too) */
+  int timers_on;   /* off in a cluster's master: timers belong to workers */
+  size_t open;     /* sockets attached and not yet closed (listeners too) */
   size_t plumbing; /* of those, marked RX_F_PLUMBING (not counted) */
 };
 extern struct rx_state rx;
 
-void rx_int_wake(void);              /* reactor.c: wake the loop */
+void rx_int_wake(void); /* reactor.c: wake the loop */
 /* reactor.c: out of the table and the counts, fd closed (the end of a
  * socket, lingering or not) */
 void rx_int_forget(rx_conn *c);

@@ -46,8 +46,7 @@ void rx_linger_data(rx_conn *c) {
 /* Time is up: a peer that neither reads nor closes gets no more. */
 static void linger_timeout(rx_conn *c) { linger_end(c); }
 
-static const rx_proto linger_proto = {.on_data = rx_linger_data,
-                                      .on_timeout = linger_timeout};
+static const rx_proto linger_proto = {.on_data = rx_linger_data, .on_timeout = linger_timeout};
 
 int rx_lingering(const rx_conn *c) { return c->proto == &linger_proto; }
 
@@ -61,8 +60,10 @@ void rx_linger_begin(rx_conn *c) {
 }
 
 static void shutdown_one(rx_conn *c) {
-  if (c->proto && c->proto->on_shutdown) c->proto->on_shutdown(c);
-  else if (c->flags & RX_F_LISTENER) rx_close_now(c);
+  if (c->proto && c->proto->on_shutdown)
+    c->proto->on_shutdown(c);
+  else if (c->flags & RX_F_LISTENER)
+    rx_close_now(c);
 }
 
 void rx_begin_shutdown(void) {
@@ -83,8 +84,10 @@ void rx_begin_shutdown(void) {
     rx_conn *c = rx.table[fd];
     if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER | RX_F_PLUMBING)) || rx_lingering(c))
       continue; /* plumbing stays open for the clients (closed last, rx_run) */
-    if (drain && (c->flags & RX_F_UPGRADED)) rx.drain_total++;
-    else shutdown_one(c);
+    if (drain && (c->flags & RX_F_UPGRADED))
+      rx.drain_total++;
+    else
+      shutdown_one(c);
   }
   rx.drain_start = rx.now;
 }
@@ -96,8 +99,8 @@ void rx_begin_shutdown(void) {
 void rx_drain_step(void) {
   if (rx.drain_done >= rx.drain_total) return;
   uint64_t elapsed = rx.now - rx.drain_start;
-  size_t due = elapsed >= rx.drain_ms ? rx.drain_total
-                                       : (size_t)((rx.drain_total * elapsed) / rx.drain_ms);
+  size_t due =
+      elapsed >= rx.drain_ms ? rx.drain_total : (size_t)((rx.drain_total * elapsed) / rx.drain_ms);
   while (rx.drain_done < due && rx.drain_cursor < rx.top) {
     rx_conn *c = rx.table[rx.drain_cursor++];
     if (!c || (c->flags & (RX_F_CLOSED | RX_F_LISTENER)) || !(c->flags & RX_F_UPGRADED) ||
@@ -113,8 +116,10 @@ void rx_close_everything(void) {
   for (size_t fd = 0; fd < rx.top; fd++) {
     rx_conn *c = rx.table[fd];
     if (!c) continue;
-    if (rx_lingering(c)) linger_timeout(c);
-    else rx_close_now(c);
+    if (rx_lingering(c))
+      linger_timeout(c);
+    else
+      rx_close_now(c);
   }
 }
 

@@ -57,8 +57,10 @@ int rx_defer(rx_task_fn fn, void *arg) {
   t->arg = arg;
   t->next = NULL;
   pthread_mutex_lock(&tm.lock);
-  if (tm.tasks_tail) tm.tasks_tail->next = t;
-  else tm.tasks = t;
+  if (tm.tasks_tail)
+    tm.tasks_tail->next = t;
+  else
+    tm.tasks = t;
   tm.tasks_tail = t;
   pthread_mutex_unlock(&tm.lock);
   rx_wake_sleeping();
@@ -109,8 +111,8 @@ static rx_timer_node *heap_pop(void) {
   return t;
 }
 
-uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
-                  rx_task_fn fn, rx_task_fn done, void *arg) {
+uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps, rx_task_fn fn, rx_task_fn done,
+                  void *arg) {
   rx_timer_node *t = calloc(1, sizeof *t);
   if (!t) return 0;
   t->fn = fn;
@@ -134,8 +136,7 @@ uint64_t rx_timer(uint64_t ms, uint64_t interval_ms, uint64_t reps,
 
 void rx_timer_cancel(uint64_t id) {
   pthread_mutex_lock(&tm.lock);
-  if (tm.running && tm.running->id == id)
-    tm.running->cancelled = 1;
+  if (tm.running && tm.running->id == id) tm.running->cancelled = 1;
   for (size_t i = 0; i < tm.nheap; i++)
     if (tm.heap[i]->id == id) {
       tm.heap[i]->cancelled = 1;
@@ -160,8 +161,7 @@ void rxt_run_timers(uint64_t now) {
     if (!t->cancelled) t->fn(t->arg);
     pthread_mutex_lock(&tm.lock);
     tm.running = NULL;
-    int again = !t->cancelled && t->interval &&
-                (t->reps_left == 0 || --t->reps_left > 0);
+    int again = !t->cancelled && t->interval && (t->reps_left == 0 || --t->reps_left > 0);
     if (again) {
       t->due = now + t->interval;
       again = heap_push(t) == 0;

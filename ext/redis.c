@@ -168,7 +168,6 @@ int rd_link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const
   return rc;
 }
 
-
 /* Forget the connection and every reply it owed; in-flight application
  * commands get an error reply (they are not sent again: a command may not
  * be safe to repeat). */
@@ -313,8 +312,7 @@ void rd_xread(void) {
   snprintf(id, sizeof id, "%" PRIu64 "-%" PRIu64, eng.last.ms, eng.last.seq);
   char block[16];
   snprintf(block, sizeof block, "%u", eng.block_ms);
-  SENDV(&eng.rd, P_XREAD, "XREAD", "COUNT", XREAD_COUNT, "BLOCK", block, "STREAMS", eng.stream,
-        id);
+  SENDV(&eng.rd, P_XREAD, "XREAD", "COUNT", XREAD_COUNT, "BLOCK", block, "STREAMS", eng.stream, id);
 }
 
 /* Drop retained publishes past the count or byte bound (half the queue's),
@@ -402,12 +400,8 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     return -1;
   }
   switch (p.kind) {
-  case P_HS:
-    l->hs_left--;
-    break;
-  case P_PING:
-    l->ping_out = 0;
-    break;
+  case P_HS: l->hs_left--; break;
+  case P_PING: l->ping_out = 0; break;
   case P_XADD: {
     pub *q = eng.head;
     if (!q) break;
@@ -449,9 +443,7 @@ static int on_reply(rd_link *l, const char *raw, size_t len, size_t nodes) {
     rd_on_first(n, (size_t)cnt);
     became_ready();
     break;
-  case P_XREAD:
-    rd_on_xread(n, (size_t)cnt);
-    break;
+  case P_XREAD: rd_on_xread(n, (size_t)cnt); break;
   }
   return 0;
 }
@@ -622,8 +614,10 @@ int rd_configure(const rd_settings *s) {
   eng.block_ms = s->block_ms ? s->block_ms : 1000;
   eng.queue_max = s->queue_max ? s->queue_max : 10000;
   eng.queue_bytes = s->queue_bytes ? s->queue_bytes : (64u << 20);
-  if (!strncmp(s->host, "unix:", 5)) snprintf(eng.where, sizeof eng.where, "%s/%d", s->host, s->db);
-  else snprintf(eng.where, sizeof eng.where, "%s:%d/%d", s->host, s->port, s->db);
+  if (!strncmp(s->host, "unix:", 5))
+    snprintf(eng.where, sizeof eng.where, "%s/%d", s->host, s->db);
+  else
+    snprintf(eng.where, sizeof eng.where, "%s:%d/%d", s->host, s->port, s->db);
   eng.cmd.name = "command";
   eng.rd.name = "stream";
   eng.rd.reader = 1;
@@ -715,15 +709,17 @@ int rd_publish(const char *channel, size_t clen, const char *msg, size_t mlen, i
   }
   char seq[24];
   int seqlen = snprintf(seq, sizeof seq, "%" PRIu64, eng.seq + 1);
-  const char *argv[] = {"XADD", eng.stream, "MAXLEN", "~", eng.maxlen, "*", "c", channel, "m",
-                        msg, "t", text ? "1" : "0", "o", eng.origin_hex, "s", seq};
-  size_t lens[] = {4, eng.stream_len, 6, 1, strlen(eng.maxlen), 1, 1, clen, 1, mlen, 1, 1, 1,
-                   16, 1, (size_t)seqlen};
+  const char *argv[] = {"XADD", eng.stream,     "MAXLEN", "~", eng.maxlen, "*",
+                        "c",    channel,        "m",      msg, "t",        text ? "1" : "0",
+                        "o",    eng.origin_hex, "s",      seq};
+  size_t lens[] = {4, eng.stream_len, 6, 1, strlen(eng.maxlen), 1, 1, clen, 1, mlen, 1, 1, 1, 16,
+                   1, (size_t)seqlen};
   size_t need = resp_encode_len(16, lens);
   if (eng.nq >= eng.queue_max || eng.qbytes + need > eng.queue_bytes) {
     if (eng.refusing++ == 0)
-      say(1, "redis: the publish queue is full (%zu publish(es), %zu bytes): publishes are "
-             "refused until Redis takes them",
+      say(1,
+          "redis: the publish queue is full (%zu publish(es), %zu bytes): publishes are "
+          "refused until Redis takes them",
           eng.nq, eng.qbytes);
     eng.st.refused++;
     rx_unlock();
@@ -769,8 +765,10 @@ static int queue_cmd(app_cmd *a) {
       answer(a, reply_error("ERR iodine: could not send the command"));
     return 0;
   }
-  if (eng.cmd_tail) eng.cmd_tail->next = a;
-  else eng.cmd_head = a;
+  if (eng.cmd_tail)
+    eng.cmd_tail->next = a;
+  else
+    eng.cmd_head = a;
   eng.cmd_tail = a;
   eng.ncmd++;
   return 0;
@@ -788,8 +786,8 @@ int rd_cmd(int argc, const char *const *argv, const size_t *lens, uint64_t callb
   return rc;
 }
 
-rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens,
-                      uint32_t timeout_ms, int *err) {
+rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens, uint32_t timeout_ms,
+                      int *err) {
   *err = 0;
   if (rx_in_loop_thread()) {
     *err = -4;

@@ -48,19 +48,19 @@
 /* Its event kinds, DSP_RD_REPLY and DSP_RD_LOG, are in events.h. */
 
 typedef struct rd_settings {
-  const char *host;     /* name or address; "unix:/path" for a Unix socket */
+  const char *host; /* name or address; "unix:/path" for a Unix socket */
   int port;
   const char *user;     /* NULL: none (AUTH password alone) */
   const char *password; /* NULL: no AUTH */
   int db;
-  const char *stream;   /* the stream key */
-  uint64_t stream_max;  /* XADD MAXLEN ~ this */
-  uint32_t ping_ms;     /* PING interval */
-  uint32_t timeout_ms;  /* reply deadline (also: connect) */
+  const char *stream;  /* the stream key */
+  uint64_t stream_max; /* XADD MAXLEN ~ this */
+  uint32_t ping_ms;    /* PING interval */
+  uint32_t timeout_ms; /* reply deadline (also: connect) */
   uint32_t backoff_min_ms, backoff_max_ms;
-  uint32_t block_ms;    /* XREAD BLOCK */
-  size_t queue_max;     /* publishes waiting (and commands waiting) */
-  size_t queue_bytes;   /* bytes of publishes waiting */
+  uint32_t block_ms;  /* XREAD BLOCK */
+  size_t queue_max;   /* publishes waiting (and commands waiting) */
+  size_t queue_bytes; /* bytes of publishes waiting */
 } rd_settings;
 
 /* A reply, parsed: nodes[0] is the top (resp.h's pre-order layout); the
@@ -72,14 +72,14 @@ typedef struct rd_reply {
 
 typedef struct rd_stats {
   int configured;
-  int connected;         /* both connections up */
-  uint64_t queued;       /* publishes not yet acknowledged by Redis */
+  int connected;   /* both connections up */
+  uint64_t queued; /* publishes not yet acknowledged by Redis */
   uint64_t queued_bytes;
-  uint64_t refused;      /* publishes refused (queue full), ever */
-  uint64_t delivered;    /* stream entries delivered here */
-  uint64_t duplicates;   /* stream entries dropped as already seen */
-  uint64_t reconnects;   /* times the connections were remade */
-  uint64_t origin;       /* this process's publisher token */
+  uint64_t refused;    /* publishes refused (queue full), ever */
+  uint64_t delivered;  /* stream entries delivered here */
+  uint64_t duplicates; /* stream entries dropped as already seen */
+  uint64_t reconnects; /* times the connections were remade */
+  uint64_t origin;     /* this process's publisher token */
 } rd_stats;
 
 /* Set up (or replace) the engine: copies everything, resolves the host
@@ -103,8 +103,8 @@ int rd_cmd(int argc, const char *const *argv, const size_t *lens, uint64_t callb
 /* The same, waiting up to timeout_ms for the reply. Returns the reply
  * (free it with rd_reply_free) or NULL: *err is -1 queue full, -2 no
  * engine, -3 timeout, -4 called on the loop thread. Not on the loop. */
-rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens,
-                      uint32_t timeout_ms, int *err);
+rd_reply *rd_cmd_wait(int argc, const char *const *argv, const size_t *lens, uint32_t timeout_ms,
+                      int *err);
 void rd_reply_free(rd_reply *r);
 void rd_log_free(char *line);
 void rd_get_stats(rd_stats *out);

@@ -40,8 +40,8 @@ typedef struct waiter {
 
 typedef struct app_cmd {
   struct app_cmd *next;
-  uint64_t cb;  /* callback id, 0: no reply wanted */
-  waiter *w;    /* or a blocked caller */
+  uint64_t cb; /* callback id, 0: no reply wanted */
+  waiter *w;   /* or a blocked caller */
   size_t len;
   char data[];
 } app_cmd;
@@ -62,7 +62,7 @@ typedef struct rd_link {
   const char *name; /* for log lines */
   int reader;
   int state;
-  int hs_left;      /* handshake replies still to come */
+  int hs_left; /* handshake replies still to come */
   rx_conn *c;
   char *in;
   size_t in_len, in_cap;
@@ -83,7 +83,7 @@ typedef struct origin_slot {
 
 struct rd_engine {
   int configured, started, state, ever_up, positioned, stopping;
-  int loop; /* a serving loop runs (or is about to) in this process */
+  int loop;         /* a serving loop runs (or is about to) in this process */
   dsp_actor *actor; /* the engine's events (replies, log lines) run in order */
   /* settings */
   struct sockaddr_storage addr;
@@ -125,13 +125,12 @@ extern struct rd_engine eng;
 
 /* Send one command on a link; its reply is expected as `kind`. */
 int rd_link_sendv(rd_link *l, int kind, int argc, const char *const *argv, const size_t *lens);
-#define SENDV(l, kind, ...)                                                     \
-  do {                                                                          \
-    const char *argv_[] = {__VA_ARGS__};                                        \
-    size_t lens_[sizeof argv_ / sizeof *argv_];                                 \
-    for (size_t i_ = 0; i_ < sizeof argv_ / sizeof *argv_; i_++)                \
-      lens_[i_] = strlen(argv_[i_]);                                            \
-    rd_link_sendv(l, kind, (int)(sizeof argv_ / sizeof *argv_), argv_, lens_);     \
+#define SENDV(l, kind, ...)                                                                        \
+  do {                                                                                             \
+    const char *argv_[] = {__VA_ARGS__};                                                           \
+    size_t lens_[sizeof argv_ / sizeof *argv_];                                                    \
+    for (size_t i_ = 0; i_ < sizeof argv_ / sizeof *argv_; i_++) lens_[i_] = strlen(argv_[i_]);    \
+    rd_link_sendv(l, kind, (int)(sizeof argv_ / sizeof *argv_), argv_, lens_);                     \
   } while (0)
 
 /* A 64-bit mix (the duplicate filter's hash; the origin token's seed). */

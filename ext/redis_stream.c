@@ -94,13 +94,17 @@ static size_t entry(const resp_node *n, size_t avail) {
   for (size_t i = 0; i + 1 < k; i += 2) {
     const resp_node *f = &n[3 + i], *v = &n[4 + i];
     if (v->type != RESP_BULK || v->n < 0) continue;
-    if (field_is(f, 'c')) ch = v;
-    else if (field_is(f, 'm')) msg = v;
-    else if (field_is(f, 't')) text = v->len == 1 && v->str[0] == '1';
+    if (field_is(f, 'c'))
+      ch = v;
+    else if (field_is(f, 'm'))
+      msg = v;
+    else if (field_is(f, 't'))
+      text = v->len == 1 && v->str[0] == '1';
     else if (field_is(f, 'o')) {
       origin = num(v, 16);
       have_origin = 1;
-    } else if (field_is(f, 's')) seq = num(v, 10);
+    } else if (field_is(f, 's'))
+      seq = num(v, 10);
   }
   eng.last = id;
   if (!ch || !msg) return span;
@@ -158,9 +162,7 @@ void rd_on_info(const resp_node *n) {
   memcpy(eng.run_id, id, sizeof id);
 }
 
-static int id_after(ps_id a, ps_id b) {
-  return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq);
-}
+static int id_after(ps_id a, ps_id b) { return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq); }
 
 /* After a restart: a stream that is empty or begins after our position is
  * a new one (everything in it is new to us: read from its start; entries

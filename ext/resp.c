@@ -55,8 +55,7 @@ static long element(const char *buf, size_t len, size_t pos, resp_node *nd) {
     nd->str = buf + pos + 1;
     nd->len = end - pos - 1;
     return next;
-  case RESP_INT:
-    return parse_int(buf, pos + 1, end, &nd->n) ? -1 : next;
+  case RESP_INT: return parse_int(buf, pos + 1, end, &nd->n) ? -1 : next;
   case RESP_BULK:
     if (parse_int(buf, pos + 1, end, &nd->n)) return -1;
     if (nd->n == -1) return next;
@@ -73,8 +72,7 @@ static long element(const char *buf, size_t len, size_t pos, resp_node *nd) {
     if (parse_int(buf, pos + 1, end, &nd->n)) return -1;
     if (nd->n < -1 || nd->n > (int64_t)RESP_MAX_ELEMENTS) return -1;
     return next;
-  default:
-    return -1;
+  default: return -1;
   }
 }
 

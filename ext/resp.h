@@ -32,11 +32,11 @@
 #define RESP_MAX_LINE 4096u
 
 enum {
-  RESP_STATUS = '+',  /* str/len: the text */
-  RESP_ERROR = '-',   /* str/len: the text */
-  RESP_INT = ':',     /* n: the value */
-  RESP_BULK = '$',    /* str/len: the bytes; nil when n == -1 */
-  RESP_ARRAY = '*',   /* n: element count (the next n subtrees); nil: -1 */
+  RESP_STATUS = '+', /* str/len: the text */
+  RESP_ERROR = '-',  /* str/len: the text */
+  RESP_INT = ':',    /* n: the value */
+  RESP_BULK = '$',   /* str/len: the bytes; nil when n == -1 */
+  RESP_ARRAY = '*',  /* n: element count (the next n subtrees); nil: -1 */
 };
 
 typedef struct resp_node {
@@ -49,9 +49,9 @@ typedef struct resp_node {
 /* Scanning state for one reply: zero it (or resp_scan_reset) before the
  * first byte of each reply. */
 typedef struct resp_scan_state {
-  size_t pos;      /* bytes of this reply already checked */
-  size_t nodes;    /* nodes seen so far */
-  int depth;       /* open arrays */
+  size_t pos;                   /* bytes of this reply already checked */
+  size_t nodes;                 /* nodes seen so far */
+  int depth;                    /* open arrays */
   int64_t left[RESP_MAX_DEPTH]; /* elements still to come, per open array */
 } resp_scan_state;
 

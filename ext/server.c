@@ -42,12 +42,12 @@
 typedef struct listener {
   http_settings set;
   int fd, is_unix;
-  int listening; /* listen() was called on fd (with SO_REUSEPORT: in srv_run) */
+  int listening;                /* listen() was called on fd (with SO_REUSEPORT: in srv_run) */
   struct sockaddr_storage addr; /* TCP: where it is bound (the real port) */
   socklen_t addrlen;
-  uint64_t conn; /* attached in this process (0: not attached) */
+  uint64_t conn;  /* attached in this process (0: not attached) */
   char path[108]; /* Unix socket: its file (removed at stop) */
-  pid_t pid;     /* the process that attached it */
+  pid_t pid;      /* the process that attached it */
 } listener;
 
 static listener *listeners[MAX_LISTENERS];
@@ -106,8 +106,8 @@ static int at_cap(void) {
 #define BAL_PUBLISH_MS 50
 static _Atomic uint32_t *bal; /* per process slot: open connections, or BAL_VACANT */
 static int bal_slots;
-static int bal_me = -1;          /* this worker's slot */
-static uint64_t bal_since;       /* when this worker began leaving connections (0: not) */
+static int bal_me = -1;    /* this worker's slot */
+static uint64_t bal_since; /* when this worker began leaving connections (0: not) */
 static int bal_timer_armed;
 
 int srv_balance_init(int slots) {
@@ -123,8 +123,8 @@ int srv_balance_init(int slots) {
 
 static void bal_publish(void *arg) {
   (void)arg;
-  if (bal && bal_me >= 0) atomic_store_explicit(&bal[bal_me], (uint32_t)rx_open_count(),
-                                                memory_order_relaxed);
+  if (bal && bal_me >= 0)
+    atomic_store_explicit(&bal[bal_me], (uint32_t)rx_open_count(), memory_order_relaxed);
 }
 
 static int bal_slot_pending = -1; /* joined, not yet accepting */
@@ -230,7 +230,8 @@ static void on_accept(rx_conn *lc) {
     rx_conn *hc = http_attach(fd, &l->set, peer, port);
     if (!hc) close(fd);
     /* TLS goes in before the first read, which http_attach only queued */
-    else if (l->set.tls && tls_attach(hc, l->set.tls)) rx_close_now(hc);
+    else if (l->set.tls && tls_attach(hc, l->set.tls))
+      rx_close_now(hc);
   }
 }
 
@@ -253,9 +254,8 @@ static void listener_close(rx_conn *c) {
   l->conn = 0;
 }
 
-static const rx_proto listener_proto = {.on_data = on_accept,
-                                        .on_shutdown = listener_shutdown,
-                                        .on_close = listener_close};
+static const rx_proto listener_proto = {
+    .on_data = on_accept, .on_shutdown = listener_shutdown, .on_close = listener_close};
 
 /* Listening sockets are bound once (before any fork) and watched by
  * whichever process runs the loop: a worker, or the single process. A
@@ -293,15 +293,13 @@ int srv_init(void) {
 size_t srv_default_max_connections(void) {
   struct rlimit rl;
   size_t fds = 65536;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    fds = (size_t)rl.rlim_cur;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) fds = (size_t)rl.rlim_cur;
   /* leave room for files being sent, spilled bodies, pipes, logs */
   size_t reserve = fds / 8 < 64 ? 64 : fds / 8;
   return fds > reserve + 16 ? fds - reserve : 16;
 }
 
 void srv_set_max_connections(size_t n) { max_conns = n; }
-
 
 void srv_set_backlog(int n) { backlog = n > 0 ? n : SOMAXCONN; }
 void srv_set_unix_mode(int mode) { unix_mode = mode; }
@@ -324,8 +322,8 @@ static int open_unix(const char *path, int *out) {
 }
 
 static int open_tcp(const char *addr, int port, listener *l, int *bound) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *res = NULL;
   char ps[8];
   snprintf(ps, sizeof ps, "%d", port);
@@ -344,8 +342,7 @@ static int open_tcp(const char *addr, int port, listener *l, int *bound) {
      * listening: a master's socket must not take a share of connections
      * that only workers accept. Workers bind their own (srv_after_fork). */
     if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        (!reuseport && listen(fd, backlog) < 0)) {
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || (!reuseport && listen(fd, backlog) < 0)) {
       err = -errno;
       close(fd);
       continue;
@@ -402,11 +399,11 @@ int srv_listen(const char *addr, int port, const http_settings *settings) {
  * worker it retires) is a graceful stop with the drain period. SIGHUP and
  * SIGUSR1 without a master are counted for the application's runtime to
  * pick up (srv_take_reloads). Everything here is async-signal-safe. */
-static volatile sig_atomic_t sig_stops;    /* SIGINT/SIGTERM/SIGQUIT received */
-static volatile sig_atomic_t sig_fast;     /* a fast exit was asked (master) */
-static volatile sig_atomic_t sig_reloads;  /* SIGHUP/SIGUSR1 received */
-static int sig_owns_listeners = 1;         /* 0 in a worker */
-static int sig_is_master;                  /* fast exit is the master's to do */
+static volatile sig_atomic_t sig_stops;   /* SIGINT/SIGTERM/SIGQUIT received */
+static volatile sig_atomic_t sig_fast;    /* a fast exit was asked (master) */
+static volatile sig_atomic_t sig_reloads; /* SIGHUP/SIGUSR1 received */
+static int sig_owns_listeners = 1;        /* 0 in a worker */
+static int sig_is_master;                 /* fast exit is the master's to do */
 
 int srv_listen_fd(int fd, const http_settings *settings) {
   int rc = srv_init();

@@ -52,7 +52,8 @@ long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_
     char num[24];
     size_t n = 0;
     unsigned long v = (unsigned long)retry;
-    do num[sizeof num - 1 - n++] = (char)('0' + v % 10); while (v /= 10);
+    do num[sizeof num - 1 - n++] = (char)('0' + v % 10);
+    while (v /= 10);
     put(out, cap, &at, "retry: ", 7);
     put(out, cap, &at, num + sizeof num - n, n);
     put(out, cap, &at, "\n", 1);
@@ -72,8 +73,8 @@ long sse_format(char *out, size_t cap, const char *data, size_t dlen, const sse_
   return (long)at;
 }
 
-int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
-              size_t elen, const char *id, size_t ilen, long retry) {
+int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event, size_t elen,
+              const char *id, size_t ilen, long retry) {
   sse_fields f = {event, elen, id, ilen, retry};
   long need = sse_format(NULL, 0, data, dlen, &f);
   if (need < 0) return -2;
@@ -85,8 +86,7 @@ int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->ops == &sse_ops && !u->closing && !rx_closed(c) &&
-      up_room(c, u, (size_t)need) == 0)
+  if (u && u->ops == &sse_ops && !u->closing && !rx_closed(c) && up_room(c, u, (size_t)need) == 0)
     r = rx_write(c, buf, (size_t)need);
   rx_unlock();
   if (buf != stack) free(buf);

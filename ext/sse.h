@@ -49,7 +49,7 @@ extern const struct http_upgrader sse_upgrader;
 
 /* Send one event. 0, -1 when closed (or dropped over the output cap), -2
  * when event/id are malformed. Any thread. */
-int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event,
-              size_t elen, const char *id, size_t ilen, long retry);
+int sse_write(uint64_t conn, const char *data, size_t dlen, const char *event, size_t elen,
+              const char *id, size_t ilen, long retry);
 
 #endif

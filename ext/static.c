@@ -38,8 +38,8 @@ static void trim(const char **s, size_t *n) {
 
 /* The path part of a target ([*p, *pe)) and its query (NULL when none).
  * Returns -1 for a form with no path (asterisk, authority). */
-static int split_target(const char *t, size_t len, const char **p,
-                        const char **pe, const char **q, const char **qe) {
+static int split_target(const char *t, size_t len, const char **p, const char **pe, const char **q,
+                        const char **qe) {
   const char *end = t + len, *s = t;
   if (s < end && *s != '/') { /* absolute-form: skip scheme://authority */
     const char *c = NULL;
@@ -66,8 +66,8 @@ static int split_target(const char *t, size_t len, const char **p,
   return 0;
 }
 
-int st_normalize(const char *target, size_t len, char *out, size_t cap,
-                 size_t *out_len, int *dir_form) {
+int st_normalize(const char *target, size_t len, char *out, size_t cap, size_t *out_len,
+                 int *dir_form) {
   const char *p, *end, *q, *qe;
   if (!cap || split_target(target, len, &p, &end, &q, &qe)) return ST_SKIP;
   size_t o = 0; /* committed length of out */
@@ -149,8 +149,7 @@ const char *st_mime(const char *name, size_t len) {
   size_t i = len;
   while (i && name[i - 1] != '.' && name[i - 1] != '/') i--;
   /* no dot in the last segment, or a dot file without an extension */
-  if (!i || name[i - 1] != '.' || i == 1 || name[i - 2] == '/')
-    return "application/octet-stream";
+  if (!i || name[i - 1] != '.' || i == 1 || name[i - 2] == '/') return "application/octet-stream";
   const char *ext = name + i;
   size_t el = len - i;
   for (size_t k = 0; k < sizeof mime_table / sizeof mime_table[0]; k++)
@@ -161,12 +160,11 @@ const char *st_mime(const char *name, size_t len) {
 
 /* --- validators ------------------------------------------------------------- */
 
-size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s, long mtime_ns,
-               int gzip) {
+size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s, long mtime_ns, int gzip) {
   /* unsigned arithmetic: wraps (defined) for absurd times, never overflows */
   uint64_t ns = (uint64_t)mtime_s * 1000000000u + (uint64_t)mtime_ns;
-  int n = snprintf(out, cap, "\"%llx-%llx%s\"", (unsigned long long)size,
-                   (unsigned long long)ns, gzip ? "-gz" : "");
+  int n = snprintf(out, cap, "\"%llx-%llx%s\"", (unsigned long long)size, (unsigned long long)ns,
+                   gzip ? "-gz" : "");
   return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
@@ -206,8 +204,7 @@ static size_t digits(const char *v, size_t n, size_t *i, uint64_t *out) {
   return *i - start;
 }
 
-int st_parse_range(const char *v, size_t n, uint64_t size, uint64_t *offset,
-                   uint64_t *length) {
+int st_parse_range(const char *v, size_t n, uint64_t size, uint64_t *offset, uint64_t *length) {
   trim(&v, &n);
   size_t i = 0;
   if (n < 6 || !ascii_same_ci(v, "bytes", 5)) return ST_RANGE_NONE;
@@ -274,7 +271,8 @@ int st_accepts_gzip(const char *v, size_t n) {
         if (q < 0) q = 0; /* a malformed weight: do not count on it */
       }
     }
-    if ((nl == 4 && ascii_same_ci(name, "gzip", 4)) || (nl == 6 && ascii_same_ci(name, "x-gzip", 6)))
+    if ((nl == 4 && ascii_same_ci(name, "gzip", 4)) ||
+        (nl == 6 && ascii_same_ci(name, "x-gzip", 6)))
       gz = q > gz ? q : gz;
     else if (nl == 1 && name[0] == '*')
       star = q;
@@ -292,8 +290,8 @@ __attribute__((format(printf, 2, 3))) static void put(st_answer *a, const char *
   va_start(ap, fmt);
   int n = vsnprintf(a->head + a->head_len, sizeof a->head - a->head_len, fmt, ap);
   va_end(ap);
-  a->head_len = n < 0 || (size_t)n >= sizeof a->head - a->head_len ? sizeof a->head
-                                                                  : a->head_len + (size_t)n;
+  a->head_len =
+      n < 0 || (size_t)n >= sizeof a->head - a->head_len ? sizeof a->head : a->head_len + (size_t)n;
 }
 
 static void start(st_answer *a, int code) {
@@ -347,8 +345,10 @@ void st_plan(const st_request *rq, const st_file *f, st_answer *a) {
     }
     if (use) {
       int r = st_parse_range(rq->range, rq->range_len, f->size, &off, &len);
-      if (r == ST_RANGE_OK) code = 206;
-      else if (r == ST_RANGE_UNSATISFIABLE) code = 416;
+      if (r == ST_RANGE_OK)
+        code = 206;
+      else if (r == ST_RANGE_UNSATISFIABLE)
+        code = 416;
     }
   }
   start(a, code);
@@ -364,8 +364,7 @@ void st_plan(const st_request *rq, const st_file *f, st_answer *a) {
       a->length = len;
     }
   } else if (code == 416) {
-    put(a, "Content-Range: bytes */%llu\r\nContent-Length: 0\r\n",
-        (unsigned long long)f->size);
+    put(a, "Content-Range: bytes */%llu\r\nContent-Length: 0\r\n", (unsigned long long)f->size);
   }
   if (code != 304) put(a, "Accept-Ranges: bytes\r\n");
   put(a, "Last-Modified: %s\r\nETag: %s\r\n", date, etag);
@@ -409,8 +408,8 @@ static int inside(const char *root, size_t rl, const char *path) {
 
 /* Where root/rel+suffix really is: its realpath (into real, PATH_MAX bytes)
  * and stat. LOC_NONE when absent or unreachable. */
-static int locate(const char *root, size_t rl, const char *rel, size_t n,
-                  const char *suffix, char *real, struct stat *st) {
+static int locate(const char *root, size_t rl, const char *rel, size_t n, const char *suffix,
+                  char *real, struct stat *st) {
   char full[PATH_MAX];
   int l = snprintf(full, sizeof full, "%.*s/%.*s%s", (int)rl, root, (int)n, rel, suffix);
   if (l < 0 || (size_t)l >= sizeof full) return LOC_NONE;
@@ -504,8 +503,10 @@ int st_answer_request(const char *root, const st_request *rq, st_answer *a) {
     close(fd);
     return a->status = 0;
   }
-  if (a->length) a->fd = fd;
-  else close(fd);
+  if (a->length)
+    a->fd = fd;
+  else
+    close(fd);
   return a->status;
 }
 

@@ -101,8 +101,8 @@ enum { ST_OK = 0, ST_REFUSE = -1, ST_SKIP = -2 };
  * bytes, NUL-terminated). *dir_form is set when the path ended in a slash
  * (or a "." segment). Returns ST_OK, ST_REFUSE (403: `..`, %2F, backslash,
  * NUL) or ST_SKIP (not ours: asterisk- or authority-form, or too long). */
-int st_normalize(const char *target, size_t len, char *out, size_t cap,
-                 size_t *out_len, int *dir_form);
+int st_normalize(const char *target, size_t len, char *out, size_t cap, size_t *out_len,
+                 int *dir_form);
 
 /* Content-Type for a file name, by its extension (case-insensitive);
  * "application/octet-stream" when unknown. */
@@ -111,21 +111,18 @@ const char *st_mime(const char *name, size_t len);
 /* Dates (Last-Modified, If-Modified-Since) are http_facts.h's. */
 
 /* The strong ETag with its quotes into out (cap >= 48). Returns its length. */
-size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s,
-               long mtime_ns, int gzip);
+size_t st_etag(char *out, size_t cap, uint64_t size, int64_t mtime_s, long mtime_ns, int gzip);
 
 /* Does this If-None-Match / If-Range value list `etag` (quoted)? Weak
  * comparison (W/ ignored) unless `strong`, where a weak tag never matches.
  * "*" matches anything. */
-int st_etag_match(const char *v, size_t n, const char *etag, size_t etag_len,
-                  int strong);
+int st_etag_match(const char *v, size_t n, const char *etag, size_t etag_len, int strong);
 
 enum { ST_RANGE_NONE = 0, ST_RANGE_OK = 1, ST_RANGE_UNSATISFIABLE = 2 };
 /* A Range value against a representation of `size` bytes: ST_RANGE_OK with
  * the span, ST_RANGE_UNSATISFIABLE (416), or ST_RANGE_NONE (send it all:
  * not bytes, malformed, or several ranges). */
-int st_parse_range(const char *v, size_t n, uint64_t size, uint64_t *offset,
-                   uint64_t *length);
+int st_parse_range(const char *v, size_t n, uint64_t size, uint64_t *offset, uint64_t *length);
 
 /* Does this Accept-Encoding value accept gzip (q > 0, by name, x-gzip or
  * "*")? */

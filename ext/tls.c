@@ -134,8 +134,8 @@ static int self_signed(SSL_CTX *ctx, char *err, size_t errlen) {
       !X509_set_pubkey(x, key) ||
       !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                                   (const unsigned char *)"iodine-py development", -1, -1, 0) ||
-      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                  (const unsigned char *)"localhost", -1, -1, 0) ||
+      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+                                  -1, 0) ||
       !X509_set_issuer_name(x, name))
     goto out;
   X509V3_set_ctx_nodb(&v3);
@@ -147,8 +147,7 @@ static int self_signed(SSL_CTX *ctx, char *err, size_t errlen) {
       add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1"))
     goto out;
   if (!X509_sign(x, key, EVP_sha256())) goto out;
-  if (SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
-    goto out;
+  if (SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) goto out;
   rc = 0;
 out:
   if (rc) say(err, errlen, "cannot make a self-signed certificate");
@@ -157,8 +156,7 @@ out:
   return rc;
 }
 
-tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
-                     size_t errlen) {
+tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen) {
   if (errlen) err[0] = 0;
   if (!cert_file != !key_file) {
     if (errlen) snprintf(err, errlen, "a certificate needs its key and a key its certificate");
@@ -181,8 +179,8 @@ tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
    * may present the same bytes from another address (the reactor rebuilds
    * each chunk from its queue). Release buffers: an idle connection (most
    * WebSocket and SSE ones) holds no 34 KiB of record buffers. */
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
   int asked = 0;
   SSL_CTX_set_default_passwd_cb(ctx, key_passphrase);
   SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
@@ -200,12 +198,16 @@ tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
       unsigned long e = ERR_peek_error();
       if (asked && key_pass_len) {
         ERR_clear_error();
-        snprintf(err, errlen, "the private key in %s cannot be decrypted with the "
-                 "-tls-pass passphrase", key_file);
+        snprintf(err, errlen,
+                 "the private key in %s cannot be decrypted with the "
+                 "-tls-pass passphrase",
+                 key_file);
       } else if (asked) {
         ERR_clear_error();
-        snprintf(err, errlen, "the private key in %s is encrypted: give its passphrase "
-                 "with -tls-pass (or decrypt it: openssl pkey -in KEY -out KEY.plain)", key_file);
+        snprintf(err, errlen,
+                 "the private key in %s is encrypted: give its passphrase "
+                 "with -tls-pass (or decrypt it: openssl pkey -in KEY -out KEY.plain)",
+                 key_file);
       } else if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
                  ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
         ERR_clear_error();
@@ -243,10 +245,8 @@ void tls_ctx_free(tls_ctx *t) {
 static long outcome(tls_conn *t) {
   int e = SSL_get_error(t->ssl, 0);
   switch (e) {
-  case SSL_ERROR_WANT_READ:
-    return RX_TR_WANT_READ;
-  case SSL_ERROR_WANT_WRITE:
-    return RX_TR_WANT_WRITE;
+  case SSL_ERROR_WANT_READ: return RX_TR_WANT_READ;
+  case SSL_ERROR_WANT_WRITE: return RX_TR_WANT_WRITE;
   case SSL_ERROR_ZERO_RETURN: /* close_notify: the clean end of input */
     t->peer_closed = 1;
     return RX_TR_ERROR;
@@ -321,8 +321,8 @@ tls_ctx *tls_client_ctx_new(const char *ca_file, int verify, char *err, size_t e
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   /* the same write modes as the server side (see tls_ctx_new) */
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
   if (verify) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
@@ -383,8 +383,7 @@ int tls_available(void) { return 0; }
 
 void tls_set_key_password(const char *pass) { (void)pass; }
 
-tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
-                     size_t errlen) {
+tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen) {
   (void)cert_file;
   (void)key_file;
   if (errlen) snprintf(err, errlen, "this build has no TLS (OpenSSL headers were missing)");

@@ -33,8 +33,7 @@ int tls_available(void);
 /* The passphrase for encrypted private keys loaded from now on (NULL or
  * "": none). Start-up only, before the contexts are made. */
 void tls_set_key_password(const char *pass);
-tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err,
-                     size_t errlen);
+tls_ctx *tls_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen);
 /* Release the caller's reference; connections keep theirs. */
 void tls_ctx_free(tls_ctx *t);
 

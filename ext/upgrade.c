@@ -5,8 +5,8 @@
 #include "http.h"
 #include "reactor.h"
 
-int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set,
-             dsp_actor *actor, const rx_proto *proto, uint32_t flags) {
+int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set, dsp_actor *actor,
+             const rx_proto *proto, uint32_t flags) {
   if (!u) {
     dsp_actor_release(actor);
     rx_set_proto(c, NULL, NULL);
@@ -79,8 +79,10 @@ int up_close(uint64_t conn, unsigned code) {
   up_conn *u = up_find(conn, &c);
   int r = -1;
   if (u && !rx_closed(c)) {
-    if (u->ops->close) u->ops->close(c, code);
-    else rx_close(c);
+    if (u->ops->close)
+      u->ops->close(c, code);
+    else
+      rx_close(c);
     r = 0;
   }
   rx_unlock();

@@ -50,15 +50,15 @@ typedef struct up_ops {
 #include "events.h" /* the events an upgraded connection posts */
 
 typedef struct up_conn {
-  const up_ops *ops;        /* the protocol's operations */
-  dsp_actor *actor;         /* the connection's ordering actor */
+  const up_ops *ops; /* the protocol's operations */
+  dsp_actor *actor;  /* the connection's ordering actor */
   const http_settings *set;
-  unsigned want_drained : 1;/* the handler has on_drained */
-  unsigned closing : 1;     /* nothing more is written: set only by the
+  unsigned want_drained : 1; /* the handler has on_drained */
+  unsigned closing : 1;      /* nothing more is written: set only by the
                                protocol's own close (websocket.c: ws_to;
                                raw.c: its Close frame; SSE: never, a closed
                                socket says it) */
-  struct ps_sub *subs;      /* pub/sub subscriptions (pubsub.c owns them) */
+  struct ps_sub *subs;       /* pub/sub subscriptions (pubsub.c owns them) */
 } up_conn;
 
 /* Finish a take-over (lock held): `u` (the first member of the new
@@ -69,8 +69,8 @@ typedef struct up_conn {
  * have paused it with bytes waiting, and edge-triggered epoll will not say
  * so again). With u == NULL (out of memory) the connection is closed and
  * the actor released instead. Returns 0 or -1. */
-int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set,
-             dsp_actor *actor, const struct rx_proto *proto, uint32_t flags);
+int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set, dsp_actor *actor,
+             const struct rx_proto *proto, uint32_t flags);
 
 /* The upgraded connection with this id, or NULL. Caller holds the lock. */
 up_conn *up_find(uint64_t conn, rx_conn **out);
@@ -83,7 +83,7 @@ up_conn *up_find(uint64_t conn, rx_conn **out);
 int up_room(rx_conn *c, const up_conn *u, size_t more);
 
 /* Application calls (any thread; they take the lock). */
-long up_pending(uint64_t conn);        /* queued writes, -1 when closed */
+long up_pending(uint64_t conn); /* queued writes, -1 when closed */
 int up_is_open(uint64_t conn);
 long up_timeout(uint64_t conn, long set_ms); /* set when >= 0; returns ms */
 int up_close(uint64_t conn, unsigned code);  /* through ops->close */

@@ -143,8 +143,7 @@ static void fail(ws_conn *w, unsigned code) {
   w->rpos = w->rlen = 0;
   if (w->state != WS_OPEN) return;
   ws_to(w, WS_FAILING);
-  if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code))
-    ws_send_close(w->c, code, NULL, 0);
+  if (dsp_post(w->up.actor, DSP_FAIL, w->c->id, NULL, code)) ws_send_close(w->c, code, NULL, 0);
 }
 
 /* The peer's Close: like fail, but the application learns the code and
@@ -174,8 +173,7 @@ int ws_write(uint64_t conn, const void *data, size_t len, int text) {
   rx_conn *c;
   up_conn *u = up_find(conn, &c);
   int r = -1;
-  if (u && u->ops == &ws_ops && !u->closing && !rx_closed(c) &&
-      up_room(c, u, len + 10) == 0)
+  if (u && u->ops == &ws_ops && !u->closing && !rx_closed(c) && up_room(c, u, len + 10) == 0)
     r = send_data((ws_conn *)u, text ? WS_OP_TEXT : WS_OP_BINARY, data, len);
   rx_unlock();
   return r;
@@ -199,7 +197,7 @@ int ws_close(uint64_t conn, unsigned code, const char *reason, size_t rlen) {
 /* Form variants in a delivery (pubsub.h's ps_form_slot): the plain frame
  * of each type, and the compressed one per type and window size. */
 #define FORM_PLAIN(text) ((unsigned)(text))
-#define FORM_DEFLATE(text, bits) (2u + (unsigned)(text) * 8u + ((unsigned)(bits) - 8u) % 8u)
+#define FORM_DEFLATE(text, bits) (2u + (unsigned)(text)*8u + ((unsigned)(bits)-8u) % 8u)
 
 static int delivery_utf8(ps_delivery *d) {
   if (d->utf8 < 0) {
@@ -242,8 +240,8 @@ static rx_buf *ops_frame(rx_conn *c, ps_delivery *d, int as) {
   if (slot && !*slot) {
     const uint8_t *f;
     size_t fl;
-    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, d->msg,
-                          d->len, &f, &fl) == 0)
+    if (pmd_deflate_frame(w->pmd.server_bits, text ? WS_OP_TEXT : WS_OP_BINARY, d->msg, d->len, &f,
+                          &fl) == 0)
       *slot = rx_buf_new(f, fl);
     if (!*slot && (*slot = plain_form(d, text))) rx_buf_retain(*slot);
   }
@@ -308,9 +306,8 @@ static void on_control(ws_conn *w) {
      * is dropped at the pending-output cap (up_room), not buffered for. */
     if (up_room(w->c, &w->up, n + 2) == 0) send_frame(w, WS_OP_PONG, w->ctl, n);
     break;
-  case WS_OP_PONG:
-    break; /* its arrival already counted as activity */
-  case WS_OP_CLOSE: { /* the peer's, first (the reply to ours is never read) */
+  case WS_OP_PONG: break; /* its arrival already counted as activity */
+  case WS_OP_CLOSE: {     /* the peer's, first (the reply to ours is never read) */
     unsigned code = 0;
     if (n == 1) {
       fail(w, 1002);
@@ -352,10 +349,10 @@ static void msg_inflate_done(ws_conn *w, int abandoned) {
 
 /* A protocol error: the close code (a void function returns nothing, so
  * the callers below say `{ fail(); return; }` through this). */
-#define FAIL(w, code) \
-  do {                \
-    fail(w, code);    \
-    return;           \
+#define FAIL(w, code)                                                                              \
+  do {                                                                                             \
+    fail(w, code);                                                                                 \
+    return;                                                                                        \
   } while (0)
 
 /* Consume buffered bytes. Returns when more input is needed, or the
@@ -372,15 +369,13 @@ static void process(ws_conn *w) {
       /* RSV1 is permessage-deflate's, and only where RFC 7692 6.1 puts it:
        * on the first frame of a data message, once it was agreed. RSV2/3
        * belong to nothing we negotiate. */
-      if (w->head.rsv &&
-          (w->head.rsv != 4 || !w->pmd.on || op == WS_OP_CONT || op >= WS_OP_CLOSE))
+      if (w->head.rsv && (w->head.rsv != 4 || !w->pmd.on || op == WS_OP_CONT || op >= WS_OP_CLOSE))
         FAIL(w, 1002);
       if (op < WS_OP_CLOSE) {
         if (op == WS_OP_CONT && !w->msg_op) FAIL(w, 1002);
         if (op != WS_OP_CONT && w->msg_op) FAIL(w, 1002);
         uint64_t have = op == WS_OP_CONT ? w->msg_wire : 0;
-        if (w->head.len > s->ws_max_msg || have + w->head.len > s->ws_max_msg)
-          FAIL(w, 1009);
+        if (w->head.len > s->ws_max_msg || have + w->head.len > s->ws_max_msg) FAIL(w, 1009);
         if (op != WS_OP_CONT) {
           w->msg_op = op;
           w->utf8 = 0;
@@ -408,8 +403,7 @@ static void process(ws_conn *w) {
       int last = frame_end && w->head.fin;
       if (take || last) {
         uint64_t have = w->msg ? w->msg->len : 0;
-        int e = pmd_inflate(w->inf, p, take, last, s->ws_max_msg - have,
-                            emit_inflated, w);
+        int e = pmd_inflate(w->inf, p, take, last, s->ws_max_msg - have, emit_inflated, w);
         if (e) FAIL(w, (unsigned)-e); /* 1009: a bomb stops at the limit */
       }
       w->msg_wire += take;
@@ -485,7 +479,7 @@ static void on_data(rx_conn *c) {
     w->rlen = rest;
     long n = rx_read(c, shared + rest, RBUF_MAX - rest);
     if (n == 0) break; /* nothing more for now */
-    if (n < 0) { /* gone without a Close frame: 1006 for on_close */
+    if (n < 0) {       /* gone without a Close frame: 1006 for on_close */
       rx_close_now(c);
       return;
     }
@@ -575,8 +569,8 @@ static const rx_proto ws_proto = {
     .on_close = on_close,
 };
 
-int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
-                 const char *left, size_t left_len, const pmd_params *pmd) {
+int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor, const char *left,
+                 size_t left_len, const pmd_params *pmd) {
   /* bytes that came behind the handshake: the only time input lands in
    * the connection's own buffer before anything is parsed */
   ws_conn *w = left_len <= RBUF_MAX ? calloc(1, sizeof *w) : NULL;
@@ -595,8 +589,7 @@ int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
     if (pmd) w->pmd = *pmd;
   }
   /* silence is measured on input only: our pings must not count as life */
-  return up_adopt(c, w ? &w->up : NULL, &ws_ops, s, actor, &ws_proto,
-                  RX_F_IDLE_READ);
+  return up_adopt(c, w ? &w->up : NULL, &ws_ops, s, actor, &ws_proto, RX_F_IDLE_READ);
 }
 
 /* --- the HTTP handshake (http_upgrade.h) ----------------------------------- */

@@ -80,8 +80,8 @@ extern const struct http_upgrader ws_upgrader;
  * the peer already sent past the handshake. The actor reference passes to
  * the WebSocket. Posts DSP_OPEN. Returns 0 or -1 (the connection is then
  * closed). Caller holds the lock, on the loop thread or not. */
-int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor,
-                 const char *left, size_t left_len, const pmd_params *pmd);
+int ws_take_over(rx_conn *c, const http_settings *s, dsp_actor *actor, const char *left,
+                 size_t left_len, const pmd_params *pmd);
 
 /* Send a message: text (UTF-8, not checked: Python's str guarantees it) or
  * binary. Returns 0, or -1 when closed/closing (or dropped for exceeding

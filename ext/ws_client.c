@@ -179,8 +179,7 @@ int wsc_feed(wsc_reader *r, const uint8_t *p, size_t n, uint64_t max_msg, size_t
       if (op < WS_OP_CLOSE) {
         if (op == WS_OP_CONT && !r->msg_op) return error(ev, 1002);
         if (op != WS_OP_CONT && r->msg_op) return error(ev, 1002);
-        if (r->head.len > max_msg || r->msg_len + r->head.len > max_msg)
-          return error(ev, 1009);
+        if (r->head.len > max_msg || r->msg_len + r->head.len > max_msg) return error(ev, 1009);
         if (op != WS_OP_CONT) {
           r->msg_op = op;
           r->utf8 = 0;
@@ -215,8 +214,10 @@ int wsc_feed(wsc_reader *r, const uint8_t *p, size_t n, uint64_t max_msg, size_t
       size_t cl = (size_t)r->head.len;
       ev->data = r->ctl;
       ev->len = cl;
-      if (op == WS_OP_PING) ev->kind = WSC_PING;
-      else if (op == WS_OP_PONG) ev->kind = WSC_PONG;
+      if (op == WS_OP_PING)
+        ev->kind = WSC_PING;
+      else if (op == WS_OP_PONG)
+        ev->kind = WSC_PONG;
       else {
         if (cl == 1) return error(ev, 1002);
         if (cl >= 2) {

@@ -53,11 +53,11 @@ typedef struct wsc_reader {
 } wsc_reader;
 
 typedef struct wsc_event {
-  int kind;       /* WSC_* */
-  int text;       /* WSC_MESSAGE: a text message */
-  uint8_t *data;  /* WSC_MESSAGE: malloc'ed, now the caller's; control: ctl */
+  int kind;      /* WSC_* */
+  int text;      /* WSC_MESSAGE: a text message */
+  uint8_t *data; /* WSC_MESSAGE: malloc'ed, now the caller's; control: ctl */
   size_t len;
-  unsigned code;  /* WSC_CLOSE: the peer's code (0: none); WSC_ERROR: ours */
+  unsigned code; /* WSC_CLOSE: the peer's code (0: none); WSC_ERROR: ours */
 } wsc_event;
 
 /* Decode from p[0..n): *used is set to the bytes consumed. Returns 1 with

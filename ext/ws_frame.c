@@ -26,8 +26,7 @@
  * means opcode n is known. */
 #define WS_KNOWN_OPCODES 0x0707u
 
-int ws_parse_head(const uint8_t *buf, size_t len, int require_mask,
-                  ws_head *out) {
+int ws_parse_head(const uint8_t *buf, size_t len, int require_mask, ws_head *out) {
   unsigned b0, b1, op, len7;
   size_t need;
   uint64_t plen;
@@ -35,38 +34,29 @@ int ws_parse_head(const uint8_t *buf, size_t len, int require_mask,
   /* Each error is reported as soon as the bytes that show it are here, not
    * when the whole header is: a peer that sends a bad first byte and then
    * stalls must not hold the connection open waiting for the rest. */
-  if (len < 1)
-    return 0;
+  if (len < 1) return 0;
   b0 = buf[0];
   op = b0 & 0x0Fu;
-  if (!((WS_KNOWN_OPCODES >> op) & 1u))
-    return -1002;
-  if (op >= 8 && !(b0 & 0x80u))
-    return -1002; /* control frames must not be fragmented (5.5) */
-  if (len < 2)
-    return 0;
+  if (!((WS_KNOWN_OPCODES >> op) & 1u)) return -1002;
+  if (op >= 8 && !(b0 & 0x80u)) return -1002; /* control frames must not be fragmented (5.5) */
+  if (len < 2) return 0;
   b1 = buf[1];
   len7 = b1 & 0x7Fu;
-  if (require_mask && !(b1 & 0x80u))
-    return -1002; /* a client must mask every frame (5.1) */
+  if (require_mask && !(b1 & 0x80u)) return -1002; /* a client must mask every frame (5.1) */
   /* Control payloads are at most 125 bytes, which the 7-bit field holds;
    * the 16/64-bit forms (126, 127) are refused even when the extended
    * value is small, since the sender must use the minimal encoding. */
-  if (op >= 8 && len7 > 125)
-    return -1002;
+  if (op >= 8 && len7 > 125) return -1002;
   need = 2;
   if (len7 == 126)
     need += 2;
   else if (len7 == 127) {
     need += 8;
     /* The 64-bit length's most significant bit must be 0 (5.2). */
-    if (len >= 3 && (buf[2] & 0x80u))
-      return -1002;
+    if (len >= 3 && (buf[2] & 0x80u)) return -1002;
   }
-  if (b1 & 0x80u)
-    need += 4;
-  if (len < need)
-    return 0;
+  if (b1 & 0x80u) need += 4;
+  if (len < need) return 0;
 
   /* Big-endian extended lengths, built byte by byte: no alignment, no
    * dependence on host byte order. Non-minimal data-frame lengths (e.g. 5
@@ -76,8 +66,7 @@ int ws_parse_head(const uint8_t *buf, size_t len, int require_mask,
   } else if (len7 == 127) {
     unsigned i;
     plen = 0;
-    for (i = 0; i < 8; i++)
-      plen = (plen << 8) | buf[2 + i];
+    for (i = 0; i < 8; i++) plen = (plen << 8) | buf[2 + i];
   } else {
     plen = len7;
   }
@@ -112,8 +101,7 @@ size_t ws_head_write(uint8_t *out, int opcode, int fin, uint64_t len) {
     /* A payload this large cannot exist in memory, but keep the wire legal:
      * the top bit of the 64-bit length must be clear. */
     len &= UINT64_C(0x7FFFFFFFFFFFFFFF);
-    for (i = 0; i < 8; i++)
-      out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+    for (i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
     return 10;
   }
 }
@@ -121,8 +109,7 @@ size_t ws_head_write(uint8_t *out, int opcode, int fin, uint64_t len) {
 /* ------------------------------------------------------------------------
  * Masking */
 
-void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4],
-               uint64_t pos) {
+void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t pos) {
   /* data[i] is payload byte pos + i, so it takes mask[(pos + i) % 4]. Lay
    * the mask out twice, rotated so m8[0] lines up with data[0]; then any
    * index i uses m8[i % 8] (period 4 divides 8), and a whole 8-byte word
@@ -132,8 +119,7 @@ void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4],
   size_t i = 0;
   unsigned j;
 
-  for (j = 0; j < 8; j++)
-    m8[j] = mask[(k + j) & 3u];
+  for (j = 0; j < 8; j++) m8[j] = mask[(k + j) & 3u];
   if (len >= 8) {
     uint64_t m, w0, w1, w2, w3;
     memcpy(&m, m8, 8); /* host order on both sides: XOR is bytewise */
@@ -157,8 +143,7 @@ void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4],
       memcpy(data + i, &w0, 8);
     }
   }
-  for (; i < len; i++)
-    data[i] ^= m8[i & 7u];
+  for (; i < len; i++) data[i] ^= m8[i & 7u];
 }
 
 /* ------------------------------------------------------------------------
@@ -216,21 +201,21 @@ _Static_assert(C_80 == 1 && C_NEVER == 4 && C_ED == 8 && C_F4 == 11,
 
 /* utf8_class[byte]: the C_ value of each byte (numbers, to fit 16 a row). */
 static const uint8_t utf8_class[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 00..0F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 10..1F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 20..2F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 30..3F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 40..4F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 50..5F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 60..6F */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       /* 70..7F */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 80..8F */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,       /* 90..9F */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,       /* A0..AF */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,       /* B0..BF */
-    4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,       /* C0..CF */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,       /* D0..DF */
-    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7,       /* E0..EF */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 00..0F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10..1F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 20..2F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 30..3F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 40..4F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 50..5F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 60..6F */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 70..7F */
+    1, 1,  1,  1,  1,  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 80..8F */
+    2, 2,  2,  2,  2,  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90..9F */
+    3, 3,  3,  3,  3,  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* A0..AF */
+    3, 3,  3,  3,  3,  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* B0..BF */
+    4, 4,  5,  5,  5,  5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* C0..CF */
+    5, 5,  5,  5,  5,  5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* D0..DF */
+    6, 7,  7,  7,  7,  7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7, /* E0..EF */
     9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, /* F0..FF */
 };
 
@@ -243,15 +228,15 @@ static const uint8_t utf8_class[256] = {
 #define RJ U_REJECT
 static const uint8_t utf8_next[U_REJECT + 1][C_COUNT] = {
     /*          00-7F 80-8F 90-9F A0-BF never C2-DF  E0  E1-EF  ED    F0  F1-F3  F4 */
-    [U_ACCEPT] = {OK,   RJ,   RJ,   RJ,   RJ,   T1, U_E0,  T2, U_ED, U_F0, T3, U_F4},
-    [U_TAIL1]  = {RJ,   OK,   OK,   OK,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_TAIL2]  = {RJ,   T1,   T1,   T1,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_TAIL3]  = {RJ,   T2,   T2,   T2,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_E0]     = {RJ,   RJ,   RJ,   T1,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_ED]     = {RJ,   T1,   T1,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_F0]     = {RJ,   RJ,   T2,   T2,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_F4]     = {RJ,   T2,   RJ,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
-    [U_REJECT] = {RJ,   RJ,   RJ,   RJ,   RJ,   RJ,   RJ,  RJ,   RJ,   RJ, RJ,   RJ},
+    [U_ACCEPT] = {OK, RJ, RJ, RJ, RJ, T1, U_E0, T2, U_ED, U_F0, T3, U_F4},
+    [U_TAIL1] = {RJ, OK, OK, OK, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_TAIL2] = {RJ, T1, T1, T1, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_TAIL3] = {RJ, T2, T2, T2, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_E0] = {RJ, RJ, RJ, T1, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_ED] = {RJ, T1, T1, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_F0] = {RJ, RJ, T2, T2, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_F4] = {RJ, T2, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
+    [U_REJECT] = {RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ, RJ},
 };
 #undef OK
 #undef T1
@@ -282,8 +267,7 @@ int ws_utf8_feed(uint32_t *state, const uint8_t *s, size_t n) {
       i++;
       while (n - i >= 8) {
         memcpy(&w, s + i, 8);
-        if (w & HIGH_BITS)
-          break;
+        if (w & HIGH_BITS) break;
         i += 8;
       }
       continue;
@@ -308,10 +292,8 @@ int ws_close_code_valid(unsigned code) {
   /* 1004 is reserved, 1005/1006/1015 are for reporting only and must never
    * be sent; 0-999 and 1016-2999 are unassigned or reserved. 1012-1014
    * (registered with IANA later) are refused, as the contract says. */
-  if (code >= 1000 && code <= 1003)
-    return 1;
-  if (code >= 1007 && code <= 1011)
-    return 1;
+  if (code >= 1000 && code <= 1003) return 1;
+  if (code >= 1007 && code <= 1011) return 1;
   return code >= 3000 && code <= 4999;
 }
 
@@ -331,8 +313,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *p) {
   for (i = 0; i < 16; i++)
     w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16) |
            ((uint32_t)p[4 * i + 2] << 8) | (uint32_t)p[4 * i + 3];
-  for (i = 16; i < 80; i++)
-    w[i] = rotl32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  for (i = 16; i < 80; i++) w[i] = rotl32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   a = h[0];
   b = h[1];
   c = h[2];
@@ -367,8 +348,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *p) {
 }
 
 void ws_sha1(const void *data, size_t len, uint8_t out[20]) {
-  uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u,
-                   0xC3D2E1F0u};
+  uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
   const uint8_t *p = data;
   uint8_t tail[128];
   size_t rest, padded, i;
@@ -386,15 +366,12 @@ void ws_sha1(const void *data, size_t len, uint8_t out[20]) {
    * bytes remain after the data. */
   rest = len;
   memset(tail, 0, sizeof tail);
-  if (rest)
-    memcpy(tail, p, rest);
+  if (rest) memcpy(tail, p, rest);
   tail[rest] = 0x80;
   padded = rest < 56 ? 64 : 128;
-  for (i = 0; i < 8; i++)
-    tail[padded - 1 - i] = (uint8_t)(bits >> (8 * i));
+  for (i = 0; i < 8; i++) tail[padded - 1 - i] = (uint8_t)(bits >> (8 * i));
   sha1_block(h, tail);
-  if (padded == 128)
-    sha1_block(h, tail + 64);
+  if (padded == 128) sha1_block(h, tail + 64);
   for (i = 0; i < 5; i++) {
     out[4 * i] = (uint8_t)(h[i] >> 24);
     out[4 * i + 1] = (uint8_t)(h[i] >> 16);
@@ -413,16 +390,11 @@ static const char b64_alphabet[] =
  * character's value, not a 256-entry table: this runs 22 times per
  * handshake. Unsigned so a negative `char` cannot index or compare oddly. */
 static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
   return -1;
 }
 
@@ -440,8 +412,7 @@ static void b64_encode(const uint8_t *in, size_t n, char *out) {
   }
   if (n - i) { /* 1 or 2 bytes left: 2 or 3 characters, then padding */
     v = (uint32_t)in[i] << 16;
-    if (n - i == 2)
-      v |= (uint32_t)in[i + 1] << 8;
+    if (n - i == 2) v |= (uint32_t)in[i + 1] << 8;
     out[o++] = b64_alphabet[(v >> 18) & 63u];
     out[o++] = b64_alphabet[(v >> 12) & 63u];
     out[o++] = n - i == 2 ? b64_alphabet[(v >> 6) & 63u] : '=';
@@ -458,12 +429,10 @@ static int key_is_16_bytes(const char *key, size_t key_len) {
   size_t i;
   int v = 0;
 
-  if (key_len != 24 || key[22] != '=' || key[23] != '=')
-    return 0;
+  if (key_len != 24 || key[22] != '=' || key[23] != '=') return 0;
   for (i = 0; i < 22; i++) {
     v = b64_value((unsigned char)key[i]);
-    if (v < 0)
-      return 0;
+    if (v < 0) return 0;
   }
   return (v & 15) == 0; /* v is key[21]'s value */
 }
@@ -475,8 +444,7 @@ int ws_accept_key(const char *key, size_t key_len, char out[29]) {
   uint8_t msg[24 + sizeof(WS_GUID) - 1];
   uint8_t digest[20];
 
-  if (!key_is_16_bytes(key, key_len))
-    return -1;
+  if (!key_is_16_bytes(key, key_len)) return -1;
   memcpy(msg, key, 24);
   memcpy(msg + 24, WS_GUID, sizeof(WS_GUID) - 1);
   ws_sha1(msg, sizeof msg, digest);

@@ -25,12 +25,12 @@ enum {
 #define WS_HEAD_MAX 14 /* 2 + 8 (length) + 4 (mask) */
 
 typedef struct {
-  uint8_t fin;     /* 0 or 1 */
-  uint8_t rsv;     /* the three RSV bits, 0..7 */
-  uint8_t opcode;  /* 0..15 */
-  uint8_t masked;  /* 0 or 1 */
+  uint8_t fin;    /* 0 or 1 */
+  uint8_t rsv;    /* the three RSV bits, 0..7 */
+  uint8_t opcode; /* 0..15 */
+  uint8_t masked; /* 0 or 1 */
   uint8_t mask[4];
-  uint64_t len;    /* payload length */
+  uint64_t len; /* payload length */
 } ws_head;
 
 /* Parse a frame header at buf[0..len). Returns the header's size (2..14),

@@ -12,19 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                              \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);      \
-      abort();                                                                 \
-    }                                                                          \
+#define ASSERT(c)                                                                                  \
+  do {                                                                                             \
+    if (!(c)) {                                                                                    \
+      fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #c);                          \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static inline void *dup_exact(const void *p, size_t n) {
   void *b = malloc(n ? n : 1);
   ASSERT(b);
-  if (n)
-    memcpy(b, p, n);
+  if (n) memcpy(b, p, n);
   return b;
 }
 

@@ -54,8 +54,7 @@ static unsigned char at(const char *p, size_t len, size_t i) {
 /* One single-byte token of the pattern starting at p (not '*'): does it
  * match ch, and where does the next token start. Transcribed from Redis's
  * stringmatchlen cases '?', '[', '\\' and default. */
-static int ref_token(const char *pat, size_t plen, size_t p, unsigned char ch,
-                     size_t *next) {
+static int ref_token(const char *pat, size_t plen, size_t p, unsigned char ch, size_t *next) {
   unsigned char c = at(pat, plen, p);
   if (c == '?') {
     *next = p + 1;
@@ -72,8 +71,7 @@ static int ref_token(const char *pat, size_t plen, size_t p, unsigned char ch,
       if (at(pat, plen, q) == '\\' && left >= 2) {
         q++;
         left--;
-        if (at(pat, plen, q) == ch)
-          hit = 1;
+        if (at(pat, plen, q) == ch) hit = 1;
       } else if (at(pat, plen, q) == ']') {
         break;
       } else if (left == 0) {
@@ -89,8 +87,7 @@ static int ref_token(const char *pat, size_t plen, size_t p, unsigned char ch,
         }
         q += 2;
         left -= 2;
-        if (ch >= lo && ch <= hi)
-          hit = 1;
+        if (ch >= lo && ch <= hi) hit = 1;
       } else if (at(pat, plen, q) == ch) {
         hit = 1;
       }
@@ -115,8 +112,7 @@ static int ref_match(const char *pat, size_t plen, const char *name, size_t nlen
   size_t w = nlen + 1, p, n, next;
   unsigned char *m;
   int r;
-  if ((plen + 1) * w > (1u << 22))
-    return -1;
+  if ((plen + 1) * w > (1u << 22)) return -1;
   m = calloc((plen + 1) * w, 1);
   ASSERT(m);
   m[plen * w + nlen] = 1;
@@ -138,17 +134,14 @@ static int ref_match(const char *pat, size_t plen, const char *name, size_t nlen
 
 /* ---- invariants ------------------------------------------------------- */
 
-static int special(char c) {
-  return c == '*' || c == '?' || c == '[' || c == '\\';
-}
+static int special(char c) { return c == '*' || c == '?' || c == '[' || c == '\\'; }
 
 static void check_literal(const char *s, size_t n) {
   char *lit = malloc(n + 2), *alt = malloc(n + 2);
   size_t k = 0, i;
   ASSERT(lit && alt);
   for (i = 0; i < n; i++)
-    if (!special(s[i]))
-      lit[k++] = s[i];
+    if (!special(s[i])) lit[k++] = s[i];
   ASSERT(match(lit, k, lit, k) == 1);
   /* changed: each position (a handful, bounded) gets a different byte */
   for (i = 0; i < k && i < 16; i++) {
@@ -188,8 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *pat, *name;
   int r, ref;
 
-  if (size < 1)
-    return 0;
+  if (size < 1) return 0;
   plen = data[0] % size; /* of the size - 1 bytes that follow */
   pat = (const char *)data + 1;
   name = pat + plen;
@@ -198,8 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   r = match(pat, plen, name, nlen);
   ref = ref_match(pat, plen, name, nlen);
   if (ref >= 0 && r != ref) {
-    fprintf(stderr, "glob_match=%d, Redis's rules=%d\npattern (%zu): ", r, ref,
-            plen);
+    fprintf(stderr, "glob_match=%d, Redis's rules=%d\npattern (%zu): ", r, ref, plen);
     fwrite(pat, 1, plen, stderr);
     fprintf(stderr, "\nname (%zu): ", nlen);
     fwrite(name, 1, nlen, stderr);

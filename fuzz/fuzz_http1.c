@@ -25,17 +25,14 @@
 
 #define MAXH 64
 
-static int is_err(int rc) {
-  return rc == -400 || rc == -431 || rc == -505;
-}
+static int is_err(int rc) { return rc == -400 || rc == -431 || rc == -505; }
 
-static void check_request(const char *b, size_t n, int rc,
-                          const http1_request *r, const http1_limits *lim) {
+static void check_request(const char *b, size_t n, int rc, const http1_request *r,
+                          const http1_limits *lim) {
   size_t i, k;
   const char *end = b + rc;
   ASSERT(rc == HTTP1_INCOMPLETE || is_err(rc) || (rc > 0 && (size_t)rc <= n));
-  if (rc <= 0)
-    return;
+  if (rc <= 0) return;
   ASSERT(r->method >= b && r->method_len > 0 && r->method + r->method_len < end);
   ASSERT(r->target >= b && r->target_len > 0 && r->target + r->target_len < end);
   ASSERT(r->version_minor == 0 || r->version_minor == 1);
@@ -52,8 +49,7 @@ static void check_request(const char *b, size_t n, int rc,
     }
     if (h->value_len) {
       ASSERT(h->value[0] != ' ' && h->value[0] != '\t');
-      ASSERT(h->value[h->value_len - 1] != ' ' &&
-             h->value[h->value_len - 1] != '\t');
+      ASSERT(h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t');
     }
   }
 }
@@ -63,12 +59,9 @@ static void check_framing(const http1_request *r) {
   size_t i;
   int te = 0, rc = http1_request_framing(r, &f);
   ASSERT(rc == 0 || rc == -400 || rc == -501);
-  if (rc)
-    return;
-  for (i = 0; i < r->num_headers; i++)
-    te |= http1_name_is(&r->headers[i], "transfer-encoding", 17);
-  ASSERT(f.body == HTTP1_BODY_NONE || f.body == HTTP1_BODY_LENGTH ||
-         f.body == HTTP1_BODY_CHUNKED);
+  if (rc) return;
+  for (i = 0; i < r->num_headers; i++) te |= http1_name_is(&r->headers[i], "transfer-encoding", 17);
+  ASSERT(f.body == HTTP1_BODY_NONE || f.body == HTTP1_BODY_LENGTH || f.body == HTTP1_BODY_CHUNKED);
   ASSERT((f.body == HTTP1_BODY_CHUNKED) == te);
   ASSERT(f.body != HTTP1_BODY_CHUNKED || r->version_minor == 1);
   ASSERT(f.body == HTTP1_BODY_LENGTH || f.content_length == 0);
@@ -80,8 +73,8 @@ static void check_framing(const http1_request *r) {
 /* Decodes data[0..n) as pieces [0, cut) and [cut, n); the body collects in
  * out (n bytes available). Returns the verdict with the leftover counted
  * over the whole input. */
-static ssize_t decode(const uint8_t *data, size_t n, size_t cut,
-                      size_t max_trailer, char *out, size_t *olen) {
+static ssize_t decode(const uint8_t *data, size_t n, size_t cut, size_t max_trailer, char *out,
+                      size_t *olen) {
   http1_chunked d;
   size_t starts[2] = {0, cut}, stops[2] = {cut, n}, i;
   ssize_t rc = HTTP1_INCOMPLETE;
@@ -93,26 +86,21 @@ static ssize_t decode(const uint8_t *data, size_t n, size_t cut,
     char *b = dup_exact(data + starts[i], in);
     uint64_t before = d.total;
     rc = http1_decode_chunked(&d, b, &len);
-    ASSERT(rc == HTTP1_INCOMPLETE || rc == -400 || rc == -431 ||
-           (rc >= 0 && (size_t)rc <= in));
+    ASSERT(rc == HTTP1_INCOMPLETE || rc == -400 || rc == -431 || (rc >= 0 && (size_t)rc <= in));
     ASSERT(len <= in);
-    if (rc != -400 && rc != -431)
-      ASSERT(d.total - before == len);
+    if (rc != -400 && rc != -431) ASSERT(d.total - before == len);
     if (rc >= 0 || rc == HTTP1_INCOMPLETE) {
       memcpy(out + *olen, b, len);
       *olen += len;
     }
     free(b);
-    if (rc >= 0)
-      return rc + (ssize_t)(n - stops[i]);
-    if (rc != HTTP1_INCOMPLETE)
-      return rc;
+    if (rc >= 0) return rc + (ssize_t)(n - stops[i]);
+    if (rc != HTTP1_INCOMPLETE) return rc;
   }
   return rc;
 }
 
-static void check_chunked(const uint8_t *data, size_t n, size_t cut,
-                          size_t max_trailer) {
+static void check_chunked(const uint8_t *data, size_t n, size_t cut, size_t max_trailer) {
   char *a = malloc(n + 1), *b = malloc(n + 1);
   size_t alen, blen;
   ssize_t ra, rb;
@@ -121,8 +109,7 @@ static void check_chunked(const uint8_t *data, size_t n, size_t cut,
   rb = decode(data, n, cut, max_trailer, b, &blen);
   ASSERT(ra == rb);
   ASSERT(alen <= n);
-  if (ra >= 0 || ra == HTTP1_INCOMPLETE)
-    ASSERT(alen == blen && memcmp(a, b, alen) == 0);
+  if (ra >= 0 || ra == HTTP1_INCOMPLETE) ASSERT(alen == blen && memcmp(a, b, alen) == 0);
   free(a);
   free(b);
 }
@@ -135,8 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *whole, *part;
   int rc1, rc2;
 
-  if (size < 2)
-    return 0;
+  if (size < 2) return 0;
   cut = data[0] % (size - 1);
   if (data[1] & 1) { /* tight limits now and then */
     lim.max_line = (size_t)(data[1] >> 1) + 1;
@@ -145,8 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   max_trailer = (data[1] & 2) ? (size_t)(data[1] >> 2) : 0;
   data += 2;
   size -= 2;
-  if (size > 1)
-    cut = (cut * 131) % (size + 1);
+  if (size > 1) cut = (cut * 131) % (size + 1);
 
   /* head: whole, then in two steps through `scanned` */
   whole = dup_exact(data, size);
@@ -157,8 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc1 > 0) {
     check_framing(&r1);
     /* the body, as the server would hand it to the decoder */
-    check_chunked(data + rc1, size - (size_t)rc1,
-                  cut > (size_t)rc1 ? cut - (size_t)rc1 : 0, max_trailer);
+    check_chunked(data + rc1, size - (size_t)rc1, cut > (size_t)rc1 ? cut - (size_t)rc1 : 0,
+                  max_trailer);
   }
 
   part = dup_exact(data, cut);

@@ -44,9 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   long whole = resp_scan(&one, buf, len);
   long part = resp_scan(&two, buf, split);
   long r2 = part == -2 ? resp_scan(&two, buf, len) : part;
-  if (part == -1) ASSERT(whole == -1);
-  else if (part > 0) ASSERT(whole == part);
-  else ASSERT(r2 == whole);
+  if (part == -1)
+    ASSERT(whole == -1);
+  else if (part > 0)
+    ASSERT(whole == part);
+  else
+    ASSERT(r2 == whole);
   ASSERT(whole == -1 || whole == -2 || (whole > 0 && (size_t)whole <= len));
 
   if (whole > 0) {

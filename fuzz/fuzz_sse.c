@@ -60,14 +60,12 @@ typedef struct {
 static void put(str *s, const void *d, size_t n) {
   if (s->len + n > s->cap) {
     size_t cap = s->cap ? s->cap : 64;
-    while (cap < s->len + n)
-      cap *= 2;
+    while (cap < s->len + n) cap *= 2;
     s->p = realloc(s->p, cap);
     ASSERT(s->p);
     s->cap = cap;
   }
-  if (n)
-    memcpy(s->p + s->len, d, n);
+  if (n) memcpy(s->p + s->len, d, n);
   s->len += n;
 }
 
@@ -84,7 +82,7 @@ typedef struct {
 typedef struct {
   event ev[4]; /* dispatched events (at most 4 kept) */
   size_t nev;
-  str data, type, last_id; /* the buffers */
+  str data, type, last_id;                          /* the buffers */
   size_t n_id, n_event, n_data, n_other, n_comment; /* field lines seen */
   size_t trailing; /* bytes after the last line break (an unfinished line) */
 } stream;
@@ -114,8 +112,7 @@ static void dispatch(stream *st) {
   }
   /* "If the data buffer's last character is a U+000A LINE FEED (LF)
    * character, then remove the last character from the data buffer." */
-  if (st->data.p[st->data.len - 1] == '\n')
-    st->data.len--;
+  if (st->data.p[st->data.len - 1] == '\n') st->data.len--;
   if (st->nev < 4) {
     event *e = &st->ev[st->nev];
     memset(e, 0, sizeof *e);
@@ -130,8 +127,7 @@ static void dispatch(stream *st) {
   st->data.len = st->type.len = 0;
 }
 
-static void field(stream *st, const char *name, size_t nl, const char *v,
-                  size_t vl) {
+static void field(stream *st, const char *name, size_t nl, const char *v, size_t vl) {
   if (nl == 5 && !memcmp(name, "event", 5)) {
     st->n_event++;
     st->type.len = 0;
@@ -164,8 +160,7 @@ static void line(stream *st, const char *l, size_t n) {
   colon = memchr(l, ':', n);
   if (colon) {
     size_t nl = (size_t)(colon - l), vs = nl + 1;
-    if (vs < n && l[vs] == ' ')
-      vs++; /* one leading space is part of the syntax */
+    if (vs < n && l[vs] == ' ') vs++; /* one leading space is part of the syntax */
     field(st, l, nl, l + vs, n - vs);
   } else {
     field(st, l, n, "", 0); /* the whole line is the field name */
@@ -176,15 +171,12 @@ static void line(stream *st, const char *l, size_t n) {
 static void parse(stream *st, const char *s, size_t n) {
   size_t i = 0, start;
   memset(st, 0, sizeof *st);
-  if (n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-    i = 3;
+  if (n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) i = 3;
   start = i;
   for (; i < n; i++) {
-    if (s[i] != '\r' && s[i] != '\n')
-      continue;
+    if (s[i] != '\r' && s[i] != '\n') continue;
     line(st, s + start, i - start);
-    if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
-      i++;
+    if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') i++;
     start = i + 1;
   }
   st->trailing = n - start; /* never dispatched: the line never ended */
@@ -198,8 +190,7 @@ static void normalize(const char *d, size_t n, str *out, size_t *lines) {
   *lines = 1;
   for (size_t i = 0; i < n; i++) {
     if (d[i] == '\r' || d[i] == '\n') {
-      if (d[i] == '\r' && i + 1 < n && d[i + 1] == '\n')
-        i++;
+      if (d[i] == '\r' && i + 1 < n && d[i + 1] == '\n') i++;
       put(out, "\n", 1);
       (*lines)++;
     } else {
@@ -208,8 +199,8 @@ static void normalize(const char *d, size_t n, str *out, size_t *lines) {
   }
 }
 
-static void check_event(const event *e, const str *want_data, const char *ev,
-                        size_t elen, const char *id, size_t ilen) {
+static void check_event(const event *e, const str *want_data, const char *ev, size_t elen,
+                        const char *id, size_t ilen) {
   ASSERT(same(&e->data, want_data->p, want_data->len));
   if (ev && elen)
     ASSERT(same(&e->type, ev, elen));
@@ -231,8 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   str want = {0};
   stream st;
 
-  if (size < 3)
-    return 0;
+  if (size < 3) return 0;
   rest = size - 3;
   data = (const char *)in + 3;
   if (in[0] & 1) {
@@ -251,10 +241,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   retry = (in[0] & 4) ? (long)in[1] * 256 + in[2] : -1;
   rlen = retry >= 0 ? (size_t)snprintf(rbuf, sizeof rbuf, "%ld", retry) : 0;
   /* exact-size copies: the arguments are not NUL-terminated */
-  if (ev)
-    ev = e_buf = dup_exact(ev, elen);
-  if (id)
-    id = i_buf = dup_exact(id, ilen);
+  if (ev) ev = e_buf = dup_exact(ev, elen);
+  if (id) id = i_buf = dup_exact(id, ilen);
   data = d_buf = dup_exact(data, dlen);
 
   sse_fields f = {ev, elen, id, ilen, retry};
@@ -275,14 +263,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   ASSERT(r == need);
   /* the size from first principles: the field lines plus the blank line */
   ASSERT((size_t)need == (id ? 4 + ilen + 1 : 0) + (ev ? 7 + elen + 1 : 0) +
-                             (retry >= 0 ? 7 + rlen + 1 : 0) +
-                             lines * 7 + (want.len - (lines - 1)) + 1);
+                             (retry >= 0 ? 7 + rlen + 1 : 0) + lines * 7 +
+                             (want.len - (lines - 1)) + 1);
   ASSERT(!memchr(out, '\r', (size_t)need)); /* LF only, always */
 
   /* a short buffer: a prefix, nothing past cap */
   cap = (size_t)in[0] >> 2;
-  if (cap > (size_t)need)
-    cap = (size_t)need;
+  if (cap > (size_t)need) cap = (size_t)need;
   shrt = malloc(cap ? cap : 1);
   ASSERT(shrt);
   r = sse_format(cap ? shrt : NULL, cap, data, dlen, &f);
@@ -375,8 +362,8 @@ int up_room(rx_conn *c, const up_conn *u, size_t more) {
   unreachable("up_room");
   return -1;
 }
-int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set,
-             dsp_actor *actor, const rx_proto *proto, uint32_t flags) {
+int up_adopt(rx_conn *c, up_conn *u, const up_ops *ops, const http_settings *set, dsp_actor *actor,
+             const rx_proto *proto, uint32_t flags) {
   (void)c, (void)u, (void)ops, (void)set, (void)actor, (void)proto, (void)flags;
   unreachable("up_adopt");
   return -1;

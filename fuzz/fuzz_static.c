@@ -103,15 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!p) return 0;
   if (size) memcpy(p, data, size);
   switch (which) {
-  case 0:
-    fuzz_normalize(p, size);
-    break;
-  case 1:
-    fuzz_range(p, size, fsize);
-    break;
-  case 2:
-    fuzz_date(p, size);
-    break;
+  case 0: fuzz_normalize(p, size); break;
+  case 1: fuzz_range(p, size, fsize); break;
+  case 2: fuzz_date(p, size); break;
   case 3: {
     int m = st_etag_match(p, size, "\"abc-123\"", 9, 0);
     int s = st_etag_match(p, size, "\"abc-123\"", 9, 1);

@@ -44,8 +44,7 @@
  * so far but inside a character. */
 static int viable(uint32_t lo, uint32_t hi, uint32_t min) {
   uint32_t a = lo > min ? lo : min, b = hi < 0x10FFFF ? hi : 0x10FFFF;
-  if (a > b)
-    return 0;
+  if (a > b) return 0;
   return !(a >= 0xD800 && b <= 0xDFFF);
 }
 
@@ -70,15 +69,11 @@ static long ref_utf8(const uint8_t *s, size_t n) {
     for (j = 0;; j++) {
       unsigned rest = (unsigned)(6 * (need - j));
       uint32_t lo = cp << rest, hi = lo | ((1u << rest) - 1);
-      if (!viable(lo, hi, min))
-        return (long)(i + j);
-      if (j == need)
-        break;
-      if (i + j + 1 >= n)
-        return -2;
+      if (!viable(lo, hi, min)) return (long)(i + j);
+      if (j == need) break;
+      if (i + j + 1 >= n) return -2;
       c = s[i + j + 1];
-      if ((c & 0xC0) != 0x80)
-        return (long)(i + j + 1);
+      if ((c & 0xC0) != 0x80) return (long)(i + j + 1);
       cp = (cp << 6) | (c & 0x3Fu);
     }
     i += need + 1;
@@ -95,14 +90,12 @@ static long check_utf8(const uint8_t *s, size_t n, size_t cut) {
   size_t i;
   uint8_t *a, *b;
 
-  if (cut > n)
-    cut = n;
+  if (cut > n) cut = n;
   r1 = ws_utf8_feed(&st1, s, n);
   a = dup_exact(s, cut);
   b = dup_exact(s + cut, n - cut);
   r2 = ws_utf8_feed(&st2, a, cut);
-  if (r2 == 0)
-    r2 = ws_utf8_feed(&st2, b, n - cut);
+  if (r2 == 0) r2 = ws_utf8_feed(&st2, b, n - cut);
   free(a);
   free(b);
   for (i = 0; i < n; i++)
@@ -127,16 +120,14 @@ static long check_utf8(const uint8_t *s, size_t n, size_t cut) {
 /* ---- accept key ---------------------------------------------------------- */
 
 static int b64v(unsigned char c) {
-  const char *al =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const char *p = c ? strchr(al, c) : NULL;
   return p ? (int)(p - al) : -1;
 }
 
 /* base64 through a bit accumulator (the library encodes 3-byte groups). */
 static void enc64(const uint8_t *in, size_t n, char *out) {
-  const char *al =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   uint32_t acc = 0;
   unsigned bits = 0;
   size_t i, o = 0;
@@ -148,10 +139,8 @@ static void enc64(const uint8_t *in, size_t n, char *out) {
       out[o++] = al[(acc >> bits) & 63];
     }
   }
-  if (bits)
-    out[o++] = al[(acc << (6 - bits)) & 63];
-  while (o % 4)
-    out[o++] = '=';
+  if (bits) out[o++] = al[(acc << (6 - bits)) & 63];
+  while (o % 4) out[o++] = '=';
   out[o] = 0;
 }
 
@@ -162,10 +151,8 @@ static void check_key(const uint8_t *k, size_t n) {
   int valid = n == 24 && key[22] == '=' && key[23] == '=', r;
   size_t i;
 
-  for (i = 0; valid && i < 22; i++)
-    valid = b64v((unsigned char)key[i]) >= 0;
-  if (valid)
-    valid = (b64v((unsigned char)key[21]) & 15) == 0;
+  for (i = 0; valid && i < 22; i++) valid = b64v((unsigned char)key[i]) >= 0;
+  if (valid) valid = (b64v((unsigned char)key[21]) & 15) == 0;
   memset(out, 'Z', sizeof out);
   r = ws_accept_key(key, n, out);
   ASSERT(r == (valid ? 0 : -1));
@@ -184,8 +171,7 @@ static void check_key(const uint8_t *k, size_t n) {
 /* ---- frames -------------------------------------------------------------- */
 
 static int rule_close(unsigned c) {
-  return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) ||
-         (c >= 3000 && c <= 4999);
+  return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
 }
 
 /* Check the verdict r for buf[0..n) against the bytes themselves. */
@@ -195,20 +181,17 @@ static void check_head(const uint8_t *buf, size_t n, int r, const ws_head *h) {
   uint64_t len = 0;
 
   ASSERT(r == -1002 || r == 0 || (r >= 2 && r <= WS_HEAD_MAX));
-  if (r <= 0)
-    return;
+  if (r <= 0) return;
   ASSERT((size_t)r <= n);
   op = buf[0] & 15u;
   len7 = buf[1] & 127u;
   ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
   ASSERT(h->masked == 1 && (buf[1] & 0x80));
   ASSERT((size_t)r == 2 + ext + 4);
-  ASSERT(h->fin == (buf[0] >> 7) && h->rsv == ((buf[0] >> 4) & 7) &&
-         h->opcode == op);
+  ASSERT(h->fin == (buf[0] >> 7) && h->rsv == ((buf[0] >> 4) & 7) && h->opcode == op);
   ASSERT(op <= 2 || (op >= 8 && op <= 10));
   ASSERT(op < 8 || (h->fin && h->len <= 125 && len7 <= 125));
-  for (i = 0; i < ext; i++)
-    len = (len << 8) | buf[2 + i];
+  for (i = 0; i < ext; i++) len = (len << 8) | buf[2 + i];
   ASSERT(h->len == (ext ? len : len7));
   ASSERT(h->len >> 63 == 0);
   ASSERT(!memcmp(h->mask, buf + r - 4, 4));
@@ -220,8 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int in_text = 0;
   uint32_t msg_state = 0;
 
-  if (size < 2)
-    return 0;
+  if (size < 2) return 0;
   seed = data[0];
   keysel = data[1];
   data += 2;
@@ -273,8 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if (r == -1002 && n >= 2 && !(buf[1] & 0x80)) {
       rk = ws_parse_head(buf, n, 0, &h2);
       ASSERT(rk == -1002 || rk == 0 || rk >= 2);
-      if (rk > 0)
-        ASSERT(!h2.masked && (size_t)rk <= n);
+      if (rk > 0) ASSERT(!h2.masked && (size_t)rk <= n);
     }
 
     if (r <= 0) {
@@ -288,15 +269,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       size_t wn = ws_head_write(w, h.opcode, h.fin, h.len);
       ASSERT(wn == (h.len <= 125 ? 2u : h.len <= 0xFFFF ? 4u : 10u));
       rk = ws_parse_head(w, wn, 0, &h2);
-      ASSERT(rk == (int)wn && h2.fin == h.fin && h2.opcode == h.opcode &&
-             h2.len == h.len && h2.rsv == 0 && !h2.masked);
+      ASSERT(rk == (int)wn && h2.fin == h.fin && h2.opcode == h.opcode && h2.len == h.len &&
+             h2.rsv == 0 && !h2.masked);
     }
 
     /* Unmask whatever part of the payload is here: whole, in two pieces,
      * and naively. */
     avail = n - (size_t)r;
-    if (h.len < avail)
-      avail = (size_t)h.len;
+    if (h.len < avail) avail = (size_t)h.len;
     orig = dup_exact(buf + r, avail);
     pa = dup_exact(orig, avail);
     pb = dup_exact(orig, avail);
@@ -311,8 +291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       free(b1);
       free(b2);
     }
-    for (k = 0; k < avail; k++)
-      ASSERT(pa[k] == (uint8_t)(orig[k] ^ h.mask[k & 3]));
+    for (k = 0; k < avail; k++) ASSERT(pa[k] == (uint8_t)(orig[k] ^ h.mask[k & 3]));
     ASSERT(!memcmp(pa, pb, avail));
 
     /* Text: the frame alone, and the message so far across fragments. */
@@ -339,8 +318,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(pb);
     free(buf);
 
-    if (h.len > n - (size_t)r)
-      break; /* the payload runs past the input */
+    if (h.len > n - (size_t)r) break; /* the payload runs past the input */
     off += (size_t)r + (size_t)h.len;
   }
   return 0;

@@ -66,10 +66,9 @@ static int direct;            /* plain requests are answered in next() */
 #define FAST_RESUME (-1)
 #define FAST_BUDGET (-2)
 static PyTypeObject *start_resp_type;
-static PyObject *factory;      /* factory(conn, env, status, headers) -> Response */
-static int pool_mode;          /* release the GIL around http_respond */
+static PyObject *factory; /* factory(conn, env, status, headers) -> Response */
+static int pool_mode;     /* release the GIL around http_respond */
 static PyObject *str_start_response, *str_write;
-
 
 static PyObject *fast_setup(PyObject *self, PyObject *args) {
   (void)self;
@@ -191,14 +190,12 @@ static PyObject *request_tuple(dsp_event *ev, int left) {
  * this: no upgrade, no access log. */
 
 typedef struct {
-  PyObject_HEAD
-  PyObject *status;  /* None until start_response */
+  PyObject_HEAD PyObject *status; /* None until start_response */
   PyObject *headers;
-  PyObject *resp;    /* the Response after a write(), else NULL */
+  PyObject *resp; /* the Response after a write(), else NULL */
   PyObject *env;
   unsigned long long conn;
 } start_resp;
-
 
 static int sr_traverse(PyObject *o, visitproc visit, void *arg) {
   start_resp *s = (start_resp *)o;
@@ -287,8 +284,8 @@ static PyMethodDef sr_methods[] = {
 };
 
 static PyType_Slot sr_slots[] = {
-    {Py_tp_call, sr_call},       {Py_tp_dealloc, sr_dealloc}, {Py_tp_traverse, sr_traverse},
-    {Py_tp_clear, sr_clear},     {Py_tp_methods, sr_methods}, {0, NULL},
+    {Py_tp_call, sr_call},   {Py_tp_dealloc, sr_dealloc}, {Py_tp_traverse, sr_traverse},
+    {Py_tp_clear, sr_clear}, {Py_tp_methods, sr_methods}, {0, NULL},
 };
 
 static PyType_Spec sr_spec = {"iodine_py._fast.start_response", sizeof(start_resp), 0,
@@ -352,8 +349,8 @@ static int answer_common(start_resp *s, PyObject *result) {
   size_t count = (size_t)PyList_Size(s->headers);
   int r;
   if (pool_mode) {
-    Py_BEGIN_ALLOW_THREADS
-    r = http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl, 1);
+    Py_BEGIN_ALLOW_THREADS r =
+        http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl, 1);
     Py_END_ALLOW_THREADS
   } else {
     r = http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl, 1);
@@ -437,8 +434,7 @@ static PyObject *fast_call(PyObject *self, PyObject *args) {
 static dsp_event *take(dsp_event *done, int mode) {
   dsp_event *ev;
   if (mode == 1) {
-    Py_BEGIN_ALLOW_THREADS
-    ev = dsp_done_next(done, 1);
+    Py_BEGIN_ALLOW_THREADS ev = dsp_done_next(done, 1);
     Py_END_ALLOW_THREADS
   } else if (mode == 2) {
     ev = dsp_done_same(done);
@@ -452,8 +448,8 @@ static dsp_event *take(dsp_event *done, int mode) {
  * upgrade, and setup() said direct (no access log). */
 static int plain_request(const dsp_event *ev) {
   const http_req *r = ev->ptr;
-  return direct && ev->kind == DSP_HTTP_REQUEST && r && !HAS_BODY(r) && !r->upgrade &&
-         apps && r->tag >= 0 && r->tag < PyTuple_Size(apps);
+  return direct && ev->kind == DSP_HTTP_REQUEST && r && !HAS_BODY(r) && !r->upgrade && apps &&
+         r->tag >= 0 && r->tag < PyTuple_Size(apps);
 }
 
 /* Take events, answering plain requests here (the app called through
@@ -512,7 +508,6 @@ static PyObject *fast_next(PyObject *self, PyObject *args) {
   return Py_BuildValue("(iKKi)", ev->kind, (unsigned long long)(uintptr_t)ev,
                        (unsigned long long)ev->conn, left);
 }
-
 
 static PyMethodDef methods[] = {
     {"setup", fast_setup, METH_VARARGS, "setup(bases, empty_input, fixed_keys)"},

@@ -28,8 +28,7 @@ static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *b;
   long n;
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   fseek(f, 0, SEEK_END);
   n = ftell(f);
   fseek(f, 0, SEEK_SET);
@@ -111,14 +110,12 @@ static void run(const char *path) {
       pos = len - (size_t)left;
     }
     printf("ok ");
-    if (fr.upgrade_websocket ||
-        (req.method_len == 7 && memcmp(req.method, "CONNECT", 7) == 0)) {
+    if (fr.upgrade_websocket || (req.method_len == 7 && memcmp(req.method, "CONNECT", 7) == 0)) {
       printf("switch ");
       break;
     }
     if (!fr.keep_alive) {
-      if (pos < len)
-        printf("close ");
+      if (pos < len) printf("close ");
       break;
     }
   }

@@ -60,8 +60,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
     rk = http1_parse_request(b, k, &sc, lim, &r);
     if (rk == HTTP1_INCOMPLETE) {
       if (done_at != (size_t)-1) {
-        check(0, line, "prefix %zu incomplete after a verdict at %zu", k,
-              done_at);
+        check(0, line, "prefix %zu incomplete after a verdict at %zu", k, done_at);
         bad = 1;
       } else if (sc != k) {
         check(0, line, "prefix %zu: scanned %zu", k, sc);
@@ -69,11 +68,9 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
       }
       continue;
     }
-    if (done_at == (size_t)-1)
-      done_at = k;
+    if (done_at == (size_t)-1) done_at = k;
     if (rk != full || sc != 0) {
-      check(0, line, "prefix %zu gives %d (scanned %zu), whole gives %d", k,
-            rk, sc, full);
+      check(0, line, "prefix %zu gives %d (scanned %zu), whole gives %d", k, rk, sc, full);
       bad = 1;
     } else if (rk > 0 && (size_t)rk != done_at) {
       check(0, line, "head of %d bytes complete at prefix %zu", rk, done_at);
@@ -99,8 +96,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
       continue;
     }
     if (rk != full || k != done_at) {
-      check(0, line, "resumed: %d at %zu, whole gives %d at %zu", rk, k, full,
-            done_at);
+      check(0, line, "resumed: %d at %zu, whole gives %d at %zu", rk, k, full, done_at);
       bad = 1;
     }
     break;
@@ -113,8 +109,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
   if (!bad && full > 0) {
     size_t i;
     int ok = (size_t)full <= n && inside(req->method, req->method_len, b, n) &&
-             inside(req->target, req->target_len, b, n) &&
-             req->num_headers <= lim->max_headers;
+             inside(req->target, req->target_len, b, n) && req->num_headers <= lim->max_headers;
     for (i = 0; ok && i < req->num_headers; i++)
       ok = inside(req->headers[i].name, req->headers[i].name_len, b, n) &&
            inside(req->headers[i].value, req->headers[i].value_len, b, n);
@@ -123,8 +118,7 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
       bad = 1;
     }
   }
-  if (!bad)
-    passed++;
+  if (!bad) passed++;
   return full;
 }
 
@@ -132,17 +126,17 @@ static int head_at(int line, const char *in, size_t n, const http1_limits *lim,
 #define HEAD(s, req) HEAD_LIM(s, &def_lim, req)
 
 /* Expects verdict `want` (a length, INCOMPLETE or an error) for string s. */
-#define EXPECT_HEAD(s, want)                                                   \
-  do {                                                                         \
-    http1_request rq_;                                                         \
-    int got_ = HEAD(s, &rq_);                                                  \
-    CHECK(got_ == (want), "head %s: got %d, want %d", #s, got_, (int)(want));  \
+#define EXPECT_HEAD(s, want)                                                                       \
+  do {                                                                                             \
+    http1_request rq_;                                                                             \
+    int got_ = HEAD(s, &rq_);                                                                      \
+    CHECK(got_ == (want), "head %s: got %d, want %d", #s, got_, (int)(want));                      \
   } while (0)
-#define EXPECT_HEAD_LIM(s, lim, want)                                          \
-  do {                                                                         \
-    http1_request rq_;                                                         \
-    int got_ = HEAD_LIM(s, lim, &rq_);                                         \
-    CHECK(got_ == (want), "head %s: got %d, want %d", #s, got_, (int)(want));  \
+#define EXPECT_HEAD_LIM(s, lim, want)                                                              \
+  do {                                                                                             \
+    http1_request rq_;                                                                             \
+    int got_ = HEAD_LIM(s, lim, &rq_);                                                             \
+    CHECK(got_ == (want), "head %s: got %d, want %d", #s, got_, (int)(want));                      \
   } while (0)
 #define OK_HEAD(s) EXPECT_HEAD(s, (int)sizeof(s) - 1)
 
@@ -155,16 +149,15 @@ static int frame_at(int line, const char *in, size_t n, http1_framing *fr) {
   http1_request req;
   int rc = head_at(line, in, n, &def_lim, &req);
   memset(fr, 0xff, sizeof *fr);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   return http1_request_framing(&req, fr);
 }
 #define FRAME(s, fr) frame_at(__LINE__, s, sizeof(s) - 1, fr)
-#define EXPECT_FRAME(s, want)                                                  \
-  do {                                                                         \
-    http1_framing fr_;                                                         \
-    int got_ = FRAME(s, &fr_);                                                 \
-    CHECK(got_ == (want), "frame %s: got %d, want %d", #s, got_, (int)(want)); \
+#define EXPECT_FRAME(s, want)                                                                      \
+  do {                                                                                             \
+    http1_framing fr_;                                                                             \
+    int got_ = FRAME(s, &fr_);                                                                     \
+    CHECK(got_ == (want), "frame %s: got %d, want %d", #s, got_, (int)(want));                     \
   } while (0)
 
 /* ---- chunked driver --------------------------------------------------- */
@@ -174,8 +167,8 @@ static char body[1 << 16];
 /* Feeds in[0..n) as pieces cut at cuts[0..ncuts); decoded bytes gather in
  * body[0..*blen). Returns the verdict, the leftover counted over the whole
  * input. -1000 flags a broken invariant (reported by the caller). */
-static ssize_t feed(const char *in, size_t n, const size_t *cuts, size_t ncuts,
-                    size_t max_trailer, size_t *blen) {
+static ssize_t feed(const char *in, size_t n, const size_t *cuts, size_t ncuts, size_t max_trailer,
+                    size_t *blen) {
   http1_chunked d;
   size_t i, start = 0;
   ssize_t rc = HTTP1_INCOMPLETE;
@@ -188,16 +181,12 @@ static ssize_t feed(const char *in, size_t n, const size_t *cuts, size_t ncuts,
     char *b = guarded(in + start, len);
     uint64_t before = d.total;
     rc = http1_decode_chunked(&d, b, &len);
-    if (len > stop - start || (rc >= 0 && (size_t)rc > stop - start))
-      return -1000;
-    if (rc != -400 && rc != -431 && d.total - before != len)
-      return -1000;
+    if (len > stop - start || (rc >= 0 && (size_t)rc > stop - start)) return -1000;
+    if (rc != -400 && rc != -431 && d.total - before != len) return -1000;
     memcpy(body + *blen, b, len);
     *blen += len;
-    if (rc >= 0)
-      return rc + (ssize_t)(n - stop);
-    if (rc != HTTP1_INCOMPLETE)
-      return rc;
+    if (rc >= 0) return rc + (ssize_t)(n - stop);
+    if (rc != HTTP1_INCOMPLETE) return rc;
     start = stop;
   }
   return rc;
@@ -205,8 +194,8 @@ static ssize_t feed(const char *in, size_t n, const size_t *cuts, size_t ncuts,
 
 /* Whole, every two-piece split, and byte by byte must all give `want`
  * (leftover count when >= 0) and, unless an error, the body `wbody`. */
-static void chunked_at(int line, const char *in, size_t n, size_t max_trailer,
-                       ssize_t want, const char *wbody, size_t wlen) {
+static void chunked_at(int line, const char *in, size_t n, size_t max_trailer, ssize_t want,
+                       const char *wbody, size_t wlen) {
   static size_t cuts[1 << 16];
   size_t s, blen;
   ssize_t rc;
@@ -216,8 +205,7 @@ static void chunked_at(int line, const char *in, size_t n, size_t max_trailer,
     const char *how;
     size_t nc;
     if (s == n + 1) { /* byte by byte */
-      for (nc = 0; nc + 1 < n; nc++)
-        cuts[nc] = nc + 1;
+      for (nc = 0; nc + 1 < n; nc++) cuts[nc] = nc + 1;
       how = "byte by byte";
     } else {
       cuts[0] = s;
@@ -226,24 +214,20 @@ static void chunked_at(int line, const char *in, size_t n, size_t max_trailer,
     }
     rc = feed(in, n, cuts, nc, max_trailer, &blen);
     if (rc == -1000) {
-      check(0, line, "%s at %zu: decoded or leftover exceeds the input", how,
-            s);
+      check(0, line, "%s at %zu: decoded or leftover exceeds the input", how, s);
       bad = 1;
     } else if (rc != want) {
       check(0, line, "%s at %zu: got %zd, want %zd", how, s, rc, want);
       bad = 1;
-    } else if (want != -400 && want != -431 &&
-               (blen != wlen || memcmp(body, wbody, wlen) != 0)) {
-      check(0, line, "%s at %zu: body %.*s, want %.*s", how, s, (int)blen,
-            body, (int)wlen, wbody);
+    } else if (want != -400 && want != -431 && (blen != wlen || memcmp(body, wbody, wlen) != 0)) {
+      check(0, line, "%s at %zu: body %.*s, want %.*s", how, s, (int)blen, body, (int)wlen, wbody);
       bad = 1;
     }
   }
-  if (!bad)
-    passed++;
+  if (!bad) passed++;
 }
 
-#define CHUNKED_TR(s, tr, want, b)                                             \
+#define CHUNKED_TR(s, tr, want, b)                                                                 \
   chunked_at(__LINE__, s, sizeof(s) - 1, tr, want, b, sizeof(b) - 1)
 #define CHUNKED(s, want, b) CHUNKED_TR(s, 0, want, b)
 #define CHUNKED_BAD(s, want) CHUNKED_TR(s, 0, want, "")
@@ -255,15 +239,14 @@ static void test_request_line(void) {
   int rc;
 
   rc = HEAD("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-  CHECK(rc == 27 && eq(r.method, r.method_len, "GET") &&
-            eq(r.target, r.target_len, "/") && r.version_minor == 1 &&
-            r.num_headers == 1,
+  CHECK(rc == 27 && eq(r.method, r.method_len, "GET") && eq(r.target, r.target_len, "/") &&
+            r.version_minor == 1 && r.num_headers == 1,
         "basic GET: %d", rc);
 
   rc = HEAD("POST /a/b?c=d&e=%20#frag HTTP/1.0\r\n\r\nbody", &r);
   CHECK(rc == 37 && eq(r.method, r.method_len, "POST") &&
-            eq(r.target, r.target_len, "/a/b?c=d&e=%20#frag") &&
-            r.version_minor == 0 && r.num_headers == 0,
+            eq(r.target, r.target_len, "/a/b?c=d&e=%20#frag") && r.version_minor == 0 &&
+            r.num_headers == 0,
         "POST 1.0 with pipelined body: %d", rc);
 
   /* methods: any token, case kept */
@@ -286,22 +269,20 @@ static void test_request_line(void) {
 
   /* targets */
   rc = HEAD("GET http://user:pw@example.com:8080/x?y HTTP/1.1\r\n\r\n", &r);
-  CHECK(rc > 0 && eq(r.target, r.target_len,
-                     "http://user:pw@example.com:8080/x?y"),
+  CHECK(rc > 0 && eq(r.target, r.target_len, "http://user:pw@example.com:8080/x?y"),
         "absolute-form target: %d", rc);
   rc = HEAD("OPTIONS * HTTP/1.1\r\n\r\n", &r);
   CHECK(rc > 0 && eq(r.target, r.target_len, "*"), "asterisk-form: %d", rc);
   rc = HEAD("CONNECT example.com:443 HTTP/1.1\r\n\r\n", &r);
-  CHECK(rc > 0 && eq(r.target, r.target_len, "example.com:443"),
-        "authority-form: %d", rc);
+  CHECK(rc > 0 && eq(r.target, r.target_len, "example.com:443"), "authority-form: %d", rc);
   OK_HEAD("GET /with_\"quotes\"?foo=\\\"bar\\\"|{}<>^` HTTP/1.1\r\n\r\n");
-  OK_HEAD("GET /\xc3\xa0%20k HTTP/1.0\r\n\r\n");       /* UTF-8 a-grave */
+  OK_HEAD("GET /\xc3\xa0%20k HTTP/1.0\r\n\r\n"); /* UTF-8 a-grave */
   OK_HEAD("GET /\xe2\x82\xac/\xf0\x9f\x98\x80 HTTP/1.0\r\n\r\n");
-  EXPECT_HEAD("GET /\xee HTTP/1.1\r\n\r\n", -400);      /* truncated UTF-8 */
-  EXPECT_HEAD("GET /\xc0\xaf HTTP/1.1\r\n\r\n", -400);  /* overlong */
-  EXPECT_HEAD("GET /\xed\xa0\x80 HTTP/1.1\r\n\r\n", -400); /* surrogate */
+  EXPECT_HEAD("GET /\xee HTTP/1.1\r\n\r\n", -400);             /* truncated UTF-8 */
+  EXPECT_HEAD("GET /\xc0\xaf HTTP/1.1\r\n\r\n", -400);         /* overlong */
+  EXPECT_HEAD("GET /\xed\xa0\x80 HTTP/1.1\r\n\r\n", -400);     /* surrogate */
   EXPECT_HEAD("GET /\xf4\x90\x80\x80 HTTP/1.1\r\n\r\n", -400); /* > U+10FFFF */
-  EXPECT_HEAD("GET /\xe0\x80\x80 HTTP/1.1\r\n\r\n", -400); /* overlong */
+  EXPECT_HEAD("GET /\xe0\x80\x80 HTTP/1.1\r\n\r\n", -400);     /* overlong */
   OK_HEAD("GET /\xe0\xa0\x80 HTTP/1.1\r\n\r\n");
   EXPECT_HEAD("GET /\xf0\x9f\x98X HTTP/1.1\r\n\r\n", -400);
   EXPECT_HEAD("GET /\xf5\x80\x80\x80 HTTP/1.1\r\n\r\n", -400);
@@ -355,28 +336,23 @@ static void test_headers(void) {
   rc = HEAD("GET / HTTP/1.1\r\nName: \t value \t \r\nX:abc\r\nY:\tq\t\r\n"
             "E:\r\nF:   \r\nIn: a b  c\r\n\r\n",
             &r);
-  CHECK(rc > 0 && r.num_headers == 6 &&
-            eq(r.headers[0].name, r.headers[0].name_len, "Name") &&
+  CHECK(rc > 0 && r.num_headers == 6 && eq(r.headers[0].name, r.headers[0].name_len, "Name") &&
             eq(r.headers[0].value, r.headers[0].value_len, "value") &&
             eq(r.headers[1].value, r.headers[1].value_len, "abc") &&
-            eq(r.headers[2].value, r.headers[2].value_len, "q") &&
-            r.headers[3].value_len == 0 && r.headers[4].value_len == 0 &&
-            eq(r.headers[5].value, r.headers[5].value_len, "a b  c"),
+            eq(r.headers[2].value, r.headers[2].value_len, "q") && r.headers[3].value_len == 0 &&
+            r.headers[4].value_len == 0 && eq(r.headers[5].value, r.headers[5].value_len, "a b  c"),
         "OWS trimming and empty values: %d", rc);
 
-  rc = HEAD("GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\nY: \xffV\r\nT: a\tb\r\n\r\n",
-            &r);
+  rc = HEAD("GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\nY: \xffV\r\nT: a\tb\r\n\r\n", &r);
   CHECK(rc > 0 && r.num_headers == 3 && r.headers[0].value_len == 5 &&
-            r.headers[1].value_len == 2 &&
-            eq(r.headers[2].value, r.headers[2].value_len, "a\tb"),
+            r.headers[1].value_len == 2 && eq(r.headers[2].value, r.headers[2].value_len, "a\tb"),
         "obs-text and inner HTAB in values: %d", rc);
 
   OK_HEAD("GET / HTTP/1.1\r\nX.Custom|Pipe: ok\r\nTransfer_Encoding: x\r\n\r\n");
 
   /* leading empty lines are skipped and counted in the length */
   rc = HEAD("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-  CHECK(rc == 31 && eq(r.method, r.method_len, "GET"), "leading CRLFs: %d",
-        rc);
+  CHECK(rc == 31 && eq(r.method, r.method_len, "GET"), "leading CRLFs: %d", rc);
   EXPECT_HEAD("\r\n", HTTP1_INCOMPLETE);
   EXPECT_HEAD("\r\n\r\n\r\n", HTTP1_INCOMPLETE);
   EXPECT_HEAD("\nGET / HTTP/1.1\r\n\r\n", -400);
@@ -432,9 +408,13 @@ static void test_headers(void) {
   EXPECT_HEAD("GET / HTTP/1.1\r\nTransfer-\r\nEncoding: chunked\r\n\r\n", -400);
 
   /* NUL and CTLs in values (HTAB allowed) */
-  EXPECT_HEAD("GET / HTTP/1.1\r\nX: a\x00" "b\r\n\r\n", -400);
+  EXPECT_HEAD("GET / HTTP/1.1\r\nX: a\x00"
+              "b\r\n\r\n",
+              -400);
   EXPECT_HEAD("GET / HTTP/1.1\r\nX: a\x00\r\n\r\n", -400);
-  EXPECT_HEAD("GET / HTTP/1.1\r\nX: a\x01" "b\r\n\r\n", -400);
+  EXPECT_HEAD("GET / HTTP/1.1\r\nX: a\x01"
+              "b\r\n\r\n",
+              -400);
   EXPECT_HEAD("GET / HTTP/1.1\r\nX: plain\x07injected\r\n\r\n", -400);
   EXPECT_HEAD("GET / HTTP/1.1\r\nX: hello\x0cworld\r\n\r\n", -400);
   EXPECT_HEAD("GET / HTTP/1.1\r\nX: \x0c\r\n\r\n", -400);
@@ -467,14 +447,11 @@ static void test_limits(void) {
   EXPECT_HEAD_LIM("GET /012345678901234567 HTTP/1.1\r\n\r\n", &lim, 36);
   EXPECT_HEAD_LIM("GET /0123456789012345678 HTTP/1.1\r\n\r\n", &lim, -431);
   /* header line likewise */
-  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nX: 012345678901234567890123456789\r\n\r\n",
-                  &lim, -431);
-  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nX: 01234567890123456789012345678\r\n\r\n",
-                  &lim, 52);
+  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nX: 012345678901234567890123456789\r\n\r\n", &lim, -431);
+  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nX: 01234567890123456789012345678\r\n\r\n", &lim, 52);
   /* count: 3 fit, 4 do not */
   EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", &lim, 36);
-  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", &lim,
-                  -431);
+  EXPECT_HEAD_LIM("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", &lim, -431);
   {
     static const http1_limits none = {64, 0};
     EXPECT_HEAD_LIM("GET / HTTP/1.1\r\n\r\n", &none, 18);
@@ -485,8 +462,7 @@ static void test_limits(void) {
     http1_header h[4];
     memset(&r, 0, sizeof r);
     r.headers = h;
-    rc = http1_parse_request("GET / HTTP/1.1\r\nA: b\r\n\r\n", 24, NULL, NULL,
-                             &r);
+    rc = http1_parse_request("GET / HTTP/1.1\r\nA: b\r\n\r\n", 24, NULL, NULL, &r);
     CHECK(rc == 24 && r.num_headers == 1, "NULL limits: %d", rc);
   }
 
@@ -496,8 +472,7 @@ static void test_limits(void) {
     memset(&r, 0, sizeof r);
     rc = http1_parse_request("GET / HTTP/1.1\r\n\r\n", 18, NULL, &l, &r);
     CHECK(rc == 18, "no header array, no fields: %d", rc);
-    rc = http1_parse_request("GET / HTTP/1.1\r\nA: b\r\n\r\n", 24, NULL, &l,
-                             &r);
+    rc = http1_parse_request("GET / HTTP/1.1\r\nA: b\r\n\r\n", 24, NULL, &l, &r);
     CHECK(rc == -431, "no header array, one field: %d", rc);
   }
 
@@ -505,8 +480,7 @@ static void test_limits(void) {
   for (i = 0; i < 2; i++) {
     size_t k, count = 100 + i;
     n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nHost: a\r\n");
-    for (k = 1; k < count; k++)
-      n += (size_t)sprintf(big + n, "X-Header-%zu: value %zu\r\n", k, k);
+    for (k = 1; k < count; k++) n += (size_t)sprintf(big + n, "X-Header-%zu: value %zu\r\n", k, k);
     n += (size_t)sprintf(big + n, "\r\n");
     rc = head_at(__LINE__, big, n, &def_lim, &r);
     if (i == 0)
@@ -541,21 +515,17 @@ static void test_resume_cost(void) {
   http1_request r;
   memcpy(big, "GET / HTTP/1.1\r\n", 16);
   for (k = 16; k < n; k++)
-    big[k] = (k % 40 == 14) ? '\r' : (k % 40 == 15) ? '\n'
-                                                   : (char)('a' + k % 26);
-  for (k = 16; k < n; k += 40)
-    memcpy(big + k, "X:", 2);
+    big[k] = (k % 40 == 14) ? '\r' : (k % 40 == 15) ? '\n' : (char)('a' + k % 26);
+  for (k = 16; k < n; k += 40) memcpy(big + k, "X:", 2);
   memset(&r, 0, sizeof r);
   r.headers = hdrs;
   t0 = clock();
   for (k = 1; k <= n; k++) {
     rc = http1_parse_request(big, k, &sc, &def_lim, &r);
-    if (rc != HTTP1_INCOMPLETE)
-      break;
+    if (rc != HTTP1_INCOMPLETE) break;
   }
   secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-  CHECK(rc == HTTP1_INCOMPLETE && sc == n, "trickled head: %d scanned %zu", rc,
-        sc);
+  CHECK(rc == HTTP1_INCOMPLETE && sc == n, "trickled head: %d scanned %zu", rc, sc);
   CHECK(secs < 0.5, "trickled head took %.2f s: rescanning?", secs);
   /* a stale scanned beyond len is ignored rather than trusted */
   sc = 1000;
@@ -573,16 +543,13 @@ static void test_framing(void) {
 #define H10(x) "POST / HTTP/1.0\r\n" x "\r\n"
 
   rc = FRAME(H11(""), &f);
-  CHECK(rc == 0 && f.body == HTTP1_BODY_NONE && f.keep_alive && f.has_host &&
-            !f.expect_continue && !f.upgrade_websocket &&
-            !f.accept_event_stream,
+  CHECK(rc == 0 && f.body == HTTP1_BODY_NONE && f.keep_alive && f.has_host && !f.expect_continue &&
+            !f.upgrade_websocket && !f.accept_event_stream,
         "plain 1.1: %d", rc);
   rc = FRAME(H11("Content-Length: 5\r\n"), &f);
-  CHECK(rc == 0 && f.body == HTTP1_BODY_LENGTH && f.content_length == 5,
-        "CL 5: %d", rc);
+  CHECK(rc == 0 && f.body == HTTP1_BODY_LENGTH && f.content_length == 5, "CL 5: %d", rc);
   rc = FRAME(H11("Content-Length: 0\r\n"), &f);
-  CHECK(rc == 0 && f.body == HTTP1_BODY_LENGTH && f.content_length == 0,
-        "CL 0: %d", rc);
+  CHECK(rc == 0 && f.body == HTTP1_BODY_LENGTH && f.content_length == 0, "CL 0: %d", rc);
   rc = FRAME(H11("conTENT-Length: 010\r\n"), &f);
   CHECK(rc == 0 && f.content_length == 10, "CL 010: %d", rc);
   rc = FRAME(H11("Content-Length:    7 \t\r\n"), &f);
@@ -618,27 +585,21 @@ static void test_framing(void) {
   CHECK(rc == 0 && f.body == HTTP1_BODY_CHUNKED, "TE with OWS: %d", rc);
   rc = FRAME(H11("Transfer-Encoding: identity, chunked\r\n"), &f);
   CHECK(rc == 0 && f.body == HTTP1_BODY_CHUNKED, "identity, chunked: %d", rc);
-  rc = FRAME(H11("Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"),
-             &f);
+  rc = FRAME(H11("Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"), &f);
   CHECK(rc == 0 && f.body == HTTP1_BODY_CHUNKED, "identity / chunked: %d", rc);
   EXPECT_FRAME(H11("Transfer-Encoding: gzip, chunked\r\n"), -501);
   EXPECT_FRAME(H11("Transfer-Encoding: gzip,chunked\r\n"), -501);
-  EXPECT_FRAME(H11("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
-               -501);
+  EXPECT_FRAME(H11("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"), -501);
   EXPECT_FRAME(H11("Transfer-Encoding: pigeons, chunked\r\n"), -501);
   EXPECT_FRAME(H11("Transfer-Encoding: chunked, gzip\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"),
-               -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"),
-               -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"), -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: gzip\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: identity\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: pigeons\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: chunked, chunked\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
-               -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: identity, chunked, identity, chunked\r\n"),
-               -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: identity, chunked, identity, chunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: xchunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: chunkedchunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: \"chunked\"\r\n"), -400);
@@ -650,25 +611,28 @@ static void test_framing(void) {
   EXPECT_FRAME(H11("Transfer-Encoding: chunked,\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: chunked , \r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: ch unked\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: \xa0" "chunked\xa0\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: \xff" "chunked\xff\r\n"), -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: \xa0"
+                   "chunked\xa0\r\n"),
+               -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: \xff"
+                   "chunked\xff\r\n"),
+               -400);
   EXPECT_FRAME(H11("Transfer-Encoding:\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: chunked\x0b\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: \x0b" "chunked\r\n"), -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: \x0b"
+                   "chunked\r\n"),
+               -400);
   EXPECT_FRAME(H11("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"), -400);
-  EXPECT_FRAME(H11("Transfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n"),
-               -400);
+  EXPECT_FRAME(H11("Transfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n"), -400);
   EXPECT_FRAME(H11("Content-Length: 1\r\nTransfer-Encoding: identity\r\n"), -400);
   EXPECT_FRAME(H10("Transfer-Encoding: chunked\r\n"), -400);
   EXPECT_FRAME(H10("Transfer-Encoding: gzip, chunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer_Encoding: chunked\r\n"), 0); /* just a field */
   /* obfuscated names: a leading blank is obs-fold, a blank before the colon
    * is refused, a blank after it is OWS */
-  EXPECT_FRAME("POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n",
-               -400);
-  EXPECT_FRAME("POST / HTTP/1.1\r\nHost: a\r\n Transfer-Encoding: chunked\r\n\r\n",
-               -400);
+  EXPECT_FRAME("POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n", -400);
+  EXPECT_FRAME("POST / HTTP/1.1\r\nHost: a\r\n Transfer-Encoding: chunked\r\n\r\n", -400);
   EXPECT_FRAME(H11("Transfer-Encoding : chunked\r\n"), -400);
   EXPECT_FRAME(H11("Transfer-Encoding\x0b: chunked\r\n"), -400);
   rc = FRAME(H11("Transfer-Encoding:\tchunked\r\n"), &f);
@@ -686,7 +650,9 @@ static void test_framing(void) {
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400);
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", -400);
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", -400);
-  EXPECT_FRAME("GET / HTTP/1.1\r\nHost: \xff" "a\xff\r\n\r\n", -400);
+  EXPECT_FRAME("GET / HTTP/1.1\r\nHost: \xff"
+               "a\xff\r\n\r\n",
+               -400);
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400);
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: []\r\n\r\n", -400);
   EXPECT_FRAME("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", -400);
@@ -711,8 +677,7 @@ static void test_framing(void) {
   CHECK(rc == 0 && !f.keep_alive, "1.1 keep-alive, close: %d", rc);
   rc = FRAME(H11("Connection: foo\r\nConnection: bar,CLOSE\r\n"), &f);
   CHECK(rc == 0 && !f.keep_alive, "close on a second line: %d", rc);
-  rc = FRAME(H11("Connection: clos, keep-aliv, upgrad\r\nUpgrade: websocket\r\n"),
-             &f);
+  rc = FRAME(H11("Connection: clos, keep-aliv, upgrad\r\nUpgrade: websocket\r\n"), &f);
   CHECK(rc == 0 && f.keep_alive && !f.upgrade_websocket, "prefixes: %d", rc);
   rc = FRAME(H11("Connection: closed, xclose\r\n"), &f);
   CHECK(rc == 0 && f.keep_alive, "closed is not close: %d", rc);
@@ -764,8 +729,7 @@ static void test_framing(void) {
   /* Accept: text/event-stream */
   rc = FRAME(H11("Accept: text/event-stream\r\n"), &f);
   CHECK(rc == 0 && f.accept_event_stream, "sse: %d", rc);
-  rc = FRAME(H11("Accept: text/html\r\nAccept: Text/Event-Stream ;q=0.9, */*\r\n"),
-             &f);
+  rc = FRAME(H11("Accept: text/html\r\nAccept: Text/Event-Stream ;q=0.9, */*\r\n"), &f);
   CHECK(rc == 0 && f.accept_event_stream, "sse in a list: %d", rc);
   rc = FRAME(H11("Accept: text/event-streamx, */*\r\n"), &f);
   CHECK(rc == 0 && !f.accept_event_stream, "not sse: %d", rc);
@@ -791,10 +755,8 @@ static void test_framing(void) {
   EXPECT_FRAME("GET https://example.com HTTP/1.1\r\nHost: a\r\n\r\n", 0);
   EXPECT_FRAME("GET http://hypnotoad.org?hail=all HTTP/1.1\r\nHost: a\r\n\r\n", 0);
   EXPECT_FRAME("GET http://[::1]:8080/foo HTTP/1.1\r\nHost: a\r\n\r\n", 0);
-  EXPECT_FRAME("GET http://user:pass@example.com:8080/ HTTP/1.1\r\nHost: a\r\n\r\n",
-               0);
-  EXPECT_FRAME("GET http://a%12:b!&*$@h.org:1234/t HTTP/1.1\r\nHost: a\r\n\r\n",
-               0);
+  EXPECT_FRAME("GET http://user:pass@example.com:8080/ HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+  EXPECT_FRAME("GET http://a%12:b!&*$@h.org:1234/t HTTP/1.1\r\nHost: a\r\n\r\n", 0);
   EXPECT_FRAME("GET s://]ufd/: HTTP/1.1\r\nHost: a\r\n\r\n", -400);
   EXPECT_FRAME("GET http:/x HTTP/1.1\r\nHost: a\r\n\r\n", -400);
   EXPECT_FRAME("GET http:// HTTP/1.1\r\nHost: a\r\n\r\n", -400);
@@ -813,14 +775,11 @@ static void test_framing(void) {
              "Content-Typo: f\r\nContent-Typo: g\r\nContent-Lengtx: h\r\n"
              "Transfer-Encodinx: i\r\n\r\n",
              &f);
-  CHECK(rc == 0 && f.body == HTTP1_BODY_NONE && f.keep_alive,
-        "look-alike names: %d", rc);
+  CHECK(rc == 0 && f.body == HTTP1_BODY_NONE && f.keep_alive, "look-alike names: %d", rc);
 
   /* error precedence: 400 before 501 */
-  EXPECT_FRAME("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-               -400);
-  EXPECT_FRAME("GET * HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-               -400);
+  EXPECT_FRAME("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -400);
+  EXPECT_FRAME("GET * HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -400);
 #undef H11
 #undef H10
 }
@@ -832,8 +791,7 @@ static void test_chunked(void) {
   CHUNKED("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 0, "hello world");
   CHUNKED("A\r\n0123456789\r\n0\r\n\r\n", 0, "0123456789");
   CHUNKED("a\r\n0123456789\r\n0\r\n\r\n", 0, "0123456789");
-  CHUNKED("1e\r\nall your base are belong to us\r\n0\r\n\r\n", 0,
-          "all your base are belong to us");
+  CHUNKED("1e\r\nall your base are belong to us\r\n0\r\n\r\n", 0, "all your base are belong to us");
   CHUNKED("0005\r\nhello\r\n000\r\n\r\n", 0, "hello");
   CHUNKED("00000000000000000000000001\r\nx\r\n0\r\n\r\n", 0, "x");
   CHUNKED("0\r\n\r\n", 0, "");
@@ -867,8 +825,7 @@ static void test_chunked(void) {
   CHUNKED_BAD("2;a=b\"c\"\r\naa\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("2;\"a\"\r\naa\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("2;a=@\r\naa\r\n0\r\n\r\n", -400);
-  CHUNKED_BAD("5;ilovew3=\"abc\";somuchlove=\"def; ghi\r\nhello\r\n0\r\n\r\n",
-              -400);
+  CHUNKED_BAD("5;ilovew3=\"abc\";somuchlove=\"def; ghi\r\nhello\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("5;a=\"b\x01\"\r\nhello\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("5;a=\"b\\\x01\"\r\nhello\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("5;ext=val\rue\r\nhello\r\n0\r\n\r\n", -400);
@@ -889,8 +846,7 @@ static void test_chunked(void) {
       n += (size_t)sprintf(in + n, "\r\nZ\r\n0\r\n\r\n");
       rc = feed(in, n, &cut, 0, 0, &blen);
       if (i == 0)
-        CHECK(rc == 0 && blen == 1 && body[0] == 'Z',
-              "size line at the limit: %zd", rc);
+        CHECK(rc == 0 && blen == 1 && body[0] == 'Z', "size line at the limit: %zd", rc);
       else
         CHECK(rc == -400, "size line over the limit: %zd", rc);
     }
@@ -913,8 +869,8 @@ static void test_chunked(void) {
   CHUNKED_BAD(";a\r\nhello\r\n0\r\n\r\n", -400);
   CHUNKED_BAD("\r\n\r\n", -400);
   CHUNKED_BAD("INVALID!!!\r\n", -400);
-  CHUNKED_BAD("10000000000000000\r\n", -400);           /* 2^64 */
-  CHUNKED_BAD("FFFFFFFFFFFFFFFFF\r\n", -400);           /* 17 digits */
+  CHUNKED_BAD("10000000000000000\r\n", -400); /* 2^64 */
+  CHUNKED_BAD("FFFFFFFFFFFFFFFFF\r\n", -400); /* 17 digits */
   CHUNKED_BAD("5\r\nhello\r\n10000000000000000\r\n", -400);
   CHUNKED("FFFFFFFFFFFFFFFF\r\nabc", HTTP1_INCOMPLETE, "abc");
   CHUNKED("000000FFFFFFFFFFFFFFFF\r\n", HTTP1_INCOMPLETE, "");
@@ -948,11 +904,12 @@ static void test_chunked(void) {
   CHUNKED_BAD("5\r\nhelloX\n0\r\n\r\n", -400);
   CHUNKED_BAD("5\r\nhello\rX0\r\n\r\n", -400);
   CHUNKED_BAD("0\r\nA: b\rXC: d\r\n\r\n", -400);
-  CHUNKED_BAD("2;a=\x01" "b\r\naa\r\n0\r\n\r\n", -400);
+  CHUNKED_BAD("2;a=\x01"
+              "b\r\naa\r\n0\r\n\r\n",
+              -400);
 
   /* trailers: syntax checked, dropped; framing/routing names refused */
-  CHUNKED("5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n", 0,
-          "hello");
+  CHUNKED("5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n", 0, "hello");
   CHUNKED("0\r\nX:POST / HTTP/1.1\r\n\r\n", 0, "");
   CHUNKED("0\r\nX:\r\nY: \t\r\n\r\n", 0, "");
   CHUNKED("0\r\nContent-Lengthx: 1\r\nHos: x\r\nhosts: y\r\n\r\n", 0, "");
@@ -1019,8 +976,7 @@ static void test_chunked(void) {
     memset(&d, 0, sizeof d);
     CHECK(http1_decode_chunked(&d, a, &n) == 2 && n == 0, "done with 2 left");
     n = 3;
-    CHECK(http1_decode_chunked(&d, b, &n) == 3 && n == 0 &&
-              memcmp(b, "CDE", 3) == 0,
+    CHECK(http1_decode_chunked(&d, b, &n) == 3 && n == 0 && memcmp(b, "CDE", 3) == 0,
           "after done: all left");
   }
   {

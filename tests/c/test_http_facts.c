@@ -20,14 +20,25 @@ static void reasons(void) {
   static const struct {
     int code;
     const char *phrase;
-  } want[] = {{100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"},
-              {206, "Partial Content"}, {301, "Moved Permanently"}, {304, "Not Modified"},
-              {400, "Bad Request"}, {403, "Forbidden"}, {404, "Not Found"},
-              {405, "Method Not Allowed"}, {408, "Request Timeout"},
-              {413, "Content Too Large"}, {416, "Range Not Satisfiable"},
-              {426, "Upgrade Required"}, {431, "Request Header Fields Too Large"},
-              {500, "Internal Server Error"}, {501, "Not Implemented"},
-              {503, "Service Unavailable"}, {505, "HTTP Version Not Supported"}};
+  } want[] = {{100, "Continue"},
+              {101, "Switching Protocols"},
+              {200, "OK"},
+              {206, "Partial Content"},
+              {301, "Moved Permanently"},
+              {304, "Not Modified"},
+              {400, "Bad Request"},
+              {403, "Forbidden"},
+              {404, "Not Found"},
+              {405, "Method Not Allowed"},
+              {408, "Request Timeout"},
+              {413, "Content Too Large"},
+              {416, "Range Not Satisfiable"},
+              {426, "Upgrade Required"},
+              {431, "Request Header Fields Too Large"},
+              {500, "Internal Server Error"},
+              {501, "Not Implemented"},
+              {503, "Service Unavailable"},
+              {505, "HTTP Version Not Supported"}};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     CHECK(!strcmp(hf_reason(want[i].code), want[i].phrase), "%d: %s", want[i].code,
           hf_reason(want[i].code));
@@ -52,8 +63,8 @@ static void clf_stamps(void) {
 static void date_line(void) {
   size_t n;
   const char *l = hf_date_line(&n);
-  CHECK(n == 37 && !strncmp(l, "Date: ", 6) && !strncmp(l + 31, " GMT\r\n", 6),
-        "Date line %.*s", (int)n, l);
+  CHECK(n == 37 && !strncmp(l, "Date: ", 6) && !strncmp(l + 31, " GMT\r\n", 6), "Date line %.*s",
+        (int)n, l);
   int64_t t;
   CHECK(!hf_parse_date(l + 6, HF_DATE_LEN, &t) && t > 1700000000, "it is a date of now");
 }

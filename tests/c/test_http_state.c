@@ -184,8 +184,8 @@ static void chunked_cycle(void) {
   CHECK(r != NULL, "the request was dispatched");
   if (!r) return;
   s = now(p.id);
-  CHECK(s.conn == H_APP && s.resp == RESP_NONE, "APP, nothing sent yet (conn %d resp %d)",
-        s.conn, s.resp);
+  CHECK(s.conn == H_APP && s.resp == RESP_NONE, "APP, nothing sent yet (conn %d resp %d)", s.conn,
+        s.resp);
   CHECK(http_write(p.id, "x", 1) == -1, "no body before the head");
   CHECK(http_finish(p.id) == -1, "no completion before the head");
   CHECK(respond(p.id, "200 OK", "", 0, 0, "hel", 0) == 0, "head sent");
@@ -197,8 +197,7 @@ static void chunked_cycle(void) {
   CHECK(http_finish(p.id) == 0, "complete");
   s = now(p.id);
   CHECK(!s.gone && s.conn == H_HEAD && s.resp == RESP_DONE, "keep-alive: back to HEAD, DONE");
-  CHECK(http_finish(p.id) == -1 && http_write(p.id, "x", 1) == -1,
-        "nothing after completion");
+  CHECK(http_finish(p.id) == -1 && http_write(p.id, "x", 1) == -1, "nothing after completion");
   CHECK(read_until(p.client, "0\r\n\r\n"), "the chunked body ends");
   CHECK(strstr(inbox, "Transfer-Encoding: chunked\r\n") && strstr(inbox, "3\r\nhel\r\n") &&
             strstr(inbox, "2\r\nlo\r\n"),
@@ -225,7 +224,8 @@ static void length_cycle(void) {
   pair p = open_pair();
   send_all(p.client, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   http_req *r = next_request();
-  static const char hd[] = "Content-Length\0" "5";
+  static const char hd[] = "Content-Length\0"
+                           "5";
   CHECK(r && respond(p.id, "200 OK", hd, sizeof hd - 1, 1, "ab", 0) == 0, "head with a length");
   states s = now(p.id);
   CHECK(s.resp == RESP_HEAD_SENT && s.framing == OUT_LENGTH, "the application's length frames it");
@@ -362,8 +362,7 @@ static void upgrade_hands_over(void) {
   CHECK(http_upgrade(p.id, "", 0, 0) == 0, "switched");
   CHECK(now(p.id).gone, "the connection no longer speaks HTTP");
   CHECK(http_respond(p.id, "200 OK", 6, "", 0, 0, "", 0, 1) == -1, "no HTTP answer after it");
-  CHECK(read_until(p.client, "\r\n\r\n") &&
-            strstr(inbox, "HTTP/1.1 101 Switching Protocols\r\n") &&
+  CHECK(read_until(p.client, "\r\n\r\n") && strstr(inbox, "HTTP/1.1 101 Switching Protocols\r\n") &&
             strstr(inbox, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
         "the 101 with RFC 6455's sample accept value: %s", inbox);
   http_req_free(r);

@@ -25,8 +25,10 @@ static int nego(const char *v, const pmd_config *cfg, char resp[PMD_RESPONSE_MAX
 static void expect(const char *offer, const pmd_config *cfg, const char *want) {
   char resp[PMD_RESPONSE_MAX];
   int r = nego(offer, cfg, resp);
-  if (!want) CHECK(r == 0, "offer [%s] should be declined, got [%s]", offer, resp);
-  else CHECK(r == 1 && !strcmp(resp, want), "offer [%s]: got [%s], want [%s]", offer, resp, want);
+  if (!want)
+    CHECK(r == 0, "offer [%s] should be declined, got [%s]", offer, resp);
+  else
+    CHECK(r == 1 && !strcmp(resp, want), "offer [%s]: got [%s], want [%s]", offer, resp, want);
 }
 
 static uint64_t got;
@@ -82,13 +84,19 @@ int main(void) {
 
   /* declined */
   const char *bad[] = {
-      "permessage-deflate; server_max_window_bits",   "permessage-deflate; server_max_window_bits=7",
-      "permessage-deflate; server_max_window_bits=16", "permessage-deflate; server_max_window_bits=09",
-      "permessage-deflate; client_max_window_bits=1",  "permessage-deflate; client_no_context_takeover=x",
-      "permessage-deflate; x=1",                       "permessage-deflate; server_no_context_takeover; "
-                                                       "server_no_context_takeover",
-      "permessage-deflate; client_max_window_bits=\"15", "permessage-deflate;",
-      "permessage-deflate x",                           "x-webkit-deflate-frame",
+      "permessage-deflate; server_max_window_bits",
+      "permessage-deflate; server_max_window_bits=7",
+      "permessage-deflate; server_max_window_bits=16",
+      "permessage-deflate; server_max_window_bits=09",
+      "permessage-deflate; client_max_window_bits=1",
+      "permessage-deflate; client_no_context_takeover=x",
+      "permessage-deflate; x=1",
+      "permessage-deflate; server_no_context_takeover; "
+      "server_no_context_takeover",
+      "permessage-deflate; client_max_window_bits=\"15",
+      "permessage-deflate;",
+      "permessage-deflate x",
+      "x-webkit-deflate-frame",
       "",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) expect(bad[i], &CFG, NULL);

@@ -6,15 +6,15 @@
 
 static int failures, checks;
 
-#define CHECK(cond, ...)                                                      \
-  do {                                                                        \
-    checks++;                                                                 \
-    if (!(cond)) {                                                            \
-      failures++;                                                             \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                            \
-      printf(__VA_ARGS__);                                                    \
-      printf("\n");                                                           \
-    }                                                                         \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    checks++;                                                                                      \
+    if (!(cond)) {                                                                                 \
+      failures++;                                                                                  \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                  \
+      printf(__VA_ARGS__);                                                                         \
+      printf("\n");                                                                                \
+    }                                                                                              \
   } while (0)
 
 static px_trust *parse_ok(const char *spec) {
@@ -37,8 +37,8 @@ static const char *client(const px_trust *t, const char *xff) {
 }
 
 static void test_parse(void) {
-  const char *bad[] = {"10.0.0.0/33", "::1/129", "10.0.0.1/", "10.0.0.1/x",
-                       "localhost", "1.2.3", "10.0.0.0/1234", "fe80::1::2"};
+  const char *bad[] = {"10.0.0.0/33", "::1/129", "10.0.0.1/",     "10.0.0.1/x",
+                       "localhost",   "1.2.3",   "10.0.0.0/1234", "fe80::1::2"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char err[128] = "";
     px_trust *t = px_parse(bad[i], err, sizeof err);
@@ -106,9 +106,10 @@ static void test_client(void) {
 static void test_scheme(void) {
   struct {
     const char *in, *want;
-  } cases[] = {{"https", "https"}, {"HTTP", "http"}, {" https ", "https"},
-               {"http, https", "https"}, {"https,http", "http"}, {"ftp", NULL},
-               {"", NULL}, {"httpss", NULL}, {"wss", NULL}};
+  } cases[] = {
+      {"https", "https"},     {"HTTP", "http"}, {" https ", "https"}, {"http, https", "https"},
+      {"https,http", "http"}, {"ftp", NULL},    {"", NULL},           {"httpss", NULL},
+      {"wss", NULL}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     const char *got = px_scheme(cases[i].in, strlen(cases[i].in));
     int ok = got == cases[i].want || (got && cases[i].want && !strcmp(got, cases[i].want));
@@ -126,10 +127,10 @@ static const char *fwd(const px_trust *t, const char *v) {
   return out;
 }
 
-#define FWD(t, in, want)                                                       \
-  do {                                                                        \
-    const char *got_ = fwd(t, in);                                            \
-    CHECK(!strcmp(got_, want), "Forwarded: %s -> '%s', want '%s'", in, got_, want); \
+#define FWD(t, in, want)                                                                           \
+  do {                                                                                             \
+    const char *got_ = fwd(t, in);                                                                 \
+    CHECK(!strcmp(got_, want), "Forwarded: %s -> '%s', want '%s'", in, got_, want);                \
   } while (0)
 
 /* RFC 7239 section 4 and 7 examples, and what a trusted-proxy walk makes of
@@ -144,16 +145,16 @@ static void test_forwarded(void) {
   FWD(t, "for=1.1.1.1, for=192.0.2.43;PROTO=HTTPS, for=10.0.0.5", "192.0.2.43|https");
   FWD(t, "for=10.0.0.9, for=10.0.0.5", "10.0.0.9|-"); /* all ours: left-most */
   FWD(t, "for=unknown, for=10.0.0.5;proto=https", "10.0.0.5|https");
-  FWD(t, "for=192.0.2.1:8080", "");           /* a port needs quotes (RFC 7239 6) */
+  FWD(t, "for=192.0.2.1:8080", ""); /* a port needs quotes (RFC 7239 6) */
   FWD(t, "for=\"192.0.2.1:8080\"", "192.0.2.1|-");
   FWD(t, "for=\"192.0.2.1:_p0rt\"", "192.0.2.1|-");
   FWD(t, "for=\"192.0.2.1:80x\"", "");
   FWD(t, "for=\"[2001:db8::1]x\"", "");
   FWD(t, "  for = 192.0.2.1", ""); /* no spaces around '=' (RFC 7239 4) */
   FWD(t, "for=\"192.0.2.1\";proto=\"https\"", "192.0.2.1|https");
-  FWD(t, "by=10.0.0.1;proto=https", ""); /* no for=: nothing about the client */
+  FWD(t, "by=10.0.0.1;proto=https", "");     /* no for=: nothing about the client */
   FWD(t, "for=192.0.2.1;for=192.0.2.2", ""); /* a parameter twice: malformed */
-  FWD(t, "for=\"192.0.2.1", "");              /* unterminated quoted-string */
+  FWD(t, "for=\"192.0.2.1", "");             /* unterminated quoted-string */
   FWD(t, "for=\"1\\92.0.2.1\"", "");         /* an escape: not an address */
   FWD(t, "for=192.0.2.9, for=\"[::1],\";x=\"a;b,c\", for=10.0.0.1", "10.0.0.1|-");
   FWD(t, "for=192.0.2.7,,, for=10.0.0.1 ,", "192.0.2.7|-"); /* empty elements */

@@ -31,18 +31,18 @@
 typedef struct fake_conn {
   up_conn up; /* first, as every upgraded protocol's state */
   rx_conn *c;
-  int peer;   /* the test's end of the socketpair */
+  int peer; /* the test's end of the socketpair */
 } fake_conn;
 
 #define LOG_MAX 256
 static struct {
-  int made;                   /* forms made (frame calls that filled a slot) */
-  int frames;                 /* frame calls */
-  int writes;                 /* write calls */
+  int made;   /* forms made (frame calls that filled a slot) */
+  int frames; /* frame calls */
+  int writes; /* write calls */
   uint64_t write_conn[LOG_MAX];
   rx_buf *write_buf[LOG_MAX];
   int last_as;
-  uint64_t close_on_write;    /* write to this conn closes `victim` first */
+  uint64_t close_on_write; /* write to this conn closes `victim` first */
   uint64_t victim;
   unsigned closed_code;
 } fake;
@@ -178,8 +178,10 @@ static int drain(int kind) {
     if (ev->kind == kind) n++;
     if (ev->kind == DSP_PUBSUB || ev->kind == DSP_PS_CHANNEL) {
       ps_msg *m = ev->ptr;
-      if (ev->kind == DSP_PUBSUB) snprintf(last_msg, sizeof last_msg, "%s", m->message);
-      else snprintf(last_gone, sizeof last_gone, "%s", m->channel);
+      if (ev->kind == DSP_PUBSUB)
+        snprintf(last_msg, sizeof last_msg, "%s", m->message);
+      else
+        snprintf(last_gone, sizeof last_gone, "%s", m->channel);
       ps_msg_release(m);
     }
   }
@@ -340,7 +342,8 @@ static void test_close_during_fan_out(void) {
   CHECK(fake.writes >= 1 && fake.write_conn[0] == id[N - 1], "the first write went to %llu",
         (unsigned long long)fake.write_conn[0]);
   int victim_written = 0;
-  for (int i = 0; i < fake.writes && i < LOG_MAX; i++) victim_written |= fake.write_conn[i] == id[N - 2];
+  for (int i = 0; i < fake.writes && i < LOG_MAX; i++)
+    victim_written |= fake.write_conn[i] == id[N - 2];
   CHECK(!victim_written, "nothing was written to the closed connection");
   fake.close_on_write = 0;
   flush(); /* its on_close drops its subscription */

@@ -34,29 +34,30 @@
 #include "reactor.h"
 
 static int ok, fails;
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (cond) ok++;                                                   \
-    else {                                                            \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
-      fails++;                                                        \
-    }                                                                 \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (cond)                                                                                      \
+      ok++;                                                                                        \
+    else {                                                                                         \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                       \
+      fails++;                                                                                     \
+    }                                                                                              \
   } while (0)
 
 /* --- the fake transport ----------------------------------------------------- */
 
 static struct {
-  int read_want_write;  /* next reads answer WANT_WRITE this many times */
-  int write_want_read;  /* next writes answer WANT_READ this many times */
+  int read_want_write;    /* next reads answer WANT_WRITE this many times */
+  int write_want_read;    /* next writes answer WANT_READ this many times */
   int refuse_every_other; /* alternate WANT_WRITE and acceptance */
-  size_t max_write;     /* a partial write takes at most this */
-  size_t max_offer;     /* largest len offered */
-  int refused;          /* the last write was refused... */
-  char last[1 << 16];   /* ...offering these bytes (the first 64 KiB) */
+  size_t max_write;       /* a partial write takes at most this */
+  size_t max_offer;       /* largest len offered */
+  int refused;            /* the last write was refused... */
+  char last[1 << 16];     /* ...offering these bytes (the first 64 KiB) */
   size_t last_len;
-  int shrunk;           /* a retry offered fewer or other bytes */
+  int shrunk; /* a retry offered fewer or other bytes */
   int closes, fd_open_at_close;
-  char held[64];        /* input read from the socket, not yet given out */
+  char held[64]; /* input read from the socket, not yet given out */
   size_t held_len;
 } fk;
 
@@ -173,7 +174,8 @@ static void read_waits_for_output_space(void) {
   int sz = 4096;
   setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   char junk[4096] = {0};
-  while (write(c->fd, junk, sizeof junk) > 0) {} /* the socket is full */
+  while (write(c->fd, junk, sizeof junk) > 0) {
+  } /* the socket is full */
   turns(1);
   fk.read_want_write = 1;
   CHECK(write(peer, "abc", 3) == 3);
@@ -345,8 +347,10 @@ static uint64_t stop_and_measure(int drained, int *worst) {
   rx_set_drain_ms(400);
   rx_set_grace_ms(3000);
   stop_at = rx_now_ms();
-  if (drained) rx_stop_drained();
-  else rx_stop();
+  if (drained)
+    rx_stop_drained();
+  else
+    rx_stop();
   rx_run(); /* until every connection is gone */
   for (int i = 0; i < NDRAIN; i++) close(peers[i]);
   CHECK(nshut == NDRAIN);
@@ -363,7 +367,7 @@ static void drained_stop_spreads_shutdowns(void) {
   int worst;
   uint64_t span = stop_and_measure(1, &worst);
   CHECK(span >= 300 && span <= 1000);
-  CHECK(worst <= NDRAIN / 3); /* even: about 5 per 50 ms */
+  CHECK(worst <= NDRAIN / 3);      /* even: about 5 per 50 ms */
   CHECK(plain_at - stop_at < 100); /* a plain HTTP connection: not spread */
   span = stop_and_measure(0, &worst);
   CHECK(span < 100 && worst == NDRAIN); /* a plain stop: all at once */
@@ -399,8 +403,7 @@ static void pl_client_shutdown(rx_conn *c) {
   rx_timer(150, 0, 1, pl_client_done, NULL, NULL);
 }
 static const rx_proto pl_pipe = {.on_shutdown = pl_pipe_shutdown, .on_close = pl_pipe_close};
-static const rx_proto pl_client = {.on_shutdown = pl_client_shutdown,
-                                   .on_close = pl_client_close};
+static const rx_proto pl_client = {.on_shutdown = pl_client_shutdown, .on_close = pl_client_close};
 
 static void plumbing_is_not_counted_and_closes_last(void) {
   int a[2], b[2];

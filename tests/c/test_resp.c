@@ -51,11 +51,13 @@ static void test_leaves(void) {
   CHECK(parse(S(":-42\r\n"), nd, 4, &used) == 1 && nd[0].type == RESP_INT && nd[0].n == -42,
         "integer");
   CHECK(parse(S("$5\r\nhe\r\no\r\n+x"), nd, 4, &used) == 1 && used == 11 && nd[0].len == 5 &&
-            !memcmp(nd[0].str, "he\r\no", 5), "bulk, followed by more");
+            !memcmp(nd[0].str, "he\r\no", 5),
+        "bulk, followed by more");
   CHECK(parse(S("$-1\r\n"), nd, 4, &used) == 1 && nd[0].type == RESP_BULK && nd[0].n == -1,
         "nil bulk");
-  CHECK(parse(S("-ERR x\r\n"), nd, 4, &used) == 1 && nd[0].type == RESP_ERROR &&
-            nd[0].len == 5 && !memcmp(nd[0].str, "ERR x", 5), "error");
+  CHECK(parse(S("-ERR x\r\n"), nd, 4, &used) == 1 && nd[0].type == RESP_ERROR && nd[0].len == 5 &&
+            !memcmp(nd[0].str, "ERR x", 5),
+        "error");
 }
 
 static void test_arrays(void) {
@@ -69,7 +71,8 @@ static void test_arrays(void) {
   CHECK(n == 11 && used == sizeof xr - 1, "xread: %ld nodes", n);
   CHECK(nd[0].type == RESP_ARRAY && nd[0].n == 1 && nd[1].n == 2 && nd[2].len == 3 &&
             nd[5].len == 3 && !memcmp(nd[5].str, "1-1", 3) && nd[6].n == 4 &&
-            nd[10].type == RESP_BULK && nd[10].len == 0, "xread shape");
+            nd[10].type == RESP_BULK && nd[10].len == 0,
+        "xread shape");
   /* too small an output array */
   CHECK(parse(xr, sizeof xr - 1, nd, 5, &used) == -3, "cap too small");
   /* nested empty and nil arrays close their parents */
@@ -142,8 +145,8 @@ static void test_encode(void) {
   CHECK(n == resp_encode_len(12, ml), "encode len 12");
   resp_node nd[16];
   size_t used;
-  CHECK(resp_parse(out, n, nd, 16, &used) == 13 && used == n && nd[0].n == 12 &&
-            nd[12].len == 12, "encoded command parses back");
+  CHECK(resp_parse(out, n, nd, 16, &used) == 13 && used == n && nd[0].n == 12 && nd[12].len == 12,
+        "encoded command parses back");
 }
 
 int main(void) {

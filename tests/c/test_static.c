@@ -54,10 +54,10 @@ static void test_normalize(void) {
   norm(__LINE__, "/./a/./b/.", ST_OK, "a/b", 1);
   norm(__LINE__, "/%2e/a", ST_OK, "a", 0);
   norm(__LINE__, "/a%20b/%41%62", ST_OK, "a b/Ab", 0);
-  norm(__LINE__, "/100%", ST_OK, "100%", 0);   /* a bad escape stays as it is */
+  norm(__LINE__, "/100%", ST_OK, "100%", 0); /* a bad escape stays as it is */
   norm(__LINE__, "/100%2", ST_OK, "100%2", 0);
   norm(__LINE__, "/a%zzb", ST_OK, "a%zzb", 0);
-  norm(__LINE__, "/%2/x", ST_OK, "%2/x", 0);   /* an escape never spans a slash */
+  norm(__LINE__, "/%2/x", ST_OK, "%2/x", 0); /* an escape never spans a slash */
   norm(__LINE__, "/...", ST_OK, "...", 0);
   norm(__LINE__, "/..a/b..", ST_OK, "..a/b..", 0);
   norm(__LINE__, "/.hidden", ST_OK, ".hidden", 0);
@@ -125,10 +125,9 @@ static void mime(int line, const char *name, const char *want) {
 }
 
 static void test_mime(void) {
-  const char *text_utf8[][2] = {
-      {"index.html", "text/html"}, {"a.htm", "text/html"}, {"s.css", "text/css"},
-      {"app.js", "text/javascript"}, {"mod.mjs", "text/javascript"},
-      {"readme.txt", "text/plain"}};
+  const char *text_utf8[][2] = {{"index.html", "text/html"},    {"a.htm", "text/html"},
+                                {"s.css", "text/css"},          {"app.js", "text/javascript"},
+                                {"mod.mjs", "text/javascript"}, {"readme.txt", "text/plain"}};
   for (size_t i = 0; i < sizeof text_utf8 / sizeof text_utf8[0]; i++) {
     char want[64];
     snprintf(want, sizeof want, "%s; charset=utf-8", text_utf8[i][1]);
@@ -184,23 +183,34 @@ static void test_dates(void) {
         "IMF-fixdate %lld", (long long)t);
   CHECK(!hf_parse_date(g("Sunday, 06-Nov-94 08:49:37 GMT"), 30, &t) && t == 784111777,
         "RFC 850 %lld", (long long)t);
-  CHECK(!hf_parse_date(g("Sun Nov  6 08:49:37 1994"), 24, &t) && t == 784111777,
-        "asctime %lld", (long long)t);
+  CHECK(!hf_parse_date(g("Sun Nov  6 08:49:37 1994"), 24, &t) && t == 784111777, "asctime %lld",
+        (long long)t);
   CHECK(!hf_parse_date(g("  Sun, 06 Nov 1994 08:49:37 GMT "), 32, &t) && t == 784111777,
         "surrounding whitespace");
   CHECK(!hf_parse_date(g("Tue, 29 Feb 2000 00:00:00 GMT"), 29, &t) && t == 951782400,
         "leap day parses");
-  const char *bad[] = {
-      "", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GM",
-      "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
-      "Sun, 00 Nov 1994 08:49:37 GMT", "Sun, 29 Feb 1900 00:00:00 GMT",
-      "Sun, 31 Apr 1994 00:00:00 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
-      "Sun, 06 Nov 1994 08:60:00 GMT", "Sun, 06 Nov 1994 08-49-37 GMT",
-      "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT",
-      "Sun, 06 Nov 94 08:49:37 GMT", "Funday, 06-Nov-94 08:49:37 GMT",
-      "Sunday, 06-Nov-94 08:49:37 UTC", "Sun Nov 6 08:49:37 1994",
-      "Sun Nov  6 08:49:37 94", "yesterday", "1994-11-06T08:49:37Z", ",",
-      "Sunday,"};
+  const char *bad[] = {"",
+                       "Sun, 06 Nov 1994 08:49:37 UTC",
+                       "Sun, 06 Nov 1994 08:49:37 GM",
+                       "Sun, 06 Foo 1994 08:49:37 GMT",
+                       "Sun, 32 Nov 1994 08:49:37 GMT",
+                       "Sun, 00 Nov 1994 08:49:37 GMT",
+                       "Sun, 29 Feb 1900 00:00:00 GMT",
+                       "Sun, 31 Apr 1994 00:00:00 GMT",
+                       "Sun, 06 Nov 1994 24:00:00 GMT",
+                       "Sun, 06 Nov 1994 08:60:00 GMT",
+                       "Sun, 06 Nov 1994 08-49-37 GMT",
+                       "Xyz, 06 Nov 1994 08:49:37 GMT",
+                       "Sun, 6 Nov 1994 08:49:37 GMT",
+                       "Sun, 06 Nov 94 08:49:37 GMT",
+                       "Funday, 06-Nov-94 08:49:37 GMT",
+                       "Sunday, 06-Nov-94 08:49:37 UTC",
+                       "Sun Nov 6 08:49:37 1994",
+                       "Sun Nov  6 08:49:37 94",
+                       "yesterday",
+                       "1994-11-06T08:49:37Z",
+                       ",",
+                       "Sunday,"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     CHECK(hf_parse_date(g(bad[i]), strlen(bad[i]), &t) == -1, "bad date '%s'", bad[i]);
   /* round trip over a range of times */
@@ -237,18 +247,28 @@ static void test_etags(void) {
     const char *v;
     int weak_ok, strong_ok;
   } cases[] = {
-      {"\"abc\"", 1, 1},       {"W/\"abc\"", 1, 0},        {"\"x\", \"abc\"", 1, 1},
-      {"\"x\" ,W/\"abc\"", 1, 0}, {"*", 1, 1},             {" * ", 1, 1},
-      {"\"abd\"", 0, 0},       {"abc", 0, 0},              {"\"abc", 0, 0},
-      {"\"ab\"c\"", 0, 0},     {"", 0, 0},                 {",,,", 0, 0},
-      {"\"x\" junk, \"abc\"", 0, 0}, {"w/\"abc\"", 0, 0},  {"W/", 0, 0},
-      {"\"x\",", 0, 0},          {"\t\"abc\"\t", 1, 1},
+      {"\"abc\"", 1, 1},
+      {"W/\"abc\"", 1, 0},
+      {"\"x\", \"abc\"", 1, 1},
+      {"\"x\" ,W/\"abc\"", 1, 0},
+      {"*", 1, 1},
+      {" * ", 1, 1},
+      {"\"abd\"", 0, 0},
+      {"abc", 0, 0},
+      {"\"abc", 0, 0},
+      {"\"ab\"c\"", 0, 0},
+      {"", 0, 0},
+      {",,,", 0, 0},
+      {"\"x\" junk, \"abc\"", 0, 0},
+      {"w/\"abc\"", 0, 0},
+      {"W/", 0, 0},
+      {"\"x\",", 0, 0},
+      {"\t\"abc\"\t", 1, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *v = cases[i].v;
     CHECK(st_etag_match(g(v), strlen(v), tag, tl, 0) == cases[i].weak_ok, "weak match '%s'", v);
-    CHECK(st_etag_match(g(v), strlen(v), tag, tl, 1) == cases[i].strong_ok, "strong match '%s'",
-          v);
+    CHECK(st_etag_match(g(v), strlen(v), tag, tl, 1) == cases[i].strong_ok, "strong match '%s'", v);
   }
 }
 
@@ -306,12 +326,33 @@ static void test_gzip(void) {
     const char *v;
     int want;
   } cases[] = {
-      {"gzip", 1}, {"GZIP", 1}, {"x-gzip", 1}, {"deflate, gzip, br", 1}, {"br;q=1, gzip;q=0.5", 1},
-      {"gzip;q=0", 0}, {"gzip; q=0.000", 0}, {"gzip;q=0.001", 1}, {"gzip;Q=1.0", 1},
-      {"*", 1}, {"*;q=0", 0}, {"*, gzip;q=0", 0}, {"gzip;q=0, *", 0}, {"br", 0}, {"", 0},
-      {"identity", 0}, {"gzipx", 0}, {"xgzip", 0}, {"gzip;q=2", 0}, {"gzip;q=abc", 0},
-      {"gzip;q=1.001", 0}, {"gzip ;q=0.8", 1}, {"gzip;level=1;q=0.3", 1}, {";;,,", 0},
-      {"deflate;q=0.5,gzip;q=0,*;q=1", 0}, {"gzip;q=0, gzip", 1}, {"gzip;q=", 0},
+      {"gzip", 1},
+      {"GZIP", 1},
+      {"x-gzip", 1},
+      {"deflate, gzip, br", 1},
+      {"br;q=1, gzip;q=0.5", 1},
+      {"gzip;q=0", 0},
+      {"gzip; q=0.000", 0},
+      {"gzip;q=0.001", 1},
+      {"gzip;Q=1.0", 1},
+      {"*", 1},
+      {"*;q=0", 0},
+      {"*, gzip;q=0", 0},
+      {"gzip;q=0, *", 0},
+      {"br", 0},
+      {"", 0},
+      {"identity", 0},
+      {"gzipx", 0},
+      {"xgzip", 0},
+      {"gzip;q=2", 0},
+      {"gzip;q=abc", 0},
+      {"gzip;q=1.001", 0},
+      {"gzip ;q=0.8", 1},
+      {"gzip;level=1;q=0.3", 1},
+      {";;,,", 0},
+      {"deflate;q=0.5,gzip;q=0,*;q=1", 0},
+      {"gzip;q=0, gzip", 1},
+      {"gzip;q=", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *v = cases[i].v;
@@ -326,8 +367,7 @@ static int has(const st_answer *a, const char *line) {
 }
 
 static void test_plan(void) {
-  st_file f = {.name = "a/b.css", .name_len = 7, .size = 100, .mtime_s = 784111777,
-               .mtime_ns = 0};
+  st_file f = {.name = "a/b.css", .name_len = 7, .size = 100, .mtime_s = 784111777, .mtime_ns = 0};
   char etag[64];
   st_etag(etag, sizeof etag, 100, 784111777, 0, 0);
   char etag_line[96];
@@ -373,8 +413,8 @@ static void test_plan(void) {
   rq.range_len = 10;
   st_plan(&rq, &f, &a);
   CHECK(a.status == 416 && a.length == 0 && has(&a, "Content-Range: bytes */100\r\n") &&
-            has(&a, "HTTP/1.1 416 Range Not Satisfiable\r\n") &&
-            has(&a, "Content-Length: 0\r\n") && !has(&a, "Content-Type"),
+            has(&a, "HTTP/1.1 416 Range Not Satisfiable\r\n") && has(&a, "Content-Length: 0\r\n") &&
+            !has(&a, "Content-Type"),
         "416");
   rq.range = "bytes=0-1,5-6";
   rq.range_len = 13;
