@@ -8,6 +8,7 @@
 #include "raw.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,19 @@ static char shared[RBUF_MAX];
  * one-byte reads is bounded too. */
 #define MSG_OVERHEAD 64
 
-enum { RAW_CONNECTING, RAW_OPEN, RAW_EOF };
+/* raw.h's diagram. raw_to is the only writer of the state, and of
+ * up.closing (set on CLOSE_SENT and kept: pub/sub and the client calls
+ * read it). */
+static const unsigned raw_moves[RAW_NSTATES] = {
+    [RAW_CONNECTING] = 1u << RAW_OPEN,
+    [RAW_OPEN] = 1u << RAW_CLOSE_SENT | 1u << RAW_EOF,
+    [RAW_CLOSE_SENT] = 1u << RAW_EOF,
+    [RAW_EOF] = 0,
+};
+
+bool raw_may(raw_state from, raw_state to) {
+  return from < RAW_NSTATES && to < RAW_NSTATES && (raw_moves[from] >> to & 1u);
+}
 
 /* A WebSocket client's state (raw_ws_opts). CONNECTING lasts until the
  * server's 101 has been checked; the handshake shares the connect's
@@ -44,7 +57,7 @@ typedef struct raw_ws {
   char *head; /* the response head so far (< WSC_MAX_HEAD) */
   size_t head_len;
   wsc_reader rd;
-  unsigned close_sent : 1, ping_out : 1;
+  unsigned ping_out : 1;
 } raw_ws;
 
 #define WS_CLOSE_WAIT_MS 2000 /* after our Close, for the server's */
@@ -53,10 +66,10 @@ typedef struct raw_conn {
   up_conn up; /* first: upgrade.c casts udata to it */
   rx_conn *c;
   http_settings own; /* a client connection's settings (up.set points here) */
-  int state;
-  size_t inflight;  /* bytes posted to the application, not yet done */
-  uint32_t idle_ms; /* the idle limit once open */
-  uint64_t token;   /* DSP_RAW_BIND's arg */
+  raw_state state;   /* written by raw_to alone */
+  size_t inflight;   /* bytes posted to the application, not yet done */
+  uint32_t idle_ms;  /* the idle limit once open */
+  uint64_t token;    /* DSP_RAW_BIND's arg */
   unsigned in_paused : 1, out_paused : 1, tls : 1;
   raw_ws *ws;       /* a WebSocket client, or NULL: raw bytes */
   char reason[160]; /* why it ended, for DSP_RAW_CLOSE ("" until known) */
@@ -85,8 +98,14 @@ static void why(raw_conn *r, const char *fmt, const char *detail) {
   snprintf(r->reason, sizeof r->reason, fmt, detail ? detail : "");
 }
 
+static void raw_to(raw_conn *r, raw_state to) {
+  assert(raw_may(r->state, to));
+  r->state = to;
+  if (to == RAW_CLOSE_SENT) r->up.closing = 1;
+}
+
 static void opened(raw_conn *r) {
-  r->state = RAW_OPEN;
+  raw_to(r, RAW_OPEN);
   r->c->timeout_ms = r->idle_ms;
   rx_touch(r->c);
   dsp_post(r->up.actor, DSP_OPEN, r->c->id, NULL, 0);
@@ -111,10 +130,9 @@ static int ws_frame(raw_conn *r, int op, const void *data, size_t len) {
 }
 
 static void ws_send_close_frame(raw_conn *r, unsigned code) {
-  if (r->ws->close_sent || rx_closed(r->c)) return;
+  if (r->state != RAW_OPEN || rx_closed(r->c)) return;
   rx_release(r->c); /* output held back for a batch (pub/sub runs) goes first */
-  r->ws->close_sent = 1;
-  r->up.closing = 1;
+  raw_to(r, RAW_CLOSE_SENT);
   uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
   ws_frame(r, WS_OP_CLOSE, p, code ? 2 : 0);
   r->c->timeout_ms = WS_CLOSE_WAIT_MS;
@@ -185,16 +203,16 @@ static void ws_input(raw_conn *r, const uint8_t *p, size_t n) {
     if (!got) return;
     switch (ev.kind) {
     case WSC_MESSAGE:
-      if (!ws->close_sent) post_data(r, ev.data, ev.len, ev.text);
+      if (r->state == RAW_OPEN) post_data(r, ev.data, ev.len, ev.text);
       free(ev.data);
       break;
     case WSC_PING:
-      if (!ws->close_sent && up_room(c, &r->up, ev.len + WS_HEAD_MAX) == 0)
+      if (r->state == RAW_OPEN && up_room(c, &r->up, ev.len + WS_HEAD_MAX) == 0)
         ws_frame(r, WS_OP_PONG, ev.data, ev.len);
       break;
     case WSC_PONG: break; /* arriving was the point (ping_out is reset by any input) */
     case WSC_CLOSE:
-      if (!ws->close_sent) {
+      if (r->state == RAW_OPEN) {
         char code[48];
         snprintf(code, sizeof code, "%u", ev.code);
         why(r, "peer sent Close %s", ev.code ? code : "without a code");
@@ -242,7 +260,7 @@ static void input_over(raw_conn *r) {
     rx_close_now(c);
     return;
   }
-  r->state = RAW_EOF;
+  raw_to(r, RAW_EOF);
   why(r, "peer closed%s", NULL);
   /* What the peer sent is still the application's to answer: close once
    * it has handled it (raw_msg_done) and our answers are flushed. */
@@ -292,7 +310,7 @@ static void on_connect(rx_conn *c, int err) {
 
 static void on_timeout(rx_conn *c) {
   raw_conn *r = c->udata;
-  if (r->ws && r->ws->close_sent) {
+  if (r->ws && r->up.closing) {
     rx_close_now(c); /* the server never answered our Close */
   } else if (r->ws && r->state == RAW_OPEN && !r->ws->ping_out) {
     r->ws->ping_out = 1; /* silent for a period: ask; a second one ends it */
@@ -381,7 +399,7 @@ rx_conn *raw_attach(int fd, const http_settings *s, const char *peer, uint16_t p
   dsp_post(a, DSP_RAW_BIND, c->id, NULL, r->token);
   /* up_adopt posts DSP_OPEN, sets the idle limit and starts reading */
   up_adopt(c, &r->up, &raw_ops, s, a, &raw_proto, 0);
-  r->state = RAW_OPEN;
+  raw_to(r, RAW_OPEN);
   return c;
 }
 

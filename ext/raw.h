@@ -12,9 +12,16 @@
  * what it sent is handled, our answers are flushed, then we close), and
  * why a connection ended (a short text in DSP_RAW_CLOSE).
  *
- * State: CONNECTING (client only: the connect, then the TLS handshake) ->
- * OPEN -> EOF (the peer's input ended; waiting for the application to
- * finish what it had) -> closed. DSP_RAW_BIND is always first (it names the
+ * State (raw_state below), each move made by raw.c's raw_to alone and
+ * checked against the table raw_may reads (an assert: debug builds):
+ *   CONNECTING (client only: the connect, then the TLS or WebSocket
+ *     handshake) -> OPEN
+ *   OPEN -> CLOSE_SENT (a WebSocket client sent its Close: nothing more is
+ *     handed to the application or written; the server's Close, or a
+ *     2 s wait, ends it)
+ *   OPEN or CLOSE_SENT -> EOF (the peer's input ended; waiting for the
+ *     application to finish what it had) -> closed.
+ * A connection that fails while CONNECTING is closed from there. DSP_RAW_BIND is always first (it names the
  * callback object: arg is the listener's tag or the connect token),
  * DSP_OPEN follows once bytes can flow, DSP_RAW_CLOSE is always last.
  *
@@ -39,6 +46,12 @@ typedef struct http_settings http_settings;
 typedef struct tls_ctx tls_ctx;
 
 #include "events.h" /* DSP_RAW_* */
+
+#include <stdbool.h>
+
+typedef enum { RAW_CONNECTING, RAW_OPEN, RAW_CLOSE_SENT, RAW_EOF, RAW_NSTATES } raw_state;
+/* Whether raw.c may move a connection from one state to the other. */
+bool raw_may(raw_state from, raw_state to);
 
 /* Bytes that arrived, handed to the application; raw_msg_done frees them
  * (and lets reading resume). */

@@ -39,6 +39,7 @@
 #include "upgrade.h"
 #include "http_upgrade.h"
 #include "websocket.h"
+#include "raw.h"
 
 #define MAX_MSG 4096
 
@@ -261,6 +262,25 @@ static void table(void) {
         "out-of-range states are refused");
 }
 
+/* The WebSocket client's side (raw.c): the same close handshake seen from
+ * the client, whose input may also end after its Close (the server's
+ * answer, then its FIN). The wire behaviour is driven by tests/raw. */
+static void client_table(void) {
+  CHECK(raw_may(RAW_CONNECTING, RAW_OPEN) && raw_may(RAW_OPEN, RAW_CLOSE_SENT) &&
+            raw_may(RAW_OPEN, RAW_EOF) && raw_may(RAW_CLOSE_SENT, RAW_EOF),
+        "client: the legal moves");
+  for (int s = 0; s < RAW_NSTATES; s++) {
+    CHECK(!raw_may((raw_state)s, RAW_CONNECTING), "client: nothing goes back to CONNECTING (%d)",
+          s);
+    CHECK(!raw_may(RAW_EOF, (raw_state)s), "client: EOF is final (not -> %d)", s);
+    CHECK(!raw_may((raw_state)s, (raw_state)s), "client: no move to the same state (%d)", s);
+  }
+  CHECK(!raw_may(RAW_CONNECTING, RAW_CLOSE_SENT) && !raw_may(RAW_CLOSE_SENT, RAW_OPEN),
+        "client: no Close before the handshake, no reopening after it");
+  CHECK(!raw_may(RAW_NSTATES, RAW_EOF) && !raw_may(RAW_OPEN, RAW_NSTATES),
+        "client: out-of-range states are refused");
+}
+
 /* --- OPEN ------------------------------------------------------------------------- */
 
 static void open_state(void) {
@@ -465,6 +485,7 @@ int main(void) {
     return 1;
   }
   table();
+  client_table();
   open_state();
   we_close_first();
   peer_closes_first();
