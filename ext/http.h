@@ -107,8 +107,8 @@ void http_req_free(http_req *r);
  * gone (the application should stop producing the response).
  *
  * http_respond sends the status line and headers, then `body` (may be
- * empty), and completes the response when `finish` is set (then, absent a
- * Content-Length from the application, one is added). `headers` is
+ * empty), and completes the response (absent a Content-Length from the
+ * application, one is added); http_respond_begin (below) leaves it open. `headers` is
  * "Name\0value\0Name\0value" holding `count` pairs (hlen 0 for none): the
  * count is checked against the separators, so a NUL smuggled inside a value
  * cannot shift the pairing and inject a header. Returns -2, sending
@@ -124,7 +124,11 @@ void http_req_free(http_req *r);
  * the access log shows the 404 that was sent). Ignored on statuses
  * without a body (1xx, 204, 304). */
 int http_respond(uint64_t conn, const char *status, size_t slen, const char *headers, size_t hlen,
-                 size_t count, const char *body, size_t blen, int finish);
+                 size_t count, const char *body, size_t blen);
+/* The same head and first body bytes, the response left open: more body
+ * follows through http_write / http_sendfile, then http_finish. */
+int http_respond_begin(uint64_t conn, const char *status, size_t slen, const char *headers,
+                       size_t hlen, size_t count, const char *body, size_t blen);
 /* Body bytes after http_respond. Returns bytes now queued, not yet taken
  * by the peer: a caller above its high-water mark should stop and wait for
  * DSP_HTTP_DRAIN through http_await_drain. */

@@ -426,16 +426,18 @@ static int send_head(http_conn *h, const char *body, size_t blen, const head_fil
   return r;
 }
 
-int http_respond(uint64_t conn, const char *status, size_t slen, const char *headers, size_t hlen,
-                 size_t count, const char *body, size_t blen, int finish) {
+/* http_respond and http_respond_begin: the head `a` describes, then `body`
+ * (a->blen bytes), the response complete when a->finish. */
+static int respond(uint64_t conn, const head_args *a, const char *body) {
+  int finish = a->finish;
+  size_t blen = a->blen;
   rx_lock();
   http_conn *h = http_conn_app(conn);
   int r = -1;
   if (h && h->resp.state == RESP_NONE) {
-    head_args a = {status, slen, headers, hlen, count, blen, finish, 1};
     head_file f;
     int missing = 0;
-    r = build_head(h, &head_buf, &a, &f);
+    r = build_head(h, &head_buf, a, &f);
     if (r == -3) { /* X-Sendfile named nothing we can send: 404 instead */
       static const char nf_hd[] = "Content-Type\0text/plain; charset=utf-8";
       static const char nf[] = "Not Found\n";
@@ -456,6 +458,18 @@ int http_respond(uint64_t conn, const char *status, size_t slen, const char *hea
   }
   rx_unlock();
   return r;
+}
+
+int http_respond(uint64_t conn, const char *status, size_t slen, const char *headers, size_t hlen,
+                 size_t count, const char *body, size_t blen) {
+  head_args a = {status, slen, headers, hlen, count, blen, 1, 1};
+  return respond(conn, &a, body);
+}
+
+int http_respond_begin(uint64_t conn, const char *status, size_t slen, const char *headers,
+                       size_t hlen, size_t count, const char *body, size_t blen) {
+  head_args a = {status, slen, headers, hlen, count, blen, 0, 1};
+  return respond(conn, &a, body);
 }
 
 long http_write(uint64_t conn, const char *data, size_t len) {

@@ -93,7 +93,10 @@ void http_req_free(http_req *r);
 const char *http_env_fixed(void);
 int http_respond(uint64_t conn, const char *status, size_t slen,
                  const char *headers, size_t hlen, size_t count,
-                 const char *body, size_t blen, int finish);
+                 const char *body, size_t blen);
+int http_respond_begin(uint64_t conn, const char *status, size_t slen,
+                       const char *headers, size_t hlen, size_t count,
+                       const char *body, size_t blen);
 long http_write(uint64_t conn, const char *data, size_t len);
 long http_sendfile(uint64_t conn, int fd, uint64_t offset, uint64_t len);
 int http_finish(uint64_t conn);

@@ -350,10 +350,10 @@ static int answer_common(start_resp *s, PyObject *result) {
   int r;
   if (pool_mode) {
     Py_BEGIN_ALLOW_THREADS r =
-        http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl, 1);
+        http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl);
     Py_END_ALLOW_THREADS
   } else {
-    r = http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl, 1);
+    r = http_respond(s->conn, sp, (size_t)sl, hp, (size_t)hl, count, bp, (size_t)bl);
   }
   Py_DECREF(st);
   Py_DECREF(flat);

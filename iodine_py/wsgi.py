@@ -295,8 +295,8 @@ class Response:
         self.bytes_out += len(body)
         if finish:
             self._arm()
-        r = lib.http_respond(self.conn, s, len(s), flat, len(flat), len(headers),
-                             body, len(body), finish)
+        respond = lib.http_respond if finish else lib.http_respond_begin
+        r = respond(self.conn, s, len(s), flat, len(flat), len(headers), body, len(body))
         if r == -2:
             raise ValueError(f"malformed status or header in response: {status!r} {headers!r}")
         if r == 1:  # X-Sendfile named no file: the core answered 404 instead
@@ -419,7 +419,7 @@ class Response:
             self.bytes_out = len(_ERROR_BODY)  # what the access log shows
             self._arm()
             lib.http_respond(self.conn, _STATUS_500, len(_STATUS_500), _ERROR_HEADERS,
-                             len(_ERROR_HEADERS), 1, _ERROR_BODY, len(_ERROR_BODY), 1)
+                             len(_ERROR_HEADERS), 1, _ERROR_BODY, len(_ERROR_BODY))
             self.finish()
         else:
             self.finish(aborted=True)  # mid-body: dropping it is the only honest signal

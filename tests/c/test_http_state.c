@@ -144,7 +144,8 @@ static int read_until(int fd, const char *want) {
 
 static int respond(uint64_t id, const char *status, const char *hd, size_t hlen, size_t count,
                    const char *body, int finish) {
-  return http_respond(id, status, strlen(status), hd, hlen, count, body, strlen(body), finish);
+  if (finish) return http_respond(id, status, strlen(status), hd, hlen, count, body, strlen(body));
+  return http_respond_begin(id, status, strlen(status), hd, hlen, count, body, strlen(body));
 }
 
 /* --- the tables ------------------------------------------------------------------- */
@@ -361,7 +362,7 @@ static void upgrade_hands_over(void) {
   CHECK(http_write(p.id, "x", 1) == -1, "no body before a head, upgrade or not");
   CHECK(http_upgrade(p.id, "", 0, 0) == 0, "switched");
   CHECK(now(p.id).gone, "the connection no longer speaks HTTP");
-  CHECK(http_respond(p.id, "200 OK", 6, "", 0, 0, "", 0, 1) == -1, "no HTTP answer after it");
+  CHECK(http_respond(p.id, "200 OK", 6, "", 0, 0, "", 0) == -1, "no HTTP answer after it");
   CHECK(read_until(p.client, "\r\n\r\n") && strstr(inbox, "HTTP/1.1 101 Switching Protocols\r\n") &&
             strstr(inbox, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
         "the 101 with RFC 6455's sample accept value: %s", inbox);
