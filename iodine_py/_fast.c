@@ -28,18 +28,23 @@
  *           Python finishes with resp (see call());
  *         (FAST_BUDGET, token, 0, 0): `left` ran out on a request answered
  *           here: Python goes on with mode 2 from token;
+ *         (FAST_WS_MESSAGE, token, conn, data, left): a WebSocket
+ *           message as on_message takes it (str for text, whose UTF-8
+ *           the core has checked; bytes for binary), its ws_msg already
+ *           freed here (reading may resume before the app is done);
  *         (kind, token, conn, left): any other event: Python casts the
  *           token to its dsp_event * and handles it as before.
  *       A token is a dsp_event address as an int: every token returned
  *       must be passed back exactly once (that finishes its event).
  *
- * Must never: touch a connection or take the reactor's lock (dispatch.c
+ * Must never: touch a connection other than through the core's own calls
+ * (http_respond, ws_msg_done: they take the reactor's lock; dispatch.c
  * never takes it either, so holding the GIL around dsp_done_next(.., 0)
  * cannot deadlock: nobody waits for the GIL while holding the queue lock).
  *
  * Threads: the GIL is held on entry (C-API functions); it is released only
  * around a blocking wait (mode 1) and, with an application pool, around
- * http_respond (which takes the big lock: a thread waiting for it must not
+ * http_respond and ws_msg_done (which take the big lock: a thread waiting for it must not
  * hold up the other app threads). Holding the GIL while taking the big
  * lock cannot deadlock: no thread waits for the GIL holding that lock. */
 #define PY_SSIZE_T_CLEAN
@@ -50,6 +55,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "websocket.h"
 #include "pyfast.h"
 
 /* A request with a body for Python to read: collected (body_size) or
@@ -65,6 +71,7 @@ static int direct;            /* plain requests are answered in next() */
 /* kinds of next()'s own tuples (never DSP_* values: those are >= 0) */
 #define FAST_RESUME (-1)
 #define FAST_BUDGET (-2)
+#define FAST_WS_MESSAGE (-3)
 static PyTypeObject *start_resp_type;
 static PyObject *factory; /* factory(conn, env, status, headers) -> Response */
 static int pool_mode;     /* release the GIL around http_respond */
@@ -457,6 +464,27 @@ static int plain_request(const dsp_event *ev) {
  * 0, `left` events have been handled (then the BUDGET tuple: Python goes
  * on with mode 2, dsp_done_same, so the connection's run still ends
  * together). Every tuple ends with what is left of the budget. */
+/* The FAST_WS_MESSAGE tuple for a DSP_MESSAGE event, its ws_msg freed; NULL
+ * (an exception set, the message untouched) when it cannot be made. */
+static PyObject *ws_message_tuple(dsp_event *ev, int left) {
+  ws_msg *m = ev->ptr;
+  PyObject *data = m->text ? PyUnicode_DecodeUTF8(m->data, (Py_ssize_t)m->len, "strict")
+                           : PyBytes_FromStringAndSize(m->data, (Py_ssize_t)m->len);
+  if (!data) return NULL;
+  PyObject *t = Py_BuildValue("(iKKOi)", FAST_WS_MESSAGE, (unsigned long long)(uintptr_t)ev,
+                              (unsigned long long)ev->conn, data, left);
+  Py_DECREF(data);
+  if (!t) return NULL;
+  ev->ptr = NULL;
+  if (pool_mode) {
+    Py_BEGIN_ALLOW_THREADS ws_msg_done(m);
+    Py_END_ALLOW_THREADS
+  } else {
+    ws_msg_done(m);
+  }
+  return t;
+}
+
 static PyObject *fast_next(PyObject *self, PyObject *args) {
   (void)self;
   unsigned long long tok;
@@ -504,6 +532,11 @@ static PyObject *fast_next(PyObject *self, PyObject *args) {
      * handler answers it (and finishes it) the usual way; the error is
      * reported, not raised, since the token must not be lost */
     PyErr_WriteUnraisable(NULL);
+  }
+  if (ev->kind == DSP_MESSAGE && ev->ptr) {
+    PyObject *t = ws_message_tuple(ev, left);
+    if (t) return t;
+    PyErr_WriteUnraisable(NULL); /* Python's own path takes it, as before */
   }
   return Py_BuildValue("(iKKi)", ev->kind, (unsigned long long)(uintptr_t)ev,
                        (unsigned long long)ev->conn, left);

@@ -247,20 +247,26 @@ class ClientRuntime(Protocol):
     def on_client_closed(self, client: Client) -> None: ...
 
 
+def on_message(runtime: ClientRuntime, conn: int, data: Union[str, bytes]) -> None:
+    """A WebSocket message for conn's on_message (str: text, bytes: binary)."""
+    client = runtime.clients.get(conn)
+    if client is None or client._cb[1] is None:
+        return
+    try:
+        client._cb[1](client, data)
+    except Exception:
+        log_callback_error("on_message")
+
+
 def dispatch(runtime: ClientRuntime, kind: int, conn: int, ptr: Any, ptr_arg: int = 0) -> None:
     """Run one upgraded-connection event (the core orders them)."""
     client = runtime.clients.get(conn)
-    if kind == MESSAGE:
+    if kind == MESSAGE:  # (the C event path delivers most: on_message below)
         msg = ffi.cast("ws_msg *", ptr)
         data = ffi.unpack(msg.data, msg.len)
         text = msg.text
         lib.ws_msg_done(msg)  # reading may resume before the app is done
-        if client is None or client._cb[1] is None:
-            return
-        try:
-            client._cb[1](client, data.decode("utf-8") if text else data)
-        except Exception:
-            log_callback_error("on_message")
+        on_message(runtime, conn, data.decode("utf-8") if text else data)
         return
     if kind == FAIL:  # earlier messages are handled; now the Close
         if ptr == ffi.NULL:  # a protocol error: our code, nothing from the peer

@@ -108,6 +108,7 @@ _fast = _install_fast()
 EV_T = ffi.typeof("dsp_event *")
 FAST_RESUME = -1  # _fast.next's own kinds (iodine_py/_fast.c)
 FAST_BUDGET = -2
+FAST_WS_MESSAGE = -3
 
 
 @ffi.def_extern()
@@ -217,6 +218,11 @@ class Runtime:
         if kind == HTTP_REQUEST and len(t) == 8:
             try:
                 self.on_env(t[2], t[3], t[4], t[5], t[6])
+            except BaseException:
+                log_exception("the server's event handler")
+        elif kind == FAST_WS_MESSAGE:
+            try:
+                _client.on_message(self, t[2], t[3])
             except BaseException:
                 log_exception("the server's event handler")
         elif kind == FAST_RESUME:
