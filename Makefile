@@ -47,7 +47,7 @@ build/test_%: tests/c/test_%.c ext/%.c ext/%.h tests/c/check.h $$(TEST_DEPS_$$*)
 # The WebSocket connection's (test_ws_state) is linked the same way: it is
 # reached through a real HTTP upgrade.
 HTTP_STATE_SRC := $(filter-out ext/server.c,$(wildcard ext/*.c))
-build/test_http_state build/test_ws_state: build/test_%: tests/c/test_%.c $(HTTP_STATE_SRC) $(wildcard ext/*.h)
+build/test_http_state build/test_ws_state: build/test_%: tests/c/test_%.c tests/c/peer.h $(HTTP_STATE_SRC) $(wildcard ext/*.h)
 	@mkdir -p build
 	$(CC) $(CFLAGS_TEST) -DIODINE_TLS=1 $(HTTP_STATE_SRC) $< -o $@ -lssl -lcrypto -lpthread -lz
 

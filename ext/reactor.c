@@ -513,6 +513,24 @@ static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t tot
 
 static int can_write(rx_conn *c) { return !(c->flags & (RX_F_CLOSED | RX_F_CLOSING)); }
 
+/* Straight to the socket, for a write with nothing queued ahead of it and
+ * no transport in the way. Returns the bytes the socket took (all, some or
+ * none), or -1 when it failed (the connection is doomed). */
+static ssize_t send_now(rx_conn *c, const struct iovec *iov, int cnt) {
+  struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+  ssize_t n;
+  do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    c->flags |= RX_F_HUP;
+    doom(c, 0);
+    return -1;
+  }
+  if (n > 0 && !(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
+  return n;
+}
+
 /* Try the socket first when nothing is queued ahead of us: most small
  * replies then cost one syscall and no allocation. What the socket does not
  * take is copied into one queued segment. A transport always writes from
@@ -525,19 +543,9 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   if (!total) return 0;
   if (append_small(c, iov, cnt, total)) return 0;
   if (!priv(c)->out_head && !(c->flags & RX_F_CORK) && !c->tr) {
-    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
-    ssize_t n;
-    do n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      c->flags |= RX_F_HUP;
-      doom(c, 0);
-      return -1;
-    }
-    if (n > 0) {
-      done = (size_t)n;
-      if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
-    }
+    ssize_t n = send_now(c, iov, cnt);
+    if (n < 0) return -1;
+    done = (size_t)n;
     if (done == total) return 0;
   }
   size_t left = total - done;
@@ -593,22 +601,17 @@ int rx_write_buf(rx_conn *c, rx_buf *b) {
     /* nothing ahead of it: straight to the socket, as rx_writev does (a
      * fan-out with one message in flight then costs each recipient one
      * send, no segment and no reference) */
-    ssize_t n;
-    do n = send(c->fd, b->data, b->len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      c->flags |= RX_F_HUP;
-      doom(c, 0);
-      return -1;
-    }
-    if (n > 0) {
-      done = (size_t)n;
-      if (!(c->flags & RX_F_IDLE_READ)) c->active_ms = rx_now_ms();
-    }
+    struct iovec iov = {b->data, b->len};
+    ssize_t n = send_now(c, &iov, 1);
+    if (n < 0) return -1;
+    done = (size_t)n;
     if (done == b->len) return 0;
   }
   rx_seg *s = malloc(sizeof *s);
-  if (!s) return -1;
+  if (!s) { /* part of it may have left: the stream cannot go on torn */
+    doom(c, 0);
+    return -1;
+  }
   rx_buf_retain(b);
   s->kind = SEG_BUF;
   s->cap = 0;

@@ -251,10 +251,11 @@ void rx_cork(rx_conn *c);
 /* Held-back output: a layer that delays writes to batch them (pub/sub
  * gathers a turn's run of publishes to one channel) registers `fn`; the
  * reactor calls it once, before the next write or graceful close of any
- * connection (passing that connection: it may be half-way into a close
- * whose frame is about to be written) and before the turn's corked output
- * (passing NULL), so held-back bytes never fall behind a later write.
- * rx_release runs it now (anyone about to read queue state). Lock held. */
+ * connection (passing that connection) and before the turn's corked
+ * output (passing NULL), so held-back bytes never fall behind a later
+ * write. rx_release runs it now: anyone about to read queue state, and a
+ * protocol about to change its own state before its close frame
+ * (websocket.c, raw.c: what was held then still goes first). Lock held. */
 void rx_hold(void (*fn)(rx_conn *c));
 void rx_release(rx_conn *c);
 /* The newest queued write counts as `more` further writes in out_count

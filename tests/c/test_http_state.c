@@ -24,6 +24,7 @@
  *    connection is no longer HTTP's. */
 #define _GNU_SOURCE
 #include "check.h"
+#include "peer.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -70,23 +71,7 @@ static pair open_pair(void) {
   return p;
 }
 
-static void turns(int n) {
-  for (int i = 0; i < n; i++) rx_run_once(5);
-}
-
-static void send_all(int fd, const char *s) {
-  size_t n = strlen(s);
-  while (n) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EAGAIN) {
-      turns(1);
-      continue;
-    }
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
+static void send_all(int fd, const char *s) { peer_send(fd, s, strlen(s)); }
 
 /* The states of connection id, as one value to compare ("gone" when the
  * connection no longer speaks HTTP). */

@@ -25,6 +25,7 @@
  *  - an illegal move aborts a debug build (in a forked child). */
 #define _GNU_SOURCE
 #include "check.h"
+#include "peer.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -59,24 +60,6 @@ static http_settings settings = {
 
 /* --- plumbing ------------------------------------------------------------------ */
 
-static void turns(int n) {
-  for (int i = 0; i < n; i++) rx_run_once(5);
-}
-
-static void send_all(int fd, const void *data, size_t n) {
-  const char *s = data;
-  while (n) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EAGAIN) {
-      turns(1);
-      continue;
-    }
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
-
 /* A client frame (masked, as RFC 6455 requires), appended to out. */
 static size_t frame(uint8_t *out, int op, int fin, int rsv, const void *payload, size_t len) {
   static const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
@@ -98,7 +81,7 @@ static size_t frame(uint8_t *out, int op, int fin, int rsv, const void *payload,
 
 static void send_frame(int fd, int op, const void *payload, size_t len) {
   uint8_t f[256];
-  send_all(fd, f, frame(f, op, 1, 0, payload, len));
+  peer_send(fd, f, frame(f, op, 1, 0, payload, len));
 }
 
 /* A close payload: the code, then the reason. */
@@ -222,7 +205,7 @@ static pair open_ws(int tight) {
   static const char hs[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-  send_all(p.client, hs, sizeof hs - 1);
+  peer_send(p.client, hs, sizeof hs - 1);
   event e = next_event();
   if (e.kind != DSP_HTTP_REQUEST) return (pair){-1, 0};
   http_req_free(e.ptr);
@@ -360,7 +343,7 @@ static void peer_closes_first(void) {
   size_t n = frame(buf, 0x1, 1, 0, "m1", 2);
   n += frame(buf + n, 0x8, 1, 0, body, close_body(body, 1001, "away"));
   n += frame(buf + n, 0x9, 1, 0, "p3", 2); /* after its Close: never read */
-  send_all(p.client, buf, n);
+  peer_send(p.client, buf, n);
   turns(5);
   CHECK(state(p.id) == WS_FAILING, "the peer's Close: OPEN -> FAILING (%d)", state(p.id));
   pull(p.client);
@@ -401,7 +384,7 @@ static void protocol_error(const char *what, const uint8_t *bad, size_t bad_len,
   size_t n = frame(buf, 0x1, 1, 0, "a", 1);
   n += frame(buf + n, 0x1, 1, 0, "b", 1);
   memcpy(buf + n, bad, bad_len);
-  send_all(p.client, buf, n + bad_len);
+  peer_send(p.client, buf, n + bad_len);
   turns(5);
   CHECK(state(p.id) == WS_FAILING, "%s: FAILING (%d)", what, state(p.id));
   pull(p.client);
