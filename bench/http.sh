@@ -17,7 +17,10 @@
 #   LOAD [c]       c (bench/http_load.c) | wrk
 #   DURATION [10]  seconds per run            CONNS [50]  connections
 #   RUNS [3]       plain runs per server      THREADS [1] wrk threads
-#   WARMUP [2]     warm-up seconds (not recorded)
+#   WARMUP [2]     warm-up seconds per server once it started (not recorded)
+#   RUN_WARMUP [1] warm-up seconds before each recorded run (not recorded)
+#   Runs are interleaved: every server is started first, then each of the RUNS rounds measures
+#   each server once (every other round in reverse order), so drift hits all servers alike.
 #   PIPELINE_DEPTH [16] requests per write in the pipelined run
 #   SERVERS ["iodine uvicorn granian gunicorn bjoern nginx"]  which servers, in order
 #   (bjoern: C WSGI server, from PyPI, needs libev-dev from apt; nginx: from apt, `return 200`)
@@ -38,6 +41,7 @@ CONNS=${CONNS:-50}
 RUNS=${RUNS:-3}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
+RUN_WARMUP=${RUN_WARMUP:-1}; RUN_WARMUP=${RUN_WARMUP%s}
 PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
 LOAD=${LOAD:-c}
 [[ $LOAD == c || $LOAD == wrk ]] || { echo "http.sh: LOAD must be c or wrk" >&2; exit 2; }
@@ -67,7 +71,7 @@ fi
 if [[ $LOAD == c ]]; then OUT=${OUT:-$HERE/results/http-latest.md}; else OUT=${OUT:-$HERE/results/http-wrk-latest.md}; fi
 PEER_PKGS=(uvicorn httptools uvloop granian gunicorn bjoern)
 
-for v in DURATION CONNS RUNS THREADS WARMUP PIPELINE_DEPTH SERVER_CPU WRK_CPU READY_TIMEOUT GUNICORN_THREADS FOREIGN_WARN; do
+for v in DURATION CONNS RUNS THREADS WARMUP RUN_WARMUP PIPELINE_DEPTH SERVER_CPU WRK_CPU READY_TIMEOUT GUNICORN_THREADS FOREIGN_WARN; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "http.sh: $v must be a non-negative integer (got '${!v}')" >&2; exit 2; }
 done
 # Bound every load loop: no run longer than 5 min, no more than 20 repetitions.
@@ -260,7 +264,7 @@ us_per_req() {     # us_per_req TICKS REQUESTS
 
 # ---------------------------------------------------------------- server definitions
 declare -A CMD_DESC          # printable start command per server
-declare -A R_RPS R_P99 R_CPU R_PRPS R_PCPU R_RSS R_NOTE R_DONE R_WRK R_PWRK
+declare -A R_RPS R_P99 R_CPU R_PRPS R_PCPU R_RSS R_NOTE R_DONE R_WRK R_PWRK R_SPREAD PORT_OF
 SKIPPED=()
 FAILED=()
 
@@ -306,13 +310,19 @@ EOF
     esac
 }
 
-bench_server() {
-    local name=$1 port logf pid i
+# Servers are measured interleaved: all are started first (each on SERVER_CPU, idle while the
+# others are measured), then each round runs every server once (the order reversed every other
+# round), so a drift of the machine's speed over the run falls on all of them alike instead of
+# on whichever server came last. Each run is preceded by RUN_WARMUP s of unrecorded load, since
+# the previous run warmed another server's caches.
+declare -A SID_OF RUN_RPS RUN_P99 RUN_CPU RUN_WRK RUN_NOTES
+
+start_server() {
+    local name=$1 port logf pid
     port=$(free_port)
     SCMD=()
     server_cmd "$name" "$port" || { log "SKIP $name: ${SKIPPED[-1]#*: }"; return 0; }
-    URL="http://127.0.0.1:$port/"
-    CUR_PORT=$port
+    PORT_OF[$name]=$port
     logf=$LOGDIR/$name.server.log
     CMD_DESC[$name]="${NICE_CMD[*]}${NICE_CMD:+ }taskset -c $SERVER_CPU ${SCMD[*]}"
     log "starting $name on port $port: ${CMD_DESC[$name]}"
@@ -325,30 +335,41 @@ bench_server() {
     fi
     pid=$!
     SERVER_PIDS+=("$pid")
-    if ! wait_ready "$pid" "$URL" "$logf"; then
+    if ! wait_ready "$pid" "http://127.0.0.1:$port/" "$logf"; then
         R_NOTE[$name]="failed to start (log: ${logf#$ROOT/})"; FAILED+=("$name"); stop_server "$pid"; return 0
     fi
     # the hello response as this server sends it (for the report)
-    curl -sS -m 2 -i "$URL" | tr -d '\r' >"$LOGDIR/$name.response.txt" || true
-    log "$name ready (pid $pid); warm-up ${WARMUP}s"
-    if ((WARMUP > 0)); then run_wrk "$name" warmup "$HERE/report.lua" "$WARMUP" "$pid"; fi
+    curl -sS -m 2 -i "http://127.0.0.1:$port/" | tr -d '\r' >"$LOGDIR/$name.response.txt" || true
+    SID_OF[$name]=$pid
+    log "$name ready (pid $pid)"
+}
 
-    local rps=() p99=() cpu=() wrkpct=() notes=""
-    for ((i = 1; i <= RUNS; i++)); do
-        run_wrk "$name" "run$i" "$HERE/report.lua" "$DURATION" "$pid"
-        rps+=("$W_RPS")
-        p99+=("$(awk -v u="$W_P99US" 'BEGIN{printf "%.3f", u/1000}')")
-        cpu+=("$(us_per_req "$W_CPU_TICKS" "$W_REQ")")
-        wrkpct+=("$W_WRK_PCT")
-        ((W_ERR + W_NON2XX > 0)) && notes+="run$i: ${W_ERR} socket errors, ${W_NON2XX} non-2xx; "
-        ((W_FOREIGN_PCT >= FOREIGN_WARN)) && notes+="run$i DISTURBED: other processes used ${W_FOREIGN_PCT}% of a benchmark core; "
-        log "$name run $i/$RUNS: ${W_RPS} req/s, p99 ${p99[-1]} ms, ${cpu[-1]} us/req CPU, $LOAD at ${W_WRK_PCT}% of its core, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
-    done
-    R_RPS[$name]=$(median "${rps[@]}")
-    R_P99[$name]=$(median "${p99[@]}")
-    R_CPU[$name]=$(median "${cpu[@]}")
-    R_WRK[$name]=$(median "${wrkpct[@]}")
+use_server() { CUR_PORT=${PORT_OF[$1]}; URL="http://127.0.0.1:$CUR_PORT/"; }
 
+measure_run() {   # measure_run NAME I: one recorded run (after its warm-up), appended to RUN_*[NAME]
+    local name=$1 i=$2 pid=${SID_OF[$1]} p99 cpu
+    use_server "$name"
+    if ((RUN_WARMUP > 0)); then run_wrk "$name" warmup "$HERE/report.lua" "$RUN_WARMUP" "$pid"; fi
+    run_wrk "$name" "run$i" "$HERE/report.lua" "$DURATION" "$pid"
+    p99=$(awk -v u="$W_P99US" 'BEGIN{printf "%.3f", u/1000}')
+    cpu=$(us_per_req "$W_CPU_TICKS" "$W_REQ")
+    RUN_RPS[$name]+="$W_RPS "; RUN_P99[$name]+="$p99 "; RUN_CPU[$name]+="$cpu "; RUN_WRK[$name]+="$W_WRK_PCT "
+    ((W_ERR + W_NON2XX > 0)) && RUN_NOTES[$name]+="run$i: ${W_ERR} socket errors, ${W_NON2XX} non-2xx; "
+    ((W_FOREIGN_PCT >= FOREIGN_WARN)) && RUN_NOTES[$name]+="run$i DISTURBED: other processes used ${W_FOREIGN_PCT}% of a benchmark core; "
+    log "$name run $i/$RUNS: ${W_RPS} req/s, p99 $p99 ms, $cpu us/req CPU, $LOAD at ${W_WRK_PCT}% of its core, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
+}
+
+finish_server() {  # medians of the runs, then the pipelined run, RSS, stop
+    local name=$1 pid=${SID_OF[$1]} notes
+    notes=${RUN_NOTES[$name]:-}
+    # shellcheck disable=SC2086
+    {
+        R_RPS[$name]=$(median ${RUN_RPS[$name]}); R_P99[$name]=$(median ${RUN_P99[$name]})
+        R_CPU[$name]=$(median ${RUN_CPU[$name]}); R_WRK[$name]=$(median ${RUN_WRK[$name]})
+        R_SPREAD[$name]="$(printf '%s\n' ${RUN_RPS[$name]} | sort -g | awk 'NR==1{a=$1} {b=$1} END{printf "%.0f-%.0f", a, b}')"
+    }
+    use_server "$name"
+    if ((RUN_WARMUP > 0)); then run_wrk "$name" warmup "$HERE/pipeline.lua" "$RUN_WARMUP" "$pid"; fi
     run_wrk "$name" pipelined "$HERE/pipeline.lua" "$DURATION" "$pid"
     R_PRPS[$name]=$W_RPS
     R_PCPU[$name]=$(us_per_req "$W_CPU_TICKS" "$W_REQ")
@@ -356,7 +377,6 @@ bench_server() {
     ((W_ERR + W_NON2XX > 0)) && notes+="pipelined: ${W_ERR} socket errors, ${W_NON2XX} non-2xx; "
     ((W_FOREIGN_PCT >= FOREIGN_WARN)) && notes+="pipelined DISTURBED: other processes used ${W_FOREIGN_PCT}% of a benchmark core; "
     log "$name pipelined x$PIPELINE_DEPTH: ${W_RPS} req/s, ${R_PCPU[$name]} us/req CPU, $LOAD at ${W_WRK_PCT}%, others on cores ${W_FOREIGN_PCT}% (errors ${W_ERR}, non-2xx ${W_NON2XX})"
-
     R_RSS[$name]=$(awk -v k="$(peak_rss_kib "$pid")" 'BEGIN{printf "%.1f", k/1024}')
     R_NOTE[$name]=${notes%; }
     R_DONE[$name]=1
@@ -382,7 +402,20 @@ START_TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "LOAD=$LOAD NICE=$NICE DURATION=${DURATION}s CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=${WARMUP}s PIPELINE_DEPTH=$PIPELINE_DEPTH servers: $SERVERS"
 
-for s in $SERVERS; do bench_server "$s"; done
+for s in $SERVERS; do start_server "$s"; done
+LIVE=()
+for s in $SERVERS; do [[ -z ${SID_OF[$s]:-} ]] || LIVE+=("$s"); done
+if ((WARMUP > 0)); then
+    for s in "${LIVE[@]}"; do use_server "$s"; log "$s: warm-up ${WARMUP}s"; run_wrk "$s" warmup "$HERE/report.lua" "$WARMUP" "${SID_OF[$s]}"; done
+fi
+for ((round = 1; round <= RUNS; round++)); do
+    order=("${LIVE[@]}")
+    if ((round % 2 == 0)); then   # every other round in reverse: no server always runs first
+        order=(); for ((k = ${#LIVE[@]} - 1; k >= 0; k--)); do order+=("${LIVE[k]}"); done
+    fi
+    for s in "${order[@]}"; do measure_run "$s" "$round"; done
+done
+for s in "${LIVE[@]}"; do finish_server "$s"; done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # reference for the ratio column: ours if measured, else the best peer
@@ -413,16 +446,16 @@ ratio_hdr="ratio to ours"
 [[ $REF == iodine ]] || ratio_hdr="ratio to best peer ($REF; ours not measured)"
 
 TABLE=$(
-    echo "| server | req/s (median) | $ratio_hdr | p99 ms (median) | CPU us/req | pipelined req/s (x$PIPELINE_DEPTH) | pipelined CPU us/req | peak RSS MiB | $LOAD CPU % (plain / pipelined) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| server | req/s (median) | req/s (min-max) | $ratio_hdr | p99 ms (median) | CPU us/req | pipelined req/s (x$PIPELINE_DEPTH) | pipelined CPU us/req | peak RSS MiB | $LOAD CPU % (plain / pipelined) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for s in $SERVERS; do
         if [[ -n ${R_DONE[$s]:-} ]]; then
             ratio=$(awk -v a="${R_RPS[$s]}" -v b="${R_RPS[$REF]}" 'BEGIN{printf "%.2f", a/b}')
-            printf '| %s | %.0f | %s | %.2f | %s | %.0f | %s | %s | %s / %s |\n' "$(label "$s")" "${R_RPS[$s]}" "$ratio" \
+            printf '| %s | %.0f | %s | %s | %.2f | %s | %.0f | %s | %s | %s / %s |\n' "$(label "$s")" "${R_RPS[$s]}" "${R_SPREAD[$s]}" "$ratio" \
                 "${R_P99[$s]}" "${R_CPU[$s]}" "${R_PRPS[$s]}" "${R_PCPU[$s]}" "${R_RSS[$s]}" "${R_WRK[$s]}" "${R_PWRK[$s]}"
         else
-            if [[ -n ${R_NOTE[$s]:-} ]]; then echo "| $(label "$s") | failed to start | | | | | | | |"
-            else echo "| $(label "$s") | skipped | | | | | | | |"; fi
+            if [[ -n ${R_NOTE[$s]:-} ]]; then echo "| $(label "$s") | failed to start | | | | | | | | |"
+            else echo "| $(label "$s") | skipped | | | | | | | | |"; fi
         fi
     done
 )
@@ -463,8 +496,9 @@ for n in ("iodine-py", "iodine_py", "iodine"):
         for sk in "${SKIPPED[@]}"; do echo "- skipped $sk"; done
     )
     [[ -z $notes_out ]] || printf '%s\n\n' "$notes_out"
-    echo "Settings: DURATION=${DURATION}s, CONNS=$CONNS, RUNS=$RUNS (median of runs for req/s, p99 and CPU us/req;"
-    echo "the pipelined column is one run), THREADS=$THREADS, WARMUP=${WARMUP}s, PIPELINE_DEPTH=$PIPELINE_DEPTH,"
+    echo "Settings: DURATION=${DURATION}s, CONNS=$CONNS, RUNS=$RUNS interleaved rounds (each round measures every server"
+    echo "once, every other round in reverse order; median of runs for req/s, p99 and CPU us/req; the pipelined column is one"
+    echo "run), THREADS=$THREADS, WARMUP=${WARMUP}s per server, RUN_WARMUP=${RUN_WARMUP}s before each run, PIPELINE_DEPTH=$PIPELINE_DEPTH,"
     echo "server on CPU $SERVER_CPU, the load generator ($LOAD) on CPU $WRK_CPU, both at nice $NICE. CPU us/req = server process tree (utime+stime from"
     echo "/proc/PID/stat, CLK_TCK=$CLK_TCK) during the run / requests completed. Peak RSS = VmHWM summed over"
     echo "the server's processes. $LOAD CPU % = the load generator's user+sys time / run length (100 = its one core is saturated,"
@@ -490,7 +524,7 @@ for n in ("iodine-py", "iodine_py", "iodine"):
     echo
     echo '```sh'
     echo "# this report"
-    echo "IODINE_ARGS=\"$IODINE_ARGS\" LOAD=$LOAD NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
+    echo "IODINE_ARGS=\"$IODINE_ARGS\" LOAD=$LOAD NICE=$NICE DURATION=$DURATION CONNS=$CONNS RUNS=$RUNS THREADS=$THREADS WARMUP=$WARMUP RUN_WARMUP=$RUN_WARMUP PIPELINE_DEPTH=$PIPELINE_DEPTH SERVERS=\"$SERVERS\" GUNICORN_WORKER=$GUNICORN_WORKER GUNICORN_THREADS=$GUNICORN_THREADS bench/http.sh"
     if ((NICE != 0)); then
         echo "# every server and wrk below is started in a session of its own with autogroup nice $NICE, i.e. prefixed by:"
         echo "#   setsid sh -c 'echo \"\$0\" >/proc/self/autogroup; exec \"\$@\"' $NICE"

@@ -39,6 +39,8 @@
 #                  and the report is one table per subscriber count: per W, each server's
 #                  deliveries/s, p50/p99, CPU ns/delivery and ws_load's CPU, and iodine against each
 #                  peer (the issue's targets: >= 1.1x deliveries/s, p99 and CPU/delivery no worse).
+#                  The servers are interleaved: all are started for a count, and each of the RUNS
+#                  rounds at a W measures every server once (every other round in reverse order).
 #                  The issue's grid: GRID=1 WINDOWS="1 4 16 64" SUBS="200 1000 10000" \
 #                    SERVERS="iodine socketify" bench/pubsub.sh
 #   SERVERS ["iodine uvicorn-websockets uvicorn-sansio socketify"]
@@ -243,7 +245,7 @@ PRIO=(setsid)
 ((NICE == 0)) || PRIO=(setsid bash -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec nice -n "$0" "$@"' "$NICE")
 
 # ---------------------------------------------------------------- servers
-declare -A CMD_DESC R_NOTE R_DONE R_RSS R_CONNECT
+declare -A CMD_DESC R_NOTE R_DONE R_RSS R_CONNECT R_SPREAD URL_OF
 declare -A R_RATE R_PUB R_P50 R_P90 R_P99 R_C50 R_C99 R_CPU R_SPCT R_LOADPCT R_LOADSYS R_ERR
 declare -A T_RATE T_P50 T_P90 T_P99 T_C50 T_C99 T_ERR T_DONE R_WIN SWEEP
 FAILED=(); SKIPPED=()
@@ -354,37 +356,57 @@ measured() {
     return 0
 }
 
+# run_into KEY NSUBS WINDOW SID I: run I (retried while disturbed), its figures appended to A_*[KEY],
+# its notes to A_NOTES[KEY]
+declare -A A_RATE A_PUB A_P50 A_P90 A_P99 A_C50 A_C99 A_CPU A_SPCT A_LPCT A_LSYS A_CONN A_ERRS A_NOTES
+run_into() {
+    local key=$1 n=$2 win=$3 sid=$4 i=$5
+    if ! measured "W$win.run$i" "$n" "$win" "$DURATION" "$sid"; then A_NOTES[$key]+="run$i: ws_load failed; "; return 0; fi
+    ((TRIES == 1)) || A_NOTES[$key]+="run$i tried $TRIES times for disturbance (least disturbed kept); "
+    A_RATE[$key]+="$L_RATE "; A_PUB[$key]+="$L_PUB "; A_P50[$key]+="$L_P50 "; A_P90[$key]+="$L_P90 "; A_P99[$key]+="$L_P99 "
+    A_C50[$key]+="$L_C50 "; A_C99[$key]+="$L_C99 "; A_CPU[$key]+="$L_SRV_US "; A_SPCT[$key]+="$L_SRV_PCT "
+    A_LPCT[$key]+="$L_LOAD_PCT "; A_LSYS[$key]+="$L_LOAD_SYS "; A_CONN[$key]+="$L_CONNECT_S "
+    A_ERRS[$key]=$(( ${A_ERRS[$key]:-0} + L_ERR ))
+    ((L_CONNECTED == n)) || A_NOTES[$key]+="run$i: only $L_CONNECTED/$n subscribed; "
+    ((L_ERR == 0)) || A_NOTES[$key]+="run$i errors: $L_ERRS; "
+    ((L_FOREIGN < FOREIGN_WARN)) || A_NOTES[$key]+="run$i DISTURBED: other processes took ${L_FOREIGN}% of a benchmark core; "
+    log "$NAME $n subs W=$win run $i/$RUNS: ${L_RATE} deliveries/s (${L_PUB} msgs/s), latency p50 ${L_P50} p90 ${L_P90} p99 ${L_P99} us, last subscriber p50 ${L_C50} p99 ${L_C99} us, server ${L_SRV_US} us/delivery (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% (${L_LOAD_SYS}% kernel), others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
+}
+
+# finish_key KEY: the medians of KEY's runs into R_*[KEY], its notes into RUN_NOTES
+finish_key() {
+    local key=$1
+    RUN_NOTES=${A_NOTES[$key]:-}
+    if [[ -z ${A_RATE[$key]:-} ]]; then FAILED+=("$key"); return 0; fi
+    # shellcheck disable=SC2086
+    {
+        R_RATE[$key]=$(median ${A_RATE[$key]}); R_PUB[$key]=$(median ${A_PUB[$key]})
+        R_P50[$key]=$(median ${A_P50[$key]}); R_P90[$key]=$(median ${A_P90[$key]}); R_P99[$key]=$(median ${A_P99[$key]})
+        R_C50[$key]=$(median ${A_C50[$key]}); R_C99[$key]=$(median ${A_C99[$key]})
+        R_CPU[$key]=$(median ${A_CPU[$key]}); R_SPCT[$key]=$(median ${A_SPCT[$key]})
+        R_LOADPCT[$key]=$(median ${A_LPCT[$key]}); R_LOADSYS[$key]=$(median ${A_LSYS[$key]})
+        R_CONNECT[$key]=$(median ${A_CONN[$key]})
+        R_SPREAD[$key]=$(printf '%s\n' ${A_RATE[$key]} | sort -g | awk 'NR==1{a=$1} {b=$1} END{printf "%.0f-%.0f", a, b}')
+    }
+    R_ERR[$key]=${A_ERRS[$key]:-0}
+    R_DONE[$key]=1
+}
+
 # runs_at KEY NSUBS WINDOW SID: RUNS measured runs at WINDOW messages in flight; medians into R_*[KEY],
 # notes into RUN_NOTES
 runs_at() {
     local key=$1 n=$2 win=$3 sid=$4 i
-    local rate=() pub=() p50=() p90=() p99=() c50=() c99=() cpu=() spct=() lpct=() lsys=() conn=() errs=0 notes=""
-    for ((i = 1; i <= RUNS; i++)); do
-        if ! measured "run$i" "$n" "$win" "$DURATION" "$sid"; then notes+="run$i: ws_load failed; "; continue; fi
-        ((TRIES == 1)) || notes+="run$i tried $TRIES times for disturbance (least disturbed kept); "
-        rate+=("$L_RATE"); pub+=("$L_PUB"); p50+=("$L_P50"); p90+=("$L_P90"); p99+=("$L_P99")
-        c50+=("$L_C50"); c99+=("$L_C99"); cpu+=("$L_SRV_US"); spct+=("$L_SRV_PCT"); lpct+=("$L_LOAD_PCT"); lsys+=("$L_LOAD_SYS")
-        conn+=("$L_CONNECT_S")
-        errs=$((errs + L_ERR))
-        ((L_CONNECTED == n)) || notes+="run$i: only $L_CONNECTED/$n subscribed; "
-        ((L_ERR == 0)) || notes+="run$i errors: $L_ERRS; "
-        ((L_FOREIGN < FOREIGN_WARN)) || notes+="run$i DISTURBED: other processes took ${L_FOREIGN}% of a benchmark core; "
-        log "$NAME $n subs W=$win run $i/$RUNS: ${L_RATE} deliveries/s (${L_PUB} msgs/s), latency p50 ${L_P50} p90 ${L_P90} p99 ${L_P99} us, last subscriber p50 ${L_C50} p99 ${L_C99} us, server ${L_SRV_US} us/delivery (${L_SRV_PCT}% of its core), ws_load ${L_LOAD_PCT}% (${L_LOAD_SYS}% kernel), others on cores ${L_FOREIGN}%, errors ${L_ERR}${L_ERRS:+ ($L_ERRS)}"
-    done
-    RUN_NOTES=$notes
-    if ((${#rate[@]} == 0)); then FAILED+=("$key"); return 0; fi
-    R_RATE[$key]=$(median "${rate[@]}"); R_PUB[$key]=$(median "${pub[@]}")
-    R_P50[$key]=$(median "${p50[@]}"); R_P90[$key]=$(median "${p90[@]}"); R_P99[$key]=$(median "${p99[@]}")
-    R_C50[$key]=$(median "${c50[@]}"); R_C99[$key]=$(median "${c99[@]}")
-    R_CPU[$key]=$(median "${cpu[@]}"); R_SPCT[$key]=$(median "${spct[@]}"); R_LOADPCT[$key]=$(median "${lpct[@]}"); R_LOADSYS[$key]=$(median "${lsys[@]}")
-    R_CONNECT[$key]=$(median "${conn[@]}")
-    R_ERR[$key]=$errs
-    R_DONE[$key]=1
+    for ((i = 1; i <= RUNS; i++)); do run_into "$key" "$n" "$win" "$sid" "$i"; done
+    finish_key "$key"
 }
 
-bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS latency runs, stop it
+# start_one NAME NSUBS: start NAME's server for NSUBS subscribers; SID_OF[NAME] is its session, or
+# empty when it could not start (R_NOTE says why)
+declare -A SID_OF
+start_one() {
     NAME=$1
     local n=$2 key="$1/$2" port logf pidfile sid i
+    SID_OF[$NAME]=""
     # iodine accepts at most 7/8 of its open-file limit at once (the rest is kept for files and pipes)
     if ((n + n / 7 + 64 > NOFILE)); then
         R_NOTE[$key]="skipped: RLIMIT_NOFILE is $NOFILE, $n subscribers need about $((n + n / 7 + 64))"; return 0
@@ -392,7 +414,7 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
     port=$(free_port)
     SCMD=()
     server_cmd "$NAME" "$port" || { log "SKIP $NAME: ${SKIPPED[-1]#*: }"; R_NOTE[$key]="skipped"; return 0; }
-    URL="ws://127.0.0.1:$port/"
+    URL_OF[$NAME]="ws://127.0.0.1:$port/"
     logf=$LOGDIR/$NAME.$n.server.log
     pidfile=$LOGDIR/.$NAME.pid
     rm -f "$pidfile"
@@ -407,10 +429,48 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
     sid=$(cat "$pidfile" 2>/dev/null || true)
     [[ -n $sid ]] || { log "could not start $NAME"; R_NOTE[$key]="failed to start"; FAILED+=("$key"); return 0; }
     SIDS+=("$sid")
-    if ! wait_ready "$sid" "$URL" "$logf"; then
+    if ! wait_ready "$sid" "${URL_OF[$NAME]}" "$logf"; then
         R_NOTE[$key]="failed to start (log: ${logf#$ROOT/})"; FAILED+=("$key"); stop_server "$sid"; return 0
     fi
     log "$NAME ready (session $sid: $(session_pids "$sid" | paste -sd' ' -))"
+    SID_OF[$NAME]=$sid
+}
+
+# grid_count NSUBS (GRID=1): every server started at once (each idle on SERVER_CPU while the
+# others are measured), then per W, RUNS rounds that each measure every server once, every other
+# round in reverse order: a drift of the machine's speed falls on all servers alike, not on
+# whichever one came last (the W = 1 cells moved 30-50% between runs of one build).
+grid_count() {
+    local n=$1 s w i k live=() order=()
+    for s in $SERVERS; do start_one "$s" "$n"; [[ -z ${SID_OF[$s]} ]] || live+=("$s"); done
+    for w in $WINDOWS; do
+        for ((i = 1; i <= RUNS; i++)); do
+            order=("${live[@]}")
+            if ((i % 2 == 0)); then order=(); for ((k = ${#live[@]} - 1; k >= 0; k--)); do order+=("${live[k]}"); done; fi
+            for s in "${order[@]}"; do
+                NAME=$s; URL=${URL_OF[$s]}
+                run_into "$s/$n/$w" "$n" "$w" "${SID_OF[$s]}" "$i"
+            done
+        done
+        for s in "${live[@]}"; do
+            finish_key "$s/$n/$w"
+            R_WIN[$s/$n/$w]=$w
+            [[ -z $RUN_NOTES ]] || R_NOTE[$s/$n]+="W=$w: ${RUN_NOTES%; }; "
+        done
+    done
+    for s in "${live[@]}"; do
+        R_RSS[$s/$n]=$(awk -v k="$(peak_rss_kib "${SID_OF[$s]}")" 'BEGIN{printf "%.1f", k/1024}')
+        stop_server "${SID_OF[$s]}"
+        R_NOTE[$s/$n]=${R_NOTE[$s/$n]:-}; R_NOTE[$s/$n]=${R_NOTE[$s/$n]%; }
+    done
+}
+
+bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS latency runs, stop it
+    local n=$2 key="$1/$2" sid
+    start_one "$1" "$n"
+    sid=${SID_OF[$1]}
+    [[ -n $sid ]] || return 0
+    URL=${URL_OF[$1]}
     local w win=${WINDOWS%% *} best=0 sweep="" tried=() notes=""
     if ((!GRID)) && [[ $WINDOWS == *" "* ]]; then
         for w in $WINDOWS; do
@@ -430,17 +490,9 @@ bench_one() {    # bench_one NAME NSUBS: start the server, RUNS runs + LAT_RUNS 
         SWEEP[$key]=${sweep%, }
         log "$NAME $n subs: measuring with $win messages in flight"
     fi
-    if ((GRID)); then
-        for w in $WINDOWS; do
-            runs_at "$key/$w" "$n" "$w" "$sid"
-            R_WIN[$key/$w]=$w
-            [[ -z $RUN_NOTES ]] || notes+="W=$w: ${RUN_NOTES%; }; "
-        done
-    else
-        R_WIN[$key]=$win
-        runs_at "$key" "$n" "$win" "$sid"
-        notes+=$RUN_NOTES
-    fi
+    R_WIN[$key]=$win
+    runs_at "$key" "$n" "$win" "$sid"
+    notes+=$RUN_NOTES
     local trate=() tp50=() tp90=() tp99=() tc50=() tc99=() terr=0
     for ((i = 1; i <= LAT_RUNS && !GRID; i++)); do
         if ! measured "lat$i" "$n" "$LAT_WINDOW" "$DURATION" "$sid"; then notes+="latency run $i: ws_load failed; "; continue; fi
@@ -496,6 +548,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "SUBS=\"$SUBS\" SIZE=$SIZE DURATION=${DURATION}s RUNS=$RUNS RUN_WARMUP=${RUN_WARMUP}s WINDOWS=\"$WINDOWS\" SWEEP_DURATION=${SWEEP_DURATION}s RATE=$RATE LAT_WINDOW=$LAT_WINDOW LAT_RUNS=$LAT_RUNS NICE=$NICE nofile=$NOFILE; load average $LOAD_BEFORE; servers: $SERVERS"
 
 for n in $SUBS; do
+    if ((GRID)); then grid_count "$n"; continue; fi
     for s in $SERVERS; do bench_one "$s" "$n"; done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -522,14 +575,14 @@ grid_tables() {  # GRID=1: per count, every W: each server, and iodine against e
     for n in $SUBS; do
         echo "### $n subscribers"
         echo
-        echo "| W | server | deliveries/s (median) | latency p50 ms | p99 ms | server CPU ns/delivery | server core busy % | ws_load CPU % (kernel %) | errors | iodine / this: deliveries | iodine p99 <= | iodine CPU <= | target |"
-        echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+        echo "| W | server | deliveries/s (median) | (min-max) | latency p50 ms | p99 ms | server CPU ns/delivery | server core busy % | ws_load CPU % (kernel %) | errors | iodine / this: deliveries | iodine p99 <= | iodine CPU <= | target |"
+        echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
         for w in $WINDOWS; do
             ik=iodine/$n/$w
             for s in $SERVERS; do
                 k=$s/$n/$w
-                if [[ -z ${R_DONE[$k]:-} ]]; then echo "| $w | $s | ${R_NOTE[$s/$n]:-not run} | | | | | | | | | | |"; continue; fi
-                printf '| %s | %s | %.0f | %s | %s | %.0f | %.0f | %.0f (%.0f) | %d |' "$w" "$s" "${R_RATE[$k]}" \
+                if [[ -z ${R_DONE[$k]:-} ]]; then echo "| $w | $s | ${R_NOTE[$s/$n]:-not run} | | | | | | | | | | | |"; continue; fi
+                printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %.0f | %.0f (%.0f) | %d |' "$w" "$s" "${R_RATE[$k]}" "${R_SPREAD[$k]}" \
                     "$(fmt_ms "${R_P50[$k]}")" "$(fmt_ms "${R_P99[$k]}")" "$(awk -v u="${R_CPU[$k]}" 'BEGIN{print u*1000}')" \
                     "${R_SPCT[$k]}" "${R_LOADPCT[$k]}" "${R_LOADSYS[$k]}" "${R_ERR[$k]}"
                 if [[ $s == iodine || -z ${R_DONE[$ik]:-} ]]; then echo " | | | |"; continue; fi
@@ -632,7 +685,9 @@ rate_desc="as fast as the server takes them"; ((RATE == 0)) || rate_desc="at mos
     if ((GRID)); then
         echo "one to every subscriber. Fixed grid: every W in $WINDOWS is measured for every server and"
         echo "subscriber count ($RUNS run(s) of ${DURATION} s each, after the subscribers connected, a sync (one message"
-        echo "reached all of them) and ${RUN_WARMUP} s of unrecorded load; medians over runs). The issue's targets per cell:"
+        echo "reached all of them) and ${RUN_WARMUP} s of unrecorded load; medians over runs, min-max of deliveries/s beside them)."
+        echo "The servers are interleaved: all run at once (idle while another is measured) and each round measures every"
+        echo "server once, every other round in reverse order. The issue's targets per cell:"
         echo "iodine at least 1.1x the peer's deliveries/s, its p99 no higher, its server CPU per delivery no higher."
     else
     echo "one to every subscriber. Per server and subscriber count, a sweep over W = $WINDOWS (one ${SWEEP_DURATION} s run"
