@@ -34,7 +34,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/%,$(wildcard tests/c/test_*.c))
 
 # (TEST_DEPS_X: the other ext/ files test_X needs: the one home of a fact)
 TEST_DEPS_static := ext/http_facts.c ext/http1_parser.c
-TEST_DEPS_reactor := ext/reactor_timer.c ext/reactor_stop.c
+TEST_DEPS_reactor := ext/reactor_timer.c ext/reactor_stop.c ext/reactor_batch.c
 TEST_DEPS_http_facts := ext/http1_parser.c
 .SECONDEXPANSION:
 build/test_%: tests/c/test_%.c ext/%.c ext/%.h tests/c/check.h $$(TEST_DEPS_$$*)
@@ -55,7 +55,7 @@ build/test_http_state build/test_ws_state: build/test_%: tests/c/test_%.c tests/
 # dispatch queue: no protocol module is linked, which is the check that
 # pubsub.c needs none.
 PUBSUB_SRC := ext/pubsub.c ext/upgrade.c ext/reactor.c ext/reactor_timer.c \
-  ext/reactor_stop.c ext/dispatch.c ext/glob.c ext/history.c ext/psid.c
+  ext/reactor_stop.c ext/reactor_batch.c ext/dispatch.c ext/glob.c ext/history.c ext/psid.c
 build/test_pubsub: tests/c/test_pubsub.c $(PUBSUB_SRC) $(wildcard ext/*.h) tests/c/check.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_TEST) $(PUBSUB_SRC) $< -o $@ -lpthread

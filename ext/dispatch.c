@@ -18,9 +18,12 @@ struct dsp_actor {
 /* How many of one actor's events a consumer may run back to back before
  * the actor goes to the tail of the run queue. Running a connection's
  * pipelined requests together is what lets their answers leave in one
- * write (the connection stays corked until the loop turn ends); taking
- * them round-robin with every other connection's made it one write per
- * answer. The cap keeps a flooding connection from starving the rest. */
+ * write (on the loop thread the connection stays corked until the turn
+ * ends; an application thread holds them in a batch, rx_batch_begin, and
+ * posts the next request itself while the current one still runs, so
+ * take_same hands it to the same thread); taking them round-robin with
+ * every other connection's made it one write per answer. The cap keeps a
+ * flooding connection from starving the rest. */
 #define STREAK_MAX 32
 
 static struct {

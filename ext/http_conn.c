@@ -14,8 +14,11 @@
  * let pipelined bytes be parsed while a response is in progress.
  *
  * Threads: the loop thread, big lock held (the reactor's callbacks);
- * http_body_read is called from application threads: it takes the big lock
- * and waits on it (rx_wait_ms), never on the loop thread. */
+ * http_conn_process also on the application thread that completed a
+ * response (http_resp.c's complete, big lock held: the next pipelined
+ * request is parsed and posted from there); http_body_read is called from
+ * application threads: it takes the big lock and waits on it
+ * (rx_wait_ms), never on the loop thread. */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>

@@ -364,7 +364,7 @@ int http_want_sent(uint64_t conn) {
 }
 
 /* The response is whole: end its framing, then either close or go back to
- * reading requests (taking a pipelined one at once on the loop thread). */
+ * reading requests, taking a pipelined one at once. */
 static int complete(http_conn *h) {
   rx_conn *c = h->c;
   http_resp *rs = &h->resp;
@@ -392,12 +392,21 @@ static int complete(http_conn *h) {
   }
   http_conn_to(h, H_HEAD);
   rx_touch(c);
-  if (h->rpos < h->rlen && rx_in_loop_thread()) {
-    /* Application code on the loop thread (inline mode): take the next
-     * pipelined request now, so it joins the same batch of events. */
+  if (h->rpos < h->rlen) {
+    /* Take the next pipelined request now, on whichever thread answered
+     * this one. On the loop thread (inline mode) it joins the same batch
+     * of events. On an application thread it is posted to the connection's
+     * actor while this event still runs, so the same thread takes it next
+     * (dispatch.c's same-connection path), and its answer joins the ones
+     * held since send_head: no wake-up of the loop, no hand-off, one write
+     * for the run. */
     http_conn_process(h);
     if (rx_closed(c)) return 0;
   }
+  /* The run of answers ends here unless the application now holds a
+   * request whose answer can join it (a streamed body may wait on the
+   * peer: what is held goes now). */
+  if (h->state != H_APP || h->streaming) rx_batch_end(c);
   if (h->read_paused || (h->state == H_HEAD && h->rpos < h->rlen)) {
     h->read_paused = false;
     rx_resume(c);
@@ -411,11 +420,19 @@ static int complete(http_conn *h) {
 static int send_head(http_conn *h, const char *body, size_t blen, const head_file *f, int finish,
                      int drop_rest) {
   http_resp_to(h, RESP_HEAD_SENT);
-  /* More pipelined requests wait behind this one: hold the answer for the
-   * end of the loop turn so theirs join it in one write. (The cork taken
-   * when this request was dispatched is gone if a turn ended in between:
-   * the application budget per turn ran out first.) */
-  if (h->rpos < h->rlen && rx_in_loop_thread()) rx_cork(h->c);
+  /* More pipelined requests wait behind this one: hold the answer so
+   * theirs join it in one write. On the loop thread, until the end of the
+   * turn (the cork taken when this request was dispatched is gone if a
+   * turn ended in between: the application budget per turn ran out
+   * first). On an application thread, which takes them one after another
+   * (complete), in a batch that complete ends with the run; only a whole
+   * answer starts one (a file or a large body ends it: rx_batch_begin). */
+  if (h->rpos < h->rlen) {
+    if (rx_in_loop_thread())
+      rx_cork(h->c);
+    else if (finish)
+      rx_batch_begin(h->c);
+  }
   int r = emit(h, head_buf.p, head_buf.len, body, blen);
   if (drop_rest) h->resp.discard = true;
   if (f->fd >= 0 && r == 0)
@@ -423,6 +440,9 @@ static int send_head(http_conn *h, const char *body, size_t blen, const head_fil
   else if (f->fd >= 0)
     close(f->fd);
   if (r == 0 && finish) r = complete(h);
+  /* a streamed answer is not held: its head goes now, after the answers
+   * held before it */
+  if (r == 0 && !finish) rx_batch_end(h->c);
   return r;
 }
 

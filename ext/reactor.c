@@ -41,6 +41,13 @@ static uint64_t clock_ms(void) {
 }
 
 uint64_t rx_now_ms(void) { return in_loop ? rx.now : clock_ms(); }
+
+uint64_t rx_int_clock_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 void rx_lock(void) { pthread_mutex_lock(&rx.lock); }
 void rx_unlock(void) { pthread_mutex_unlock(&rx.lock); }
 
@@ -195,6 +202,7 @@ rx_conn *rx_find(uint64_t id) {
 }
 
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata) {
+  if (c->flags & RX_F_BATCH) rx_batch_end(c);
   c->proto = proto;
   c->udata = udata;
   c->sent_watch = 0; /* a marker belongs to the protocol that set it */
@@ -240,6 +248,7 @@ static void drop_queue(rx_conn *c) {
 static void doom(rx_conn *c, int linger) {
   c->flags |= RX_F_CLOSED;
   c->flags &= ~RX_F_CLOSING;
+  if (c->flags & RX_F_BATCH) rx_int_batch_unlink(c);
   if (c->tr) { /* before the FIN (or a lingering half-close): close_notify */
     c->tr->close(c);
     c->tr = NULL;
@@ -266,6 +275,8 @@ void rx_close(rx_conn *c) {
   if (c->flags & (RX_F_CLOSED | RX_F_CLOSING)) return;
   if (rx.held) rx_release(c); /* what was held back goes before the close */
   c->flags |= RX_F_CLOSING;
+  if (c->flags & RX_F_BATCH) rx_batch_end(c); /* what it held, then the close */
+  if (c->flags & RX_F_CLOSED) return;
   if (!priv(c)->out_head && !(c->flags & RX_F_CORK))
     doom(c, (c->flags & RX_F_LINGER) && !(c->flags & RX_F_HUP));
   else if (!in_loop && atomic_load(&rx.sleeping))
@@ -513,6 +524,18 @@ static int append_small(rx_conn *c, const struct iovec *iov, int cnt, size_t tot
 
 static int can_write(rx_conn *c) { return !(c->flags & (RX_F_CLOSED | RX_F_CLOSING)); }
 
+/* Output waits in the queue: corked for the turn, or batched. */
+static int held(const rx_conn *c) { return (c->flags & (RX_F_CORK | RX_F_BATCH)) != 0; }
+
+/* A batch about to hold more than RX_BATCH_BYTES sends what it held
+ * first; the write then goes as usual. Returns 0, or -1 when that send
+ * failed (the connection is doomed). */
+static int batch_room(rx_conn *c, size_t more) {
+  if (!(c->flags & RX_F_BATCH) || c->out_bytes + more <= RX_BATCH_BYTES) return 0;
+  rx_batch_end(c);
+  return can_write(c) ? 0 : -1;
+}
+
 /* Straight to the socket, for a write with nothing queued ahead of it and
  * no transport in the way. Returns the bytes the socket took (all, some or
  * none), or -1 when it failed (the connection is doomed). */
@@ -541,8 +564,9 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
   size_t total = 0, done = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
   if (!total) return 0;
+  if (batch_room(c, total)) return -1;
   if (append_small(c, iov, cnt, total)) return 0;
-  if (!priv(c)->out_head && !(c->flags & RX_F_CORK) && !c->tr) {
+  if (!priv(c)->out_head && !held(c) && !c->tr) {
     ssize_t n = send_now(c, iov, cnt);
     if (n < 0) return -1;
     done = (size_t)n;
@@ -573,7 +597,7 @@ int rx_writev(rx_conn *c, const struct iovec *iov, int cnt) {
     dst += l - done;
     done = 0;
   }
-  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !held(c);
   enqueue(c, s);
   if (c->tr && was_empty) { /* a transport writes from the queue (flush_tr) */
     flush(c);
@@ -590,13 +614,14 @@ int rx_write(rx_conn *c, const void *data, size_t len) {
 int rx_write_buf(rx_conn *c, rx_buf *b) {
   if (!can_write(c)) return -1;
   if (rx.held) rx_release(c);
-  if (b->len <= SMALL_WRITE && (priv(c)->out_head || (c->flags & RX_F_CORK)) && !c->tr) {
+  if (batch_room(c, b->len)) return -1;
+  if (b->len <= SMALL_WRITE && (priv(c)->out_head || held(c)) && !c->tr) {
     /* small and waiting anyway: a copy is cheaper than a shared reference */
     struct iovec iov = {b->data, b->len};
     return rx_writev(c, &iov, 1);
   }
   size_t done = 0;
-  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !held(c);
   if (was_empty && !c->tr) {
     /* nothing ahead of it: straight to the socket, as rx_writev does (a
      * fan-out with one message in flight then costs each recipient one
@@ -630,6 +655,13 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
     return can_write(c) ? 0 : -1;
   }
   if (rx.held) rx_release(c);
+  if (c->flags & RX_F_BATCH) { /* a file is never held: what was held goes first */
+    rx_batch_end(c);
+    if (!can_write(c)) {
+      close(fd);
+      return -1;
+    }
+  }
   rx_seg *s = malloc(sizeof *s);
   if (!s) {
     close(fd);
@@ -641,7 +673,7 @@ int rx_write_file(rx_conn *c, int fd, uint64_t offset, uint64_t len) {
   s->off = offset;
   s->len = len;
   s->buf = NULL;
-  int was_empty = priv(c)->out_head == NULL && !(c->flags & RX_F_CORK);
+  int was_empty = priv(c)->out_head == NULL && !held(c);
   enqueue(c, s);
   if (was_empty) flush(c); /* on_drained is for queues that had to wait */
   return (c->flags & RX_F_CLOSED) ? -1 : 0;
@@ -672,18 +704,22 @@ void rx_cork(rx_conn *c) {
   if (!in_loop && atomic_load(&rx.sleeping)) rx_int_wake(); /* it flushes the corks */
 }
 
+void rx_int_send(rx_conn *c) {
+  if (c->flags & RX_F_CLOSED) return;
+  if (priv(c)->out_head) {
+    if (flush(c) == 0) after_flush(c);
+  } else if (c->flags & RX_F_CLOSING) {
+    after_flush(c);
+  }
+}
+
 static void uncork_all(void) {
   if (rx.held) rx_release(NULL);
   while (rx.corked) {
     rx_conn *c = rx.corked;
     rx.corked = priv(c)->cork_next;
     c->flags &= ~RX_F_CORK;
-    if (c->flags & RX_F_CLOSED) continue;
-    if (priv(c)->out_head) {
-      if (flush(c) == 0) after_flush(c);
-    } else if (c->flags & RX_F_CLOSING) {
-      after_flush(c);
-    }
+    if (!(c->flags & RX_F_BATCH)) rx_int_send(c); /* a batch sends its own */
   }
 }
 
@@ -775,6 +811,12 @@ static void turn(int max_wait) {
   if (timeout > max_wait) timeout = max_wait;
   atomic_store(&rx.sleeping, 1);
   if (rx.resume_head || rxt_tasks_waiting() || (rx.busy_probe && rx.busy_probe())) timeout = 0;
+  uint64_t now_us = rx_int_clock_us(), due = rx_int_batch_due();
+  if (due) { /* wake up in time to send a batch still held then */
+    uint64_t ms = due > now_us ? (due - now_us + 999) / 1000 : 0;
+    if (timeout < 0 || ms < (uint64_t)timeout) timeout = (int)ms;
+  }
+  rx.sleep_until = timeout < 0 ? UINT64_MAX : now_us + (uint64_t)timeout * 1000u;
   rx_unlock();
   int n = epoll_wait(rx.epfd, evs, 256, timeout);
   rx_lock();
@@ -828,6 +870,7 @@ static void turn(int max_wait) {
     rx.next_sweep = rx.now + SWEEP_MS;
   }
   if (rx.turn_hook) rx.turn_hook();
+  if (rx.batch_head) rx_int_batch_expire(rx_int_clock_us());
   uncork_all();
   bury();
 }
@@ -905,6 +948,7 @@ int rx_after_fork(void) {
   rx.resume_head = rx.resume_tail = NULL;
   rx.dead = NULL;
   rx.corked = NULL;
+  rx.batch_head = rx.batch_tail = NULL;
   rx.stopping = 0;
   /* stop_requested is kept: a SIGTERM that reached this child before now
    * (its handler is inherited) must still stop it. */

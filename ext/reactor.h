@@ -1,9 +1,11 @@
 /* reactor: the event loop. One epoll instance owns every socket.
  *
  * Owns: the connection table (fd -> rx_conn), connection ids, each
- * connection's output queue, idle timeouts, timers, cross-thread hand-off
- * (rx_defer + an eventfd wake-up), the big lock, and shutdown. Timers and
- * deferred tasks are kept by reactor_timer.c (private to the reactor).
+ * connection's output queue (and holding it back: corked to the end of a
+ * turn, or batched across calls), idle timeouts, timers, cross-thread
+ * hand-off (rx_defer + an eventfd wake-up), the big lock, and shutdown.
+ * Timers and deferred tasks are kept by reactor_timer.c, batches by
+ * reactor_batch.c (both private to the reactor).
  *
  * Must never: parse a protocol (that is the rx_proto's job), call into
  * Python, or free a connection anywhere but at the end of a loop turn (so a
@@ -75,6 +77,7 @@ enum {
                                on until read() says so itself */
   RX_F_CONNECTING = 1u << 13, /* rx_connect: on_connect not called yet */
   RX_F_PLUMBING = 1u << 14,   /* the server's own link, not a client */
+  RX_F_BATCH = 1u << 15,      /* output held by rx_batch_begin */
 };
 
 /* A transport between a connection and its socket: TLS (tls.h). Without
@@ -192,6 +195,8 @@ rx_conn *rx_find(uint64_t id); /* caller holds the lock; NULL when stale */
 /* Sockets attached now, plumbing (rx_mark_plumbing) excepted: clients,
  * outgoing connections, listeners, and lingering ones until they end. */
 size_t rx_open_count(void);
+/* Ends a batch first: what was held goes out under the protocol that
+ * held it. */
 void rx_set_proto(rx_conn *c, const rx_proto *proto, void *udata);
 /* Route c's I/O through a transport, before c has read or written. */
 void rx_set_transport(rx_conn *c, const rx_transport *tr, void *state);
@@ -248,6 +253,19 @@ long rx_read(rx_conn *c, void *dst, size_t len);
  * it in one go: answers to pipelined requests share a system call and a
  * TCP segment instead of one each. Any thread holding the lock. */
 void rx_cork(rx_conn *c);
+/* Hold this connection's output across calls, not just to the end of a
+ * loop turn: an application thread answering a connection's pipelined
+ * requests one after another holds the answers, and they leave in one
+ * write when it ends the batch (rx_batch_end). Only small output is held:
+ * a file (rx_write_file), or a write that would take what is held past
+ * RX_BATCH_BYTES (reactor_int.h), first sends what was held, then goes as
+ * usual; so do rx_close and rx_set_proto. And nothing is held for long:
+ * RX_BATCH_MS after the batch began the loop thread sends it, so a thread
+ * that blocks (on a slow application call) never keeps answers back. Any
+ * thread holding the lock; a no-op on a batched or closing connection. */
+void rx_batch_begin(rx_conn *c);
+/* Send what the batch held now (a no-op without one). Lock held. */
+void rx_batch_end(rx_conn *c);
 /* Held-back output: a layer that delays writes to batch them (pub/sub
  * gathers a turn's run of publishes to one channel) registers `fn`; the
  * reactor calls it once, before the next write or graceful close of any

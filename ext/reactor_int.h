@@ -1,6 +1,7 @@
 /* reactor_int: the loop's state, shared by the reactor's own files only
  * (reactor.c: connections, output, the loop; reactor_stop.c: lingering
- * close and stopping). Nothing else includes it.
+ * close and stopping; reactor_batch.c: output held across calls). Nothing
+ * else includes it.
  *
  * Owns: nothing by itself; `rx` is defined in reactor.c. Loop thread, or
  * the big lock, as reactor.h says. */
@@ -34,9 +35,11 @@ struct rx_seg {
 typedef struct rx_node {
   rx_conn c; /* first: an rx_conn * is an rx_node * */
   rx_seg *out_head, *out_tail;
-  rx_conn *resume_next; /* resume list link */
-  rx_conn *dead_next;   /* end-of-turn free list link */
-  rx_conn *cork_next;   /* corked list link */
+  rx_conn *resume_next;             /* resume list link */
+  rx_conn *dead_next;               /* end-of-turn free list link */
+  rx_conn *cork_next;               /* corked list link */
+  rx_conn *batch_prev, *batch_next; /* batch list links (reactor_batch.c) */
+  uint64_t batch_due;               /* when the batch must be sent (us) */
 } rx_node;
 
 static inline rx_node *priv(rx_conn *c) { return (rx_node *)c; }
@@ -44,6 +47,10 @@ static inline rx_node *priv(rx_conn *c) { return (rx_node *)c; }
 #define LINGER_MS 2000
 #define LINGER_BYTES (256 * 1024)
 #define SWEEP_MS 250
+/* A batch (rx_batch_begin) holds at most this many bytes, for at most
+ * this long: the loop thread sends what is still held then. */
+#define RX_BATCH_BYTES (64 * 1024)
+#define RX_BATCH_MS 2
 
 struct rx_state {
   int epfd, wakefd;
@@ -54,6 +61,10 @@ struct rx_state {
   rx_conn *resume_head, *resume_tail;
   rx_conn *dead;
   rx_conn *corked;
+  rx_conn *batch_head, *batch_tail; /* batched connections, oldest first */
+  /* The latest the loop's current wait ends (us), so a thread beginning a
+   * batch due sooner knows to wake it; 0 once one did (one is enough). */
+  uint64_t sleep_until;
   void (*held)(rx_conn *c); /* rx_hold: output held back, released before any write */
   atomic_int stop_requested;
   atomic_int sleeping;
@@ -76,7 +87,15 @@ struct rx_state {
 };
 extern struct rx_state rx;
 
-void rx_int_wake(void); /* reactor.c: wake the loop */
+void rx_int_wake(void);         /* reactor.c: wake the loop */
+uint64_t rx_int_clock_us(void); /* reactor.c: the monotonic clock, in us */
+/* reactor.c: send what is queued now, then complete a close or report
+ * the queue drained (what the end of a turn does for a corked one) */
+void rx_int_send(rx_conn *c);
+/* reactor_batch.c */
+void rx_int_batch_unlink(rx_conn *c); /* off the batch list, flag cleared */
+uint64_t rx_int_batch_due(void);      /* the oldest batch's due time, 0: none */
+void rx_int_batch_expire(uint64_t now_us);
 /* reactor.c: out of the table and the counts, fd closed (the end of a
  * socket, lingering or not) */
 void rx_int_forget(rx_conn *c);

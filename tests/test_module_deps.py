@@ -4,7 +4,7 @@ ext/ modules, and the protocol-neutral files name no protocol.
 A module is a file stem: ext/x.c and ext/x.h are module x. A few modules
 are split over several files that share a private header; those files are
 one family, one module (FAMILIES below): the reactor (reactor_int.h is its
-private header; its timer and stop halves), the HTTP/1.1 core (http_conn.h
+private header; its timer, stop and batch parts), the HTTP/1.1 core (http_conn.h
 is the private header of http_conn.c, http_env.c, http_resp.c and
 http_upgrade.c, and http.h their public face) and the Redis engine
 (redis_eng.h, shared by redis.c and redis_stream.c). Everything else, the
@@ -33,6 +33,7 @@ EXT = os.path.join(ROOT, "ext")
 #: file stem -> the family module it belongs to (see the docstring).
 FAMILIES: Dict[str, str] = {
     "reactor_int": "reactor", "reactor_timer": "reactor", "reactor_stop": "reactor",
+    "reactor_batch": "reactor",
     "http_conn": "http", "http_env": "http", "http_resp": "http", "http_upgrade": "http",
     "redis_eng": "redis", "redis_stream": "redis",
 }
