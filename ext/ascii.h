@@ -6,6 +6,25 @@
 #define IODINE_ASCII_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* The longest decimal a uint64_t takes (18446744073709551615). */
+#define ASCII_U64_MAX 20
+
+/* v in decimal at dst (ASCII_U64_MAX bytes of room, no terminator);
+ * returns the length. On the per-request path instead of snprintf, whose
+ * format parsing costs more than the number (perf: vfprintf and strnlen
+ * were 0.6% of a keep-alive request). */
+static inline size_t ascii_u64(char *dst, uint64_t v) {
+  char tmp[ASCII_U64_MAX];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+  return n;
+}
 
 static inline int ascii_lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
 

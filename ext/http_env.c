@@ -196,8 +196,8 @@ int http_env_build(http_conn *h, const http1_request *q) {
   }
   const char *qm = memchr(t, '?', (size_t)(end - t));
   const char *pend = qm ? qm : end;
-  char port[8];
-  int pl = snprintf(port, sizeof port, "%u", (unsigned)h->c->peer_port);
+  char port[ASCII_U64_MAX];
+  size_t pl = ascii_u64(port, h->c->peer_port);
   /* the fixed part, in http_env_fixed() order */
   if (sb_put(e, q->method, q->method_len)) return -1;
   if (env_val(e, q->target, q->target_len)) return -1;

@@ -194,6 +194,16 @@ static int status_code(const char *status, size_t slen) {
   return (int)code;
 }
 
+/* "Content-Length: N\r\n" at dst (64 bytes of room); returns its length. */
+static size_t content_length_line(char *dst, uint64_t n) {
+  static const char name[] = "Content-Length: ";
+  memcpy(dst, name, sizeof name - 1);
+  size_t l = sizeof name - 1 + ascii_u64(dst + sizeof name - 1, n);
+  dst[l++] = '\r';
+  dst[l++] = '\n';
+  return l;
+}
+
 /* X-Sendfile honoured: the file's size is the Content-Length and the
  * application's body is dropped. Returns 0, -1 out of memory, -3 no file. */
 static int head_xsend(http_conn *h, sbuf *o, const http_app_meta *m, head_file *f) {
@@ -201,8 +211,8 @@ static int head_xsend(http_conn *h, sbuf *o, const http_app_meta *m, head_file *
   int fd = xsend_open(m->xsend, m->xsend_len, &size);
   if (fd < 0) return -3;
   char num[64];
-  int l = snprintf(num, sizeof num, "Content-Length: %llu\r\n", (unsigned long long)size);
-  if (sb_put(o, num, (size_t)l)) {
+  size_t l = content_length_line(num, size);
+  if (sb_put(o, num, l)) {
     close(fd);
     return -1;
   }
@@ -222,8 +232,8 @@ static int head_xsend(http_conn *h, sbuf *o, const http_app_meta *m, head_file *
 static int head_framing(http_conn *h, sbuf *o, const head_args *a) {
   char num[64];
   if (a->finish && (a->blen || !h->req.is_head)) {
-    int l = snprintf(num, sizeof num, "Content-Length: %zu\r\n", a->blen);
-    if (sb_put(o, num, (size_t)l)) return -1;
+    size_t l = content_length_line(num, a->blen);
+    if (sb_put(o, num, l)) return -1;
     h->resp.framing = OUT_LENGTH;
     h->resp.left = a->blen;
   } else if (!a->finish && !h->req.is_head) {

@@ -34,7 +34,7 @@ from .client import Client
 from .importer import ASGI_ERROR, describe_error, is_asgi, load_app
 from .log import log_exception, logger, set_level
 from .reloader import Reloader
-from .wsgi import (EMPTY_INPUT, Response, WSGIApp, base_environ, compact_environ,
+from .wsgi import (EMPTY_INPUT, Response, WSGIApp, base_environ, compact_environ, roomy,
                    make_input)
 
 # The environ keys whose values open every request's blob, in order (http.h).
@@ -200,7 +200,7 @@ class Runtime:
     def install_fast(self) -> None:
         """Hand the apps to the C fast path (iodine_py/_fast.c): at start,
         and again after a reload replaced them."""
-        _fast.setup(tuple(base for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
+        _fast.setup(tuple(roomy(base) for _, base in self.apps), EMPTY_INPUT, ENV_FIXED,
                     self._response_for_write, self.config.threads > 1,
                     tuple(app for app, _ in self.apps),
                     # C answers plain requests itself unless something must

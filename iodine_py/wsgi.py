@@ -155,6 +155,31 @@ def base_environ(listener: Any, multithread: bool, multiprocess: bool) -> Dict[s
     }
 
 
+# Spare keys added to (and popped from) a base environ: its 13 keys and
+# these pass the 21 a 32-slot table holds, so the table grows to 64 slots
+# and every copy has room for 19 more keys without growing (a request adds
+# 10 fixed ones and one per header). More spares than 29 pass 42 and double
+# it again: a bigger copy for nothing. tests/test_env_room.py checks both.
+ENV_ROOM = 10
+
+
+def roomy(base: Dict[str, Any], room: int = ENV_ROOM) -> Dict[str, Any]:
+    """The same dict (same keys, same order), whose copies have room to grow.
+
+    Every request copies its listener's base and adds ten to thirty keys;
+    a copy as tight as the base (CPython clones the table) grows once per
+    request. Spare keys added and popped again leave a larger table that
+    the copies inherit. On a Python where this does not hold the copies
+    just grow, as before: nothing depends on it."""
+    wide = dict(base)
+    spare = [f"\0spare{i}" for i in range(room)]  # str: the table stays str-keyed
+    for key in spare:
+        wide[key] = None
+    for _ in spare:
+        wide.popitem()
+    return wide
+
+
 # A WebSocket or SSE client keeps its environ for the connection's life.
 # Its header names, and the values of the headers below, are the same on
 # most connections, so one shared copy of each string can serve them all
