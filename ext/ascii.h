@@ -1,5 +1,6 @@
 /* ascii: byte helpers for protocol text, where case rules are ASCII's and
- * never the locale's (header names, hex escapes, tokens). Header-only so
+ * never the locale's (header names, hex escapes, tokens), and the one
+ * decimal writer (HTTP lengths and ports, RESP counts, stream ids). Header-only so
  * every file that parses text, and the unit tests that build one file
  * alone, get the same definitions. */
 #ifndef IODINE_ASCII_H
@@ -12,9 +13,9 @@
 #define ASCII_U64_MAX 20
 
 /* v in decimal at dst (ASCII_U64_MAX bytes of room, no terminator);
- * returns the length. On the per-request path instead of snprintf, whose
- * format parsing costs more than the number (perf: vfprintf and strnlen
- * were 0.6% of a keep-alive request). */
+ * returns the length. Used instead of snprintf, whose format parsing
+ * costs more than the number (perf: vfprintf and strnlen were 0.6% of a
+ * keep-alive request). */
 static inline size_t ascii_u64(char *dst, uint64_t v) {
   char tmp[ASCII_U64_MAX];
   size_t n = 0;

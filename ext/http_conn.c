@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "ascii.h"
 #include "http_conn.h"
 #include "http_facts.h"
 #include "static.h"
@@ -200,10 +201,9 @@ static void dispatch(http_conn *h) {
   /* a streamed chunked body has no length yet: no CONTENT_LENGTH (the
    * application reads to the end; wsgi.input_terminated) */
   if (h->fr.body != HTTP1_BODY_NONE && !(h->streaming && h->fr.body == HTTP1_BODY_CHUNKED)) {
-    char n[24];
-    uint64_t len = h->streaming ? h->fr.content_length : h->body_size;
-    int l = snprintf(n, sizeof n, "%llu", (unsigned long long)len);
-    if (http_env_add(&h->env, "CONTENT_LENGTH", n, (size_t)l)) goto oom;
+    char n[ASCII_U64_MAX];
+    size_t l = ascii_u64(n, h->streaming ? h->fr.content_length : h->body_size);
+    if (http_env_add(&h->env, "CONTENT_LENGTH", n, l)) goto oom;
   }
   http_req *r = calloc(1, sizeof *r);
   if (!r) goto oom;

@@ -1,21 +1,12 @@
 /* psid: see psid.h for what this file owns. */
 #include "psid.h"
 
-static size_t put_u64(char *out, uint64_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-  return n;
-}
+#include "ascii.h"
 
 size_t ps_id_format(char out[PS_ID_TEXT_MAX], ps_id id) {
-  size_t n = put_u64(out, id.ms);
+  size_t n = ascii_u64(out, id.ms);
   out[n++] = '-';
-  return n + put_u64(out + n, id.seq);
+  return n + ascii_u64(out + n, id.seq);
 }
 
 /* One canonical decimal number of s[0..n): digits only, no leading zero

@@ -1,6 +1,8 @@
 /* resp: RESP2 reply scanning, parsing and command encoding (see resp.h). */
 #include "resp.h"
 
+#include "ascii.h"
+
 #include <string.h>
 
 /* One header line "<type><text>\r\n" starting at buf[pos]. Returns the
@@ -134,26 +136,15 @@ size_t resp_encode_len(int argc, const size_t *lens) {
   return n;
 }
 
-static char *put_num(char *p, size_t v) {
-  char tmp[24];
-  size_t k = 0;
-  do {
-    tmp[k++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (k) *p++ = tmp[--k];
-  return p;
-}
-
 size_t resp_encode(char *dst, int argc, const char *const *argv, const size_t *lens) {
   char *p = dst;
   *p++ = '*';
-  p = put_num(p, (size_t)argc);
+  p += ascii_u64(p, (uint64_t)argc);
   *p++ = '\r';
   *p++ = '\n';
   for (int i = 0; i < argc; i++) {
     *p++ = '$';
-    p = put_num(p, lens[i]);
+    p += ascii_u64(p, (uint64_t)lens[i]);
     *p++ = '\r';
     *p++ = '\n';
     if (lens[i]) memcpy(p, argv[i], lens[i]);

@@ -43,7 +43,7 @@ def slow_body(size):
     return (pattern * (size // len(pattern) + 1))[:size]
 
 
-def _text(start_response, body):
+def text(start_response, body):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
@@ -58,7 +58,7 @@ def app(environ, start_response):
         name = path[len("/wait/"):]
         say("gate-waiting " + name)
         ok = gate(name).wait(timeout)
-        return _text(start_response, b"released" if ok else b"timeout")
+        return text(start_response, b"released" if ok else b"timeout")
 
     if path.startswith("/stream/"):
         name = path[len("/stream/"):]
@@ -73,7 +73,7 @@ def app(environ, start_response):
 
     if path.startswith("/release/"):
         gate(path[len("/release/"):]).set()
-        return _text(start_response, b"ok")
+        return text(start_response, b"ok")
 
     if path.startswith("/slow/"):
         name = path[len("/slow/"):]
@@ -81,6 +81,6 @@ def app(environ, start_response):
         size = int(qs.get("size", "100000"))
         say("slow-started " + name)
         gate("never-opened:" + name).wait(delay)
-        return _text(start_response, slow_body(size))
+        return text(start_response, slow_body(size))
 
-    return _text(start_response, b"ok")
+    return text(start_response, b"ok")

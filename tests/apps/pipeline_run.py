@@ -14,24 +14,15 @@ Paths:
   /stats             {"closes": the generators' close() calls}
 """
 import json
-import sys
 import threading
 import time
 from urllib.parse import parse_qs
 
+# the file's folder is on sys.path (the importer puts it there)
+from gates import gate, say, slow_body, text
+
 _lock = threading.Lock()
-_gates = {}
 _closes = [0]
-
-
-def _gate(name):
-    with _lock:
-        return _gates.setdefault(name, threading.Event())
-
-
-def big_body(size):
-    pattern = b"0123456789abcdef"
-    return (pattern * (size // len(pattern) + 1))[:size]
 
 
 class _Chunks:
@@ -47,39 +38,32 @@ class _Chunks:
             _closes[0] += 1
 
 
-def _answer(start_response, body):
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     qs = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     i = int(qs.get("i", "0"))
     if path == "/plain":
-        return _answer(start_response, b"plain %d" % i)
+        return text(start_response, b"plain %d" % i)
     if path == "/echo":
-        return _answer(start_response, b"echo %d %s" % (i, environ["wsgi.input"].read()))
+        return text(start_response, b"echo %d %s" % (i, environ["wsgi.input"].read()))
     if path == "/gen":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _Chunks(i)
     if path == "/nap":
         time.sleep(0.02)
-        return _answer(start_response, b"nap %d" % i)
+        return text(start_response, b"nap %d" % i)
     if path == "/big":
-        return _answer(start_response, big_body(int(qs["size"])))
+        return text(start_response, slow_body(int(qs["size"])))
     if path.startswith("/wait/"):
         name = path[len("/wait/"):]
-        sys.stderr.write(f"waiting {name}\n")
-        sys.stderr.flush()
-        ok = _gate(name).wait(10)
-        return _answer(start_response, b"released" if ok else b"timeout")
+        say(f"waiting {name}")
+        ok = gate(name).wait(10)
+        return text(start_response, b"released" if ok else b"timeout")
     if path.startswith("/release/"):
-        _gate(path[len("/release/"):]).set()
-        return _answer(start_response, b"ok")
+        gate(path[len("/release/"):]).set()
+        return text(start_response, b"ok")
     if path == "/stats":
         with _lock:
-            return _answer(start_response, json.dumps({"closes": _closes[0]}).encode())
+            return text(start_response, json.dumps({"closes": _closes[0]}).encode())
     start_response("404 Not Found", [("Content-Length", "0")])
     return [b""]

@@ -20,7 +20,7 @@ import struct
 
 import pytest
 
-from tests.apps.pipeline_run import big_body
+from tests.apps.gates import slow_body
 from tests.rawhttp import build_request
 
 MODES = pytest.mark.parametrize("threads", ["1", "4"], ids=["t1", "t4"])
@@ -62,7 +62,7 @@ def test_a_mixed_pipelined_burst_is_answered_whole_and_in_order(run_server, thre
                  ("GET", f"/plain?i={k + 8}", None, b"")]
         want += [b"plain %d" % k, b"echo %d body-%d" % (k + 1, k + 1),
                  b"gen %d a;gen %d b;gen %d c;" % ((k + 2,) * 3), b"",
-                 b"plain %d" % (k + 4), b"nap %d" % (k + 5), big_body(BIG),
+                 b"plain %d" % (k + 4), b"nap %d" % (k + 5), slow_body(BIG),
                  b"echo %d %s" % (k + 7, b"x" * 300), b"plain %d" % (k + 8)]
     reqs.append(("GET", "/plain?i=99", {"Connection": "close"}, b""))
     want.append(b"plain 99")
